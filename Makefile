@@ -1,0 +1,94 @@
+# boma.mesh — developer entry points.  `make setup` then `make test` is all a fresh
+# Debian machine needs (see README.md).
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+BUILD := $(CURDIR)/.build
+COLL := $(BUILD)/ansible_collections/boma/mesh
+SANITY_VENV := $(BUILD)/sanity-venv
+ANSIBLE_CORE := $(shell sed -n 's/^ansible-core==//p' requirements.txt)
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(BUILD)
+export ANSIBLE_HOME := $(BUILD)/ansible-home
+export ANSIBLE_LOCAL_TEMP := $(BUILD)/ansible-tmp
+
+# Debian packages the test lanes need (kept here so setup is one command).
+APT_PACKAGES := openssl git make
+
+.PHONY: help setup apt venv collection lint lint-python lint-ansible sanity docs-check changelog-lint \
+        test test-unit test-integration bench clean
+
+help:
+	@echo "make setup   - create .venv, install pinned Python and Debian packages, samctl (safe to re-run)"
+	@echo "make test    - lint + every test lane"
+	@echo "make lint    - ruff, ansible-lint (production), ansible-test sanity, ansible-doc, changelog lint"
+	@echo "make bench   - print performance figures (bench/)"
+
+setup: apt venv
+
+apt:
+	@if command -v apt-get >/dev/null; then
+	  missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)
+	  if [ -n "$$missing" ]; then
+	    echo "installing Debian packages: $$missing"
+	    SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo)
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing
+	  fi
+	fi
+
+venv: $(BIN)/.stamp
+
+$(BIN)/.stamp: requirements.txt requirements-dev.txt pyproject.toml tools/get_pip_standin.py
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
+	# ansible-test sanity runs from its own venv so its pinned linters never touch .venv.
+	[ -x $(SANITY_VENV)/bin/python ] || $(PYTHON) -m venv $(SANITY_VENV)
+	$(SANITY_VENV)/bin/python -m pip install -q --disable-pip-version-check ansible-core==$(ANSIBLE_CORE)
+	pipver=$$($(SANITY_VENV)/bin/python -c "import ansible_test._internal.python_requirements as r, inspect, re; print(re.search(r\"pip='([0-9.]+)'\", inspect.getsource(r)).group(1))")
+	mkdir -p ~/.ansible/test/cache
+	cp tools/get_pip_standin.py ~/.ansible/test/cache/get_pip_$${pipver//./_}.py
+	touch $@
+
+# ansible-test needs the tree at ansible_collections/boma/mesh; a copy keeps the repo where it is.
+collection:
+	rm -rf $(COLL) && mkdir -p $(COLL)
+	git ls-files -co --exclude-standard -z | xargs -0 -I{} sh -c 'test -e "{}" && echo "{}"' \
+	  | tar -cf - -T - | tar -C $(COLL) -xf -
+
+lint: lint-python lint-ansible sanity docs-check changelog-lint
+
+lint-python:
+	$(BIN)/ruff check plugins tests bench tools
+
+lint-ansible:
+	$(BIN)/ansible-lint --profile production --offline
+
+sanity: collection
+	cd $(COLL) && $(SANITY_VENV)/bin/ansible-test sanity --local --requirements --color no \
+	  --python $$($(SANITY_VENV)/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+
+docs-check: collection
+	$(BIN)/python tools/check_docs.py $(COLL)
+
+changelog-lint:
+	$(BIN)/antsibull-changelog lint
+
+test: lint test-unit test-integration
+
+test-unit:
+	$(BIN)/python -m pytest -q tests/unit
+
+test-integration: collection
+	$(BIN)/python -m pytest -q tests/integration
+
+bench:
+	$(BIN)/python bench/validate_claims.py
+
+clean:
+	rm -rf $(BUILD) .pytest_cache .hypothesis .ruff_cache

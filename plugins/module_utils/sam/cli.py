@@ -1,0 +1,157 @@
+# Copyright: boma.mesh contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""samctl: command-line edge over the pure core (this file and tokens.py do I/O).
+
+Exit codes: 0 ok, 1 findings/usage problem the user can fix in the documents,
+2 unreadable input (file missing, YAML/JSON syntax, secret not readable).
+"""
+
+import argparse
+import datetime
+import json
+import sys
+
+from . import payload, tokens
+from .fields import parse_time
+from .findings import ERROR
+from .loader import load_resources
+from .validate import DEFAULT_SKEW, validate
+
+
+class InputError(Exception):
+    """Unreadable input: exit code 2."""
+
+
+def load_file(path):
+    """Parse a YAML (all documents) or JSON file -> [(source, document)]."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise InputError("%s: %s" % (path, exc.strerror or exc)) from None
+    if path.endswith(".json"):
+        try:
+            return [(path, json.loads(data.decode("utf-8")))]
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InputError("%s: invalid JSON: %s" % (path, exc)) from None
+    try:
+        import yaml  # noqa: PLC0415 - optional: JSON input works without PyYAML
+    except ImportError:
+        raise InputError("%s: PyYAML is required to read YAML (or pass a .json file)" % path) from None
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        docs = [d for d in yaml.load_all(data, Loader=loader) if d is not None]
+    except yaml.YAMLError as exc:
+        raise InputError("%s: invalid YAML: %s" % (path, str(exc).replace("\n", " "))) from None
+    return [(path, d) for d in docs]
+
+
+def load_configs(paths):
+    documents = []
+    for path in paths:
+        documents.extend(load_file(path))
+    return documents
+
+
+def _secret_from_args(args):
+    if args.secret_file:
+        raw = tokens.read_token(file=args.secret_file, is_base64=args.base64)
+    else:
+        raw = tokens.read_token(env=args.secret_env, is_base64=args.base64)
+    if isinstance(raw, str):
+        raise InputError(raw)
+    return raw
+
+
+def cmd_enrollment_hmac(args, out):
+    resources, findings = load_resources(load_configs(args.config))
+    claims = {r.name: r for r in resources if r.kind == "SAMEnrollmentClaim"}
+    name = args.claim.split("/", 1)[1] if args.claim.startswith("SAMEnrollmentClaim/") else args.claim
+    if name not in claims:
+        errs = [str(f) for f in findings if f.severity == ERROR]
+        raise InputError("SAMEnrollmentClaim/%s not found in %s%s" % (
+            name, ", ".join(args.config), ("; " + "; ".join(errs)) if errs else ""))
+    key = _secret_from_args(args)
+    spec = claims[name].spec
+    if args.show_payload:
+        out.write(payload.canonical_payload(spec) + "\n---\n")
+    out.write(payload.join_hmac(key, spec) + "\n")
+    return 0
+
+
+def cmd_validate(args, out):
+    now = None
+    if args.now:
+        now = parse_time(args.now)
+        if now is None:
+            raise InputError("--now %r is not an RFC 3339 timestamp" % args.now)
+    overrides = {}
+    for item in args.token_file or []:
+        policy, sep, path = item.partition("=")
+        if not sep:
+            raise InputError("--token-file expects POLICY=PATH")
+        key = tokens.read_token(file=path)
+        if isinstance(key, str):
+            raise InputError(key)
+        overrides[policy.split("/")[-1]] = key
+    resources, findings = load_resources(load_configs(args.config))
+    report = validate(resources, tokens=lambda mesh: tokens.policy_tokens(mesh, overrides), now=now,
+                      skew=datetime.timedelta(seconds=args.skew), findings=findings)
+    if args.output == "json":
+        json.dump({"ok": report.ok, "findings": [f.as_dict() for f in report.findings],
+                   "active": {p: [c.name for c in cs] for p, cs in report.active.items()},
+                   "skipped": report.skipped, "verified": report.verified, "unverified": report.unverified},
+                  out, indent=2, sort_keys=True)
+        out.write("\n")
+    else:
+        for finding in report.findings:
+            out.write(str(finding) + "\n")
+        active = sum(len(v) for v in report.active.values())
+        out.write("%s: %d error(s), %d active claim(s), %d skipped, HMAC verified for %d, not verified for %d\n"
+                  % ("valid" if report.ok else "INVALID", len(report.errors), active, len(report.skipped),
+                     len(report.verified), len(report.unverified)))
+    return 0 if report.ok else 1
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="samctl", description="boma.mesh SAM enrollment tool")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("enrollment-hmac", help="print the join HMAC of a claim")
+    p.add_argument("--config", action="append", required=True, metavar="FILE",
+                   help="routerd Router YAML or boma.mesh vars YAML/JSON (repeatable)")
+    p.add_argument("--claim", required=True, help="SAMEnrollmentClaim name")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--secret-file", metavar="F", help="file holding the join token")
+    src.add_argument("--secret-env", metavar="VAR", help="environment variable holding the join token")
+    p.add_argument("--base64", action="store_true", help="the token is standard base64")
+    p.add_argument("--show-payload", action="store_true", help="print the exact signed payload first")
+    p.set_defaults(func=cmd_enrollment_hmac)
+
+    p = sub.add_parser("validate", help="validate mesh documents; exit 1 with findings when invalid")
+    p.add_argument("--config", action="append", required=True, metavar="FILE",
+                   help="routerd Router YAML or boma.mesh vars YAML/JSON (repeatable; merged into one set)")
+    p.add_argument("--token-file", action="append", metavar="POLICY=PATH",
+                   help="join token for a policy, instead of its joinTokenFrom")
+    p.add_argument("--now", help="evaluate expiry at this RFC 3339 time (default: now)")
+    p.add_argument("--skew", type=int, default=int(DEFAULT_SKEW.total_seconds()),
+                   help="allowed future joinTimestamp skew in seconds (default 300)")
+    p.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_validate)
+    return parser
+
+
+def main(argv=None, out=None):
+    out = out or sys.stdout
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args, out)
+    except InputError as exc:
+        sys.stderr.write("samctl: %s\n" % exc)
+        return 2
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,313 @@
+# Copyright: boma.mesh contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Typed views of the SAM resources, built from routerd-shaped (camelCase) specs.
+
+Parsing never raises: a wrong field becomes a Finding and the view holds None
+or an empty value for it.  Field names follow routerd's API so a document
+loads the same here and in routerd.
+"""
+
+import re
+from dataclasses import dataclass, field
+
+from .fields import Reader, endpoint_host, parse_host_prefix, parse_prefix
+
+KINDS = ("SAMRRSet", "SAMEnrollmentPolicy", "SAMEnrollmentClaim", "SAMTransportProfile",
+         "BGPRouter", "BGPDynamicPeer", "MobilityPool")
+MODES = ("ipip", "gre", "fou")
+ENCRYPTIONS = ("none", "wireguard")
+ASN_MAX = 4294967295
+
+
+def split_ref(ref, kind):
+    """'Kind/name' or bare 'name' -> name when the kind matches, else None."""
+    if not isinstance(ref, str) or not ref.strip():
+        return None
+    ref = ref.strip()
+    if "/" not in ref:
+        return ref
+    ref_kind, _, name = ref.partition("/")
+    return name if ref_kind == kind and name else None
+
+
+@dataclass(frozen=True)
+class TokenSource:
+    file: str = None
+    env: str = None
+    base64: bool = False
+
+
+@dataclass(frozen=True)
+class RRMember:
+    node: str
+    endpoint: object
+    tunnel_address: object
+    asn: int
+    router_id: object
+    wg_public_key: str = None
+    wg_endpoint: str = None
+
+
+@dataclass(frozen=True)
+class RRSet:
+    name: str
+    policy_ref: str
+    pool_refs: tuple
+    members: tuple
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    rrset_ref: str
+    transport_ref: str
+    token: TokenSource
+    allow_unsigned: bool
+    audience: str
+    leaf_id_pattern: object
+    tunnel_prefixes: tuple
+    endpoint_prefixes: tuple
+    wg_endpoint_prefixes: tuple
+    wg_extra_prefixes: tuple
+    pool_refs: tuple
+    mobility_prefixes: tuple
+    ttl: object
+
+
+@dataclass(frozen=True)
+class Claim:
+    name: str
+    spec: dict = field(compare=False, hash=False)
+    policy_ref: str = None
+    rrset_ref: str = None
+    leaf_id: str = None
+    audience: str = None
+    nonce: str = None
+    timestamp: object = None
+    hmac: str = None
+    tunnel_address: object = None
+    endpoint: object = None
+    owned: tuple = ()
+    asn: int = None
+    router_id: object = None
+    wg_public_key: str = None
+    wg_endpoint: str = None
+    wg_endpoint_host: object = None
+    wg_allowed_ips: tuple = ()
+    expires_at: object = None
+    revoked: bool = False
+
+    @property
+    def ref(self):
+        return "SAMEnrollmentClaim/" + self.name
+
+
+@dataclass(frozen=True)
+class TransportProfile:
+    name: str
+    node: str
+    mode: str
+    encryption: str
+    encap_sport: int
+    encap_dport: int
+    underlay: str
+    local_endpoint: object
+    peers_from: tuple
+    generate_peers: bool
+    router_ref: str
+    peer_asn: int
+
+
+@dataclass(frozen=True)
+class BGPRouter:
+    name: str
+    asn: int
+    router_id: object
+
+
+@dataclass(frozen=True)
+class DynamicPeer:
+    name: str
+    router_ref: str
+    peer_asn: int
+    source_prefixes: tuple
+    rr_client: bool
+    allowed_prefixes: tuple
+    length_min: int
+    length_max: int
+
+
+@dataclass(frozen=True)
+class MobilityPool:
+    name: str
+    prefix: object
+
+
+def parse_rrset(res, findings):
+    r = Reader(res.ref, res.spec, findings)
+    members = []
+    for index, item in enumerate(r.list("members")):
+        if not isinstance(item, dict):
+            r.error("spec.members[%d]" % index, "type", "must be a mapping")
+            continue
+        m = Reader(res.ref, item, findings, base="spec.members[%d]" % index)
+        members.append(RRMember(
+            node=m.str("nodeRef", required=True), endpoint=m.address("endpoint", required=True),
+            tunnel_address=_host(m, "tunnelAddress", required=True),
+            asn=m.int("bgp.asn", minimum=1, maximum=ASN_MAX), router_id=m.address("bgp.routerID"),
+            wg_public_key=m.str("wireGuard.publicKey"), wg_endpoint=m.str("wireGuard.endpoint")))
+    return RRSet(res.name, r.str("enrollmentPolicyRef"), tuple(r.str_list("mobilityPoolRefs")), tuple(members))
+
+
+def _host(r, path, required=False):
+    text = r.str(path, required)
+    if text is None:
+        return None
+    net = parse_host_prefix(text)
+    if net is None or net.prefixlen != 32:
+        r.error(r.at(path), "host-prefix", "%r must be an IPv4 /32" % text)
+        return None
+    return net
+
+
+def parse_policy(res, findings):
+    r = Reader(res.ref, res.spec, findings)
+    token = None
+    if r.raw("joinTokenFrom") is not None:
+        tf, te = r.str("joinTokenFrom.file"), r.str("joinTokenFrom.env")
+        if bool(tf) == bool(te):
+            r.error("spec.joinTokenFrom", "secret-source", "exactly one of file or env must be set")
+        token = TokenSource(file=tf, env=te, base64=r.bool("joinTokenFrom.base64"))
+    pattern = None
+    text = r.str("allowedLeafIDs.pattern")
+    if text is not None:
+        try:
+            pattern = re.compile(text)
+        except re.error as exc:
+            r.error("spec.allowedLeafIDs.pattern", "regex", "invalid regular expression: %s" % exc)
+    return Policy(
+        name=res.name, rrset_ref=r.str("rrSetRef"), transport_ref=r.str("transportProfileRef"),
+        token=token, allow_unsigned=r.bool("allowUnsigned"), audience=r.str("joinAudience"),
+        leaf_id_pattern=pattern, tunnel_prefixes=tuple(r.prefixes("tunnelAddressPrefixes")),
+        endpoint_prefixes=tuple(r.prefixes("endpointPrefixes")),
+        wg_endpoint_prefixes=tuple(r.prefixes("wireGuard.endpointPrefixes")),
+        wg_extra_prefixes=tuple(r.prefixes("wireGuard.allowedExtraIPPrefixes")),
+        pool_refs=tuple(r.str_list("mobilityPoolRefs")), mobility_prefixes=tuple(r.prefixes("mobilityPrefixes")),
+        ttl=r.duration("ttl"))
+
+
+def parse_claim(res, findings):
+    r = Reader(res.ref, res.spec, findings)
+    owned = []
+    for index, text in enumerate(r.str_list("mobility.ownedAddresses")):
+        owned.append((index, text, parse_host_prefix(text)))
+    allowed = []
+    for index, text in enumerate(r.str_list("wireGuard.allowedIPs")):
+        allowed.append((index, text, parse_host_prefix(text)))
+    wg_endpoint = r.str("wireGuard.endpoint")
+    wg_host = _endpoint(r, "wireGuard.endpoint")
+    return Claim(
+        name=res.name, spec=res.spec, policy_ref=r.str("policyRef"), rrset_ref=r.str("rrSetRef"),
+        leaf_id=r.str("leafID", required=True), audience=r.str("joinAudience"), nonce=r.str("joinNonce"),
+        timestamp=r.time("joinTimestamp"), hmac=r.str("joinHMAC"),
+        tunnel_address=_host(r, "tunnelAddress", required=True),
+        endpoint=_endpoint(r, "endpoint"), owned=tuple(owned), asn=r.int("bgp.asn", minimum=1, maximum=ASN_MAX),
+        router_id=r.address("bgp.routerID"), wg_public_key=r.str("wireGuard.publicKey"),
+        wg_endpoint=wg_endpoint, wg_endpoint_host=wg_host, wg_allowed_ips=tuple(allowed),
+        expires_at=r.time("expiresAt"), revoked=r.bool("revoked"))
+
+
+def _endpoint(r, path):
+    text = r.str(path)
+    if text is None:
+        return None
+    host = endpoint_host(text)
+    if host is None:
+        r.error(r.at(path), "endpoint", "%r is not an IPv4 address, address/len or address:port" % text)
+    return host
+
+
+def parse_transport(res, findings):
+    r = Reader(res.ref, res.spec, findings)
+    mode = r.str("mode", required=True)
+    if mode is not None and mode not in MODES:
+        r.error("spec.mode", "choice", "%r is not one of %s" % (mode, ", ".join(MODES)))
+    encryption = r.str("encryption") or "none"
+    if encryption not in ENCRYPTIONS:
+        r.error("spec.encryption", "choice", "%r is not one of %s" % (encryption, ", ".join(ENCRYPTIONS)))
+    peers = []
+    for index, item in enumerate(r.list("peersFrom")):
+        ref = item.get("resource") if isinstance(item, dict) else None
+        if not isinstance(ref, str) or not ref.strip():
+            r.error("spec.peersFrom[%d].resource" % index, "required", "is required")
+        else:
+            peers.append(ref.strip())
+    return TransportProfile(
+        name=res.name, node=r.str("selfNodeRef"), mode=mode, encryption=encryption,
+        encap_sport=r.int("encapSport", minimum=1, maximum=65535),
+        encap_dport=r.int("encapDport", minimum=1, maximum=65535), underlay=r.str("underlayInterface"),
+        local_endpoint=r.address("localEndpoint"), peers_from=tuple(peers),
+        generate_peers=r.bool("bgp.generatePeers", default=True), router_ref=r.str("bgp.routerRef"),
+        peer_asn=r.int("bgp.peerASN", minimum=1, maximum=ASN_MAX))
+
+
+def parse_bgp_router(res, findings):
+    r = Reader(res.ref, res.spec, findings)
+    return BGPRouter(res.name, r.int("asn", required=True, minimum=1, maximum=ASN_MAX), r.address("routerID"))
+
+
+def parse_dynamic_peer(res, findings):
+    r = Reader(res.ref, res.spec, findings)
+    return DynamicPeer(
+        name=res.name, router_ref=r.str("routerRef", required=True),
+        peer_asn=r.int("peerASN", required=True, minimum=1, maximum=ASN_MAX),
+        source_prefixes=tuple(r.prefixes("listen.sourcePrefixes")), rr_client=r.bool("routeReflectorClient"),
+        allowed_prefixes=tuple(r.prefixes("importPolicy.allowedPrefixes")),
+        length_min=r.int("importPolicy.allowedPrefixLengthMin", minimum=0, maximum=32),
+        length_max=r.int("importPolicy.allowedPrefixLengthMax", minimum=0, maximum=32))
+
+
+def parse_pool(res, findings):
+    r = Reader(res.ref, res.spec, findings)
+    text = r.str("prefix", required=True)
+    net = parse_prefix(text) if text is not None else None
+    if text is not None and net is None:
+        r.error("spec.prefix", "ipv4-prefix", "%r is not an IPv4 prefix" % text)
+    return MobilityPool(res.name, net)
+
+
+PARSERS = {
+    "SAMRRSet": parse_rrset,
+    "SAMEnrollmentPolicy": parse_policy,
+    "SAMEnrollmentClaim": parse_claim,
+    "SAMTransportProfile": parse_transport,
+    "BGPRouter": parse_bgp_router,
+    "BGPDynamicPeer": parse_dynamic_peer,
+    "MobilityPool": parse_pool,
+}
+
+
+@dataclass
+class Mesh:
+    """All interpreted resources of one document set, by kind then name."""
+    rrsets: dict = field(default_factory=dict)
+    policies: dict = field(default_factory=dict)
+    claims: dict = field(default_factory=dict)
+    transports: dict = field(default_factory=dict)
+    routers: dict = field(default_factory=dict)
+    dynamic_peers: dict = field(default_factory=dict)
+    pools: dict = field(default_factory=dict)
+
+
+_SLOTS = {"SAMRRSet": "rrsets", "SAMEnrollmentPolicy": "policies", "SAMEnrollmentClaim": "claims",
+          "SAMTransportProfile": "transports", "BGPRouter": "routers", "BGPDynamicPeer": "dynamic_peers",
+          "MobilityPool": "pools"}
+
+
+def build_mesh(resources, findings):
+    mesh = Mesh()
+    for res in resources:
+        parser = PARSERS.get(res.kind)
+        if parser is not None:
+            getattr(mesh, _SLOTS[res.kind])[res.name] = parser(res, findings)
+    return mesh

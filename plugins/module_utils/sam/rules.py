@@ -1,0 +1,136 @@
+# Copyright: boma.mesh contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Configuration rules (everything except individual claims), one function per kind."""
+
+from .findings import ERROR, INFO, WARNING, Finding
+from .model import split_ref
+
+
+def check_config(mesh, findings):
+    for peer in mesh.dynamic_peers.values():
+        _dynamic_peer(mesh, peer, findings)
+    for profile in mesh.transports.values():
+        _transport(mesh, profile, findings)
+    leaf_ids = {c.leaf_id for c in mesh.claims.values() if c.leaf_id}
+    for rrset in mesh.rrsets.values():
+        _rrset(mesh, rrset, leaf_ids, findings)
+    for policy in mesh.policies.values():
+        _policy(mesh, policy, findings)
+
+
+def _ref(findings, owner, path, ref, kind, table, required=False):
+    """Check a 'Kind/name' reference; return the target or None."""
+    if ref is None:
+        if required:
+            findings.append(Finding(owner, path, "required", "is required"))
+        return None
+    name = split_ref(ref, kind)
+    if name is None:
+        findings.append(Finding(owner, path, "reference", "%r must reference %s/<name>" % (ref, kind)))
+        return None
+    target = table.get(name)
+    if target is None:
+        findings.append(Finding(owner, path, "reference", "references missing %s %r" % (kind, ref)))
+    return target
+
+
+def _dynamic_peer(mesh, peer, findings):
+    ref = "BGPDynamicPeer/" + peer.name
+    router = _ref(findings, ref, "spec.routerRef", peer.router_ref, "BGPRouter", mesh.routers)
+    if peer.rr_client and router is not None and router.asn is not None and peer.peer_asn is not None \
+            and peer.peer_asn != router.asn:
+        findings.append(Finding(ref, "spec.peerASN", "rr-client-asn",
+                                "routeReflectorClient requires iBGP: peerASN %d must equal BGPRouter/%s asn %d"
+                                % (peer.peer_asn, router.name, router.asn)))
+    if not peer.source_prefixes:
+        findings.append(Finding(ref, "spec.listen.sourcePrefixes", "listen-range-required",
+                                "at least one listen source prefix is required"))
+    if not peer.allowed_prefixes:
+        findings.append(Finding(ref, "spec.importPolicy.allowedPrefixes", "import-allowlist-required",
+                                "an import allowlist is required: dynamic peers must not be able to announce anything"))
+    lo = 0 if peer.length_min is None else peer.length_min
+    hi = 32 if peer.length_max is None else peer.length_max
+    if lo > hi:
+        findings.append(Finding(ref, "spec.importPolicy.allowedPrefixLengthMin", "prefix-length-range",
+                                "allowedPrefixLengthMin %d is greater than allowedPrefixLengthMax %d" % (lo, hi)))
+    elif (lo, hi) != (32, 32):
+        findings.append(Finding(ref, "spec.importPolicy", "host-routes-only",
+                                "allowedPrefixLengthMin/Max are %d/%d; SAM admits only /32 host routes, set both to 32"
+                                % (lo, hi), WARNING))
+
+
+def _transport(mesh, profile, findings):
+    ref = "SAMTransportProfile/" + profile.name
+    if profile.node is None:
+        findings.append(Finding(ref, "spec.selfNodeRef", "required", "is required"))
+    if profile.mode == "fou":
+        for key, value in (("encapSport", profile.encap_sport), ("encapDport", profile.encap_dport)):
+            if value is None:
+                findings.append(Finding(ref, "spec." + key, "fou-requires-encap-ports",
+                                        "is required and must be within 1-65535 when spec.mode is fou"))
+    elif profile.mode in ("ipip", "gre"):
+        for key, value in (("encapSport", profile.encap_sport), ("encapDport", profile.encap_dport)):
+            if value is not None:
+                findings.append(Finding(ref, "spec." + key, "encap-ports-not-allowed",
+                                        "is only supported when spec.mode is fou (mode is %s)" % profile.mode))
+    if profile.router_ref is not None:
+        _ref(findings, ref, "spec.bgp.routerRef", profile.router_ref, "BGPRouter", mesh.routers)
+    _peers_from(mesh, profile, ref, findings)
+
+
+def _peers_from(mesh, profile, ref, findings):
+    for index, source in enumerate(profile.peers_from):
+        path = "spec.peersFrom[%d].resource" % index
+        kind, _, name = source.partition("/")
+        if kind == "SAMEnrollmentPolicy":
+            _ref(findings, ref, path, source, kind, mesh.policies)
+        elif kind == "SAMRRSet":
+            if name not in mesh.rrsets:
+                findings.append(Finding(ref, path, "fetched-at-runtime",
+                                        "%s is not in this document set; it must be fetched by enrollment" % source,
+                                        INFO))
+        else:
+            findings.append(Finding(ref, path, "reference",
+                                    "%r must reference SAMEnrollmentPolicy/<name> or SAMRRSet/<name>" % source))
+
+
+def _rrset(mesh, rrset, leaf_ids, findings):
+    ref = "SAMRRSet/" + rrset.name
+    if not rrset.members:
+        findings.append(Finding(ref, "spec.members", "required", "at least one RR member is required"))
+    if rrset.policy_ref is not None:
+        _ref(findings, ref, "spec.enrollmentPolicyRef", rrset.policy_ref, "SAMEnrollmentPolicy", mesh.policies)
+    for index, pool in enumerate(rrset.pool_refs):
+        _ref(findings, ref, "spec.mobilityPoolRefs[%d]" % index, pool, "MobilityPool", mesh.pools)
+    seen = {}
+    for index, member in enumerate(rrset.members):
+        for key, value in (("nodeRef", member.node), ("tunnelAddress", member.tunnel_address),
+                           ("endpoint", member.endpoint)):
+            if value is None:
+                continue
+            first = seen.setdefault((key, value), index)
+            if first != index:
+                findings.append(Finding(ref, "spec.members[%d].%s" % (index, key), "duplicate-member",
+                                        "%s duplicates spec.members[%d]" % (value, first)))
+        if member.node in leaf_ids:
+            findings.append(Finding(ref, "spec.members[%d].nodeRef" % index, "rrset-members-not-leaves",
+                                    "%s is an enrolled leaf; an RRSet lists route reflectors only" % member.node))
+
+
+def _policy(mesh, policy, findings):
+    ref = "SAMEnrollmentPolicy/" + policy.name
+    if policy.token is None and not policy.allow_unsigned:
+        findings.append(Finding(ref, "spec.joinTokenFrom", "unsigned-policy",
+                                "is required; a policy without a join token admits anyone who can reach the RR "
+                                "(set allowUnsigned: true to accept that explicitly)"))
+    elif policy.token is None:
+        findings.append(Finding(ref, "spec.allowUnsigned", "unsigned-policy",
+                                "claims are admitted without a join HMAC", WARNING))
+    if policy.transport_ref is not None:
+        _ref(findings, ref, "spec.transportProfileRef", policy.transport_ref, "SAMTransportProfile", mesh.transports)
+    for index, pool in enumerate(policy.pool_refs):
+        _ref(findings, ref, "spec.mobilityPoolRefs[%d]" % index, pool, "MobilityPool", mesh.pools)
+    if not policy.pool_refs and not policy.mobility_prefixes:
+        findings.append(Finding(ref, "spec.mobilityPoolRefs", "mobility-scope",
+                                "set mobilityPoolRefs or mobilityPrefixes: without them no /32 can be authorized",
+                                ERROR))

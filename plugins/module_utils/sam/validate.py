@@ -1,0 +1,244 @@
+# Copyright: boma.mesh contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Every configuration and claim rule, returning Findings; nothing here raises on bad input.
+
+``tokens`` maps a policy name to its join-token key bytes, or to a string
+saying why the token is unavailable (or is a callable(mesh) returning that).  Without a key, claims are still checked
+for field presence and policy scope, and the report says the HMAC was not
+verified (routerd's "reviewable before secrets are installed" rule).
+"""
+
+import base64
+import binascii
+import datetime
+from dataclasses import dataclass, field
+
+from . import admission, payload
+from .findings import ERROR, WARNING, Finding
+from .loader import load_resources
+from .model import build_mesh, split_ref
+from .rules import check_config
+
+DEFAULT_SKEW = datetime.timedelta(minutes=5)
+
+
+@dataclass
+class Report:
+    findings: list
+    mesh: object
+    active: dict = field(default_factory=dict)     # policy name -> [Claim]
+    skipped: list = field(default_factory=list)    # claim names
+    verified: list = field(default_factory=list)   # claim names whose HMAC was verified
+    unverified: list = field(default_factory=list)  # claim names checked without a token
+
+    @property
+    def errors(self):
+        return [f for f in self.findings if f.severity == ERROR]
+
+    @property
+    def ok(self):
+        return not self.errors
+
+
+def validate_documents(documents, tokens=None, now=None, skew=DEFAULT_SKEW):
+    """Load (source, parsed document) pairs and validate them as one document set."""
+    resources, findings = load_resources(documents)
+    return validate(resources, tokens=tokens, now=now, skew=skew, findings=findings)
+
+
+def validate(resources, tokens=None, now=None, skew=DEFAULT_SKEW, findings=None):
+    findings = list(findings or [])
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    mesh = build_mesh(resources, findings)
+    # The edge may pass a resolver so it can read exactly the policies' token sources.
+    tokens = (tokens(mesh) if callable(tokens) else tokens) or {}
+    check_config(mesh, findings)
+    report = Report(findings=findings, mesh=mesh)
+    candidates = {}
+    for claim in mesh.claims.values():
+        policy = _claim_policy(mesh, claim, findings)
+        ok = _check_claim(mesh, policy, claim, tokens, now, skew, findings, report)
+        if ok and policy is not None:
+            candidates.setdefault(policy.name, []).append(claim)
+    rejected = set()
+    for claims in candidates.values():
+        dup, names = admission.find_duplicates(claims)
+        findings.extend(dup)
+        rejected |= names
+    dup, names = admission.find_duplicates(
+        [c for cs in candidates.values() for c in cs if c.name not in rejected], admission.GLOBAL_UNIQUE_FIELDS)
+    findings.extend(dup)
+    rejected |= names
+    for name, claims in candidates.items():
+        report.active[name] = [c for c in claims if c.name not in rejected]
+    _token_notes(mesh, tokens, report)
+    report.findings = list(dict.fromkeys(findings))
+    return report
+
+
+def _claim_policy(mesh, claim, findings):
+    if claim.policy_ref is None:
+        findings.append(Finding(claim.ref, "spec.policyRef", "policy-reference", "is required"))
+        return None
+    name = split_ref(claim.policy_ref, "SAMEnrollmentPolicy")
+    policy = mesh.policies.get(name) if name else None
+    if policy is None:
+        findings.append(Finding(claim.ref, "spec.policyRef", "policy-reference",
+                                "%s does not name a SAMEnrollmentPolicy in this document set" % claim.policy_ref))
+    return policy
+
+
+def _check_claim(mesh, policy, claim, tokens, now, skew, findings, report):
+    """Check one claim; return True when it may be admitted."""
+    before = len(findings)
+    if claim.timestamp is not None and claim.timestamp > now + skew:
+        findings.append(Finding(claim.ref, "spec.joinTimestamp", "timestamp-future",
+                                "%s is more than %s in the future" % (claim.timestamp.isoformat(), skew)))
+    if policy is None:
+        return False
+    _check_join_auth(policy, claim, tokens, findings, report)
+    _check_scope(mesh, policy, claim, findings)
+    if policy.ttl is not None and claim.timestamp is not None and claim.expires_at is not None \
+            and claim.expires_at > claim.timestamp + policy.ttl:
+        findings.append(Finding(claim.ref, "spec.expiresAt", "expires-at-bound",
+                                "%s is later than joinTimestamp + policy ttl (%s)"
+                                % (claim.expires_at.isoformat(), (claim.timestamp + policy.ttl).isoformat())))
+    if any(f.severity == ERROR for f in findings[before:]):
+        return False
+    skip = admission.skip_reason(policy, claim, now)
+    if skip is not None:
+        findings.append(skip)
+        report.skipped.append(claim.name)
+        return False
+    return True
+
+
+def _check_join_auth(policy, claim, tokens, findings, report):
+    if policy.token is None:
+        return  # unsigned policies are reported once, by check_config
+    for key, value in (("joinNonce", claim.nonce), ("joinTimestamp", claim.spec.get("joinTimestamp")),
+                       ("joinHMAC", claim.hmac)):
+        if value is None or (isinstance(value, str) and not value.strip()):
+            findings.append(Finding(claim.ref, "spec." + key, "join-auth-required",
+                                    "is required because %s sets joinTokenFrom" % _pref(policy)))
+    if claim.hmac is None:
+        return
+    key = tokens.get(policy.name)
+    if not isinstance(key, (bytes, bytearray)):
+        report.unverified.append(claim.name)
+        return
+    if not payload.is_hmac_hex(claim.hmac):
+        findings.append(Finding(claim.ref, "spec.joinHMAC", "join-hmac-format",
+                                "must be 64 lowercase hexadecimal characters"))
+    elif not payload.verify_join_hmac(bytes(key), claim.spec):
+        findings.append(Finding(claim.ref, "spec.joinHMAC", "join-hmac",
+                                "does not match %s joinTokenFrom" % _pref(policy)))
+    else:
+        report.verified.append(claim.name)
+
+
+def _pref(policy):
+    return "SAMEnrollmentPolicy/" + policy.name
+
+
+def _check_scope(mesh, policy, claim, findings):
+    def err(path, rule, message, severity=ERROR):
+        findings.append(Finding(claim.ref, path, rule, message, severity))
+
+    if policy.leaf_id_pattern is not None and claim.leaf_id is not None \
+            and not policy.leaf_id_pattern.search(claim.leaf_id):
+        err("spec.leafID", "leaf-id-pattern", "%r does not match %s allowedLeafIDs.pattern %r"
+            % (claim.leaf_id, _pref(policy), policy.leaf_id_pattern.pattern))
+    if policy.audience is not None and claim.audience != policy.audience:
+        err("spec.joinAudience", "join-audience", "%r is not %s joinAudience %r"
+            % (claim.audience, _pref(policy), policy.audience))
+    if policy.rrset_ref is not None and claim.rrset_ref is not None \
+            and split_ref(claim.rrset_ref, "SAMRRSet") != split_ref(policy.rrset_ref, "SAMRRSet"):
+        err("spec.rrSetRef", "rrset-scope", "%s is not %s rrSetRef %s" % (claim.rrset_ref, _pref(policy),
+                                                                           policy.rrset_ref))
+    if claim.tunnel_address is not None and policy.tunnel_prefixes \
+            and not _inside(claim.tunnel_address, policy.tunnel_prefixes):
+        err("spec.tunnelAddress", "tunnel-address-prefix", "%s is outside %s tunnelAddressPrefixes %s"
+            % (claim.tunnel_address, _pref(policy), _fmt(policy.tunnel_prefixes)))
+    if claim.endpoint is None and claim.spec.get("endpoint") is None:
+        err("spec.endpoint", "required", "is required")
+    elif claim.endpoint is not None and policy.endpoint_prefixes \
+            and not _inside(claim.endpoint, policy.endpoint_prefixes):
+        err("spec.endpoint", "endpoint-prefix", "%s is outside %s endpointPrefixes %s"
+            % (claim.endpoint, _pref(policy), _fmt(policy.endpoint_prefixes)))
+    _check_wireguard(policy, claim, err)
+    _check_owned(mesh, policy, claim, err)
+
+
+def _check_wireguard(policy, claim, err):
+    prefixes = policy.wg_endpoint_prefixes or policy.endpoint_prefixes
+    if claim.wg_endpoint_host is not None and prefixes and not _inside(claim.wg_endpoint_host, prefixes):
+        which = "wireGuard.endpointPrefixes" if policy.wg_endpoint_prefixes else "endpointPrefixes"
+        err("spec.wireGuard.endpoint", "wireguard-endpoint-prefix", "host %s is outside %s %s %s"
+            % (claim.wg_endpoint_host, _pref(policy), which, _fmt(prefixes)))
+    if claim.wg_public_key is not None and not _is_wg_key(claim.wg_public_key):
+        # A warning, as in routerd: reviewed examples carry placeholder keys.
+        err("spec.wireGuard.publicKey", "wireguard-public-key",
+            "is not a base64 WireGuard public key (32 bytes); it will be refused when applied", WARNING)
+    for index, text, net in claim.wg_allowed_ips:
+        path = "spec.wireGuard.allowedIPs[%d]" % index
+        if net is None:
+            err(path, "ipv4-prefix", "%r is not an IPv4 prefix" % text)
+        elif not _inside(net, policy.wg_extra_prefixes):
+            err(path, "wireguard-allowed-ips", "%s is outside %s spec.wireGuard.allowedExtraIPPrefixes %s"
+                % (net, _pref(policy), _fmt(policy.wg_extra_prefixes)))
+
+
+def _check_owned(mesh, policy, claim, err):
+    pools = policy_pools(mesh, policy)
+    for index, text, net in claim.owned:
+        path = "spec.mobility.ownedAddresses[%d]" % index
+        if net is None:
+            err(path, "ipv4-prefix", "%r is not an IPv4 address or /32" % text)
+        elif net.prefixlen != 32:
+            err(path, "owned-host-route", "%s is not a /32" % net)
+        elif not _inside(net, [p for _, p in pools]):
+            err(path, "mobility-pool-owned", "%s is outside %s" % (
+                net, ", ".join("%s %s" % (ref, p) for ref, p in pools) or "every MobilityPool of " + _pref(policy)))
+
+
+def policy_pools(mesh, policy):
+    """[(label, prefix)] the policy authorizes /32s from: its MobilityPools and mobilityPrefixes."""
+    out = []
+    for ref in policy.pool_refs:
+        pool = mesh.pools.get(split_ref(ref, "MobilityPool"))
+        if pool is not None and pool.prefix is not None:
+            out.append(("MobilityPool/" + pool.name, pool.prefix))
+    out.extend((_pref(policy) + " mobilityPrefixes", p) for p in policy.mobility_prefixes)
+    return out
+
+
+def _token_notes(mesh, tokens, report):
+    by_policy = {}
+    for name in report.unverified:
+        claim = mesh.claims[name]
+        by_policy.setdefault(split_ref(claim.policy_ref, "SAMEnrollmentPolicy"), []).append(name)
+    for policy_name, names in sorted(by_policy.items()):
+        reason = tokens.get(policy_name)
+        reason = reason if isinstance(reason, str) else "no join token was supplied"
+        report.findings.append(Finding(
+            "SAMEnrollmentPolicy/" + policy_name, "spec.joinTokenFrom", "hmac-not-verified",
+            "joinHMAC of %d claim(s) not verified (%s): field presence and policy scope were checked"
+            % (len(names), reason), WARNING))
+
+
+def _inside(item, prefixes):
+    if hasattr(item, "prefixlen"):
+        return any(item.subnet_of(p) for p in prefixes)
+    return any(item in p for p in prefixes)
+
+
+def _fmt(prefixes):
+    return "[" + ", ".join(str(p) for p in prefixes) + "]"
+
+
+def _is_wg_key(text):
+    try:
+        return len(text.strip()) == 44 and len(base64.b64decode(text.strip(), validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
