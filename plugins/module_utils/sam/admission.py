@@ -41,6 +41,10 @@ def skip_reason(policy, claim, now):
     """A Finding(severity=skipped) when the claim is revoked or expired, else None."""
     if claim.revoked:
         return Finding(claim.ref, "spec.revoked", "claim-revoked", "revoked by an administrator; skipped", SKIPPED)
+    if policy is not None and policy.ttl_invalid:
+        # routerd fails closed: an unparsable ttl means no claim of the policy is admitted.
+        return Finding(claim.ref, "spec.policyRef", "claim-expired",
+                       "SAMEnrollmentPolicy/%s ttl is invalid; skipped (fail closed)" % policy.name, SKIPPED)
     until = expiry(policy, claim)
     if until is not None and now is not None and until <= now:
         return Finding(claim.ref, "spec.expiresAt" if claim.expires_at == until else "spec.joinTimestamp",

@@ -72,6 +72,7 @@ class Policy:
     pool_refs: tuple
     mobility_prefixes: tuple
     ttl: object
+    ttl_invalid: bool = False
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,7 @@ def parse_policy(res, findings):
         wg_endpoint_prefixes=tuple(r.prefixes("wireGuard.endpointPrefixes")),
         wg_extra_prefixes=tuple(r.prefixes("wireGuard.allowedExtraIPPrefixes")),
         pool_refs=tuple(r.str_list("mobilityPoolRefs")), mobility_prefixes=tuple(r.prefixes("mobilityPrefixes")),
-        ttl=r.duration("ttl"))
+        ttl=r.duration("ttl"), ttl_invalid=r.str("ttl") is not None and r.duration("ttl") is None)
 
 
 def parse_claim(res, findings):

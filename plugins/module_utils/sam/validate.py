@@ -11,6 +11,7 @@ verified (routerd's "reviewable before secrets are installed" rule).
 import base64
 import binascii
 import datetime
+import ipaddress
 from dataclasses import dataclass, field
 
 from . import admission, payload
@@ -69,8 +70,8 @@ def validate(resources, tokens=None, now=None, skew=DEFAULT_SKEW, findings=None)
         [c for cs in candidates.values() for c in cs if c.name not in rejected], admission.GLOBAL_UNIQUE_FIELDS)
     findings.extend(dup)
     rejected |= names
-    for name, claims in candidates.items():
-        report.active[name] = [c for c in claims if c.name not in rejected]
+    for name in mesh.policies:
+        report.active[name] = [c for c in candidates.get(name, ()) if c.name not in rejected]
     _token_notes(mesh, tokens, report)
     report.findings = list(dict.fromkeys(findings))
     return report
@@ -242,3 +243,28 @@ def _is_wg_key(text):
         return len(text.strip()) == 44 and len(base64.b64decode(text.strip(), validate=True)) == 32
     except (binascii.Error, ValueError):
         return False
+
+
+def route_admission(report):
+    """RouteAdmission over every active claim of a validated document set.
+
+    Underlay/management prefixes are everything a policy or RRSet names as an
+    endpoint or tunnel range, so a leaf can never pull the underlay into the overlay.
+    """
+    mesh = report.mesh
+    pools, underlay = {}, set()
+    for policy in mesh.policies.values():
+        pools.update((p, None) for _, p in policy_pools(mesh, policy))
+        underlay.update(policy.endpoint_prefixes + policy.wg_endpoint_prefixes + policy.tunnel_prefixes)
+    for rrset in mesh.rrsets.values():
+        for member in rrset.members:
+            for addr in (member.endpoint, member.router_id):
+                if addr is not None:
+                    underlay.add(ipaddress.IPv4Network((addr, 32)))
+            if member.tunnel_address is not None:
+                underlay.add(member.tunnel_address)
+    peer = next(iter(mesh.dynamic_peers.values()), None)
+    claims = [c for cs in report.active.values() for c in cs]
+    return admission.RouteAdmission(
+        claims, list(pools), sorted(underlay, key=str),
+        length_min=peer.length_min if peer else 32, length_max=peer.length_max if peer else 32)
