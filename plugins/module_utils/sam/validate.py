@@ -229,9 +229,16 @@ def _token_notes(mesh, tokens, report):
 
 
 def _inside(item, prefixes):
+    """Address or network inside any of the prefixes (integer math: ipaddress.subnet_of is slow)."""
     if hasattr(item, "prefixlen"):
-        return any(item.subnet_of(p) for p in prefixes)
-    return any(item in p for p in prefixes)
+        value, length = int(item.network_address), item.prefixlen
+    else:
+        value, length = int(item), 32
+    for prefix in prefixes:
+        shift = 32 - prefix.prefixlen
+        if length >= prefix.prefixlen and value >> shift == int(prefix.network_address) >> shift:
+            return True
+    return False
 
 
 def _fmt(prefixes):

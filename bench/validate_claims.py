@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Validate + HMAC-verify N claims in one policy and print the figures (goal: 10,000 in < 1 s).
+
+Usage: bench/validate_claims.py [N] [REPEATS]   (run from the repo with .venv/bin/python)
+Prints wall time for load+validate, per-claim cost, and the ratio to a bare HMAC loop over
+the same claims, which is the machine-independent figure.
+"""
+
+import datetime
+import hashlib
+import hmac
+import sys
+import time
+
+from boma_sam import payload
+from boma_sam.loader import load_resources
+from boma_sam.validate import route_admission, validate
+
+TOKEN = b"bench-join-token"
+NOW = datetime.datetime(2026, 6, 28, 1, 0, tzinfo=datetime.timezone.utc)
+
+
+def documents(count):
+    docs = [
+        {"kind": "MobilityPool", "metadata": {"name": "pool"}, "spec": {"prefix": "10.64.0.0/10"}},
+        {"kind": "SAMEnrollmentPolicy", "metadata": {"name": "bench"}, "spec": {
+            "rrSetRef": "SAMRRSet/rrs", "joinTokenFrom": {"file": "/nonexistent"}, "joinAudience": "bench",
+            "allowedLeafIDs": {"pattern": "^leaf-[0-9]+$"}, "tunnelAddressPrefixes": ["10.128.0.0/10"],
+            "endpointPrefixes": ["10.192.0.0/10"], "mobilityPoolRefs": ["MobilityPool/pool"], "ttl": "24h"}},
+    ]
+    for i in range(count):
+        a, b = divmod(i + 1, 250)
+        spec = {"policyRef": "SAMEnrollmentPolicy/bench", "rrSetRef": "SAMRRSet/rrs", "leafID": "leaf-%d" % i,
+                "joinAudience": "bench", "joinNonce": "n-%d" % i, "joinTimestamp": "2026-06-28T00:00:00Z",
+                "tunnelAddress": "10.128.%d.%d/32" % (a, b + 1), "endpoint": "10.192.%d.%d" % (a, b + 1),
+                "mobility": {"ownedAddresses": ["10.64.%d.%d/32" % (a, b + 1)]},
+                "bgp": {"asn": 64577, "routerID": "10.128.%d.%d" % (a, b + 1)}}
+        spec["joinHMAC"] = payload.join_hmac(TOKEN, spec)
+        docs.append({"kind": "SAMEnrollmentClaim", "metadata": {"name": "leaf-%d" % i}, "spec": spec})
+    return docs
+
+
+def main():
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
+    repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    docs = documents(count)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        resources, findings = load_resources([("bench", docs)])
+        report = validate(resources, tokens={"bench": TOKEN}, now=NOW, findings=findings)
+        best = min(best, time.perf_counter() - start)
+    assert report.ok and len(report.verified) == count, [str(f) for f in report.errors[:5]]
+    start = time.perf_counter()
+    admit = route_admission(report).admit_route
+    for i in range(count):
+        a, b = divmod(i + 1, 250)
+        admit("10.128.%d.%d" % (a, b + 1), "10.64.%d.%d/32" % (a, b + 1))
+    admit_time = time.perf_counter() - start
+    texts = [payload.canonical_payload(d["spec"]).encode() for d in docs[2:]]
+    start = time.perf_counter()
+    for text in texts:
+        hmac.new(TOKEN, text, hashlib.sha256).hexdigest()
+    bare = time.perf_counter() - start
+    start = time.perf_counter()
+    resources, findings = load_resources([("bench", docs[: 2 + count // 2])])
+    validate(resources, tokens={"bench": TOKEN}, now=NOW, findings=findings)
+    half = time.perf_counter() - start
+    print("claims=%d  validate+verify best of %d: %.3f s  (%.1f us/claim)  goal < 1 s: %s"
+          % (count, repeats, best, best / count * 1e6, "PASS" if best < 1.0 else "FAIL"))
+    print("route admission: %d lookups in %.3f s (%.2f us each)" % (count, admit_time, admit_time / count * 1e6))
+    print("ratio validate / bare HMAC loop: %.1fx" % (best / bare))
+    print("linearity: time(N) / time(N/2) = %.2f (2.0 is linear)" % (best / half))
+    return 0 if best < 1.0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

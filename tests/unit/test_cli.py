@@ -1,0 +1,90 @@
+"""samctl enrollment-hmac and validate: output, exit codes, and no secret in any output."""
+
+import io
+import subprocess
+import sys
+
+import yaml
+from conftest import TOKEN, base_mesh, find
+
+from boma_sam import cli, payload
+
+
+def _write(tmp_path, docs, name="mesh.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump({"apiVersion": "routerd.net/v1alpha1", "kind": "Router",
+                                    "metadata": {"name": "rr-a"}, "spec": {"resources": docs}}))
+    return str(path)
+
+
+def _token(tmp_path):
+    path = tmp_path / "token"
+    path.write_bytes(TOKEN + b"\n")
+    path.chmod(0o600)
+    return str(path)
+
+
+def _run(argv):
+    out = io.StringIO()
+    code = cli.main(argv, out=out)
+    return code, out.getvalue()
+
+
+def test_enrollment_hmac_prints_lowercase_hex(tmp_path):
+    docs = base_mesh()
+    code, out = _run(["enrollment-hmac", "--config", _write(tmp_path, docs), "--claim", "leaf-b",
+                      "--secret-file", _token(tmp_path)])
+    assert code == 0
+    assert out == find(docs, "SAMEnrollmentClaim", "leaf-b")["spec"]["joinHMAC"] + "\n"
+
+
+def test_enrollment_hmac_show_payload_prints_exact_payload_then_hmac(tmp_path, monkeypatch):
+    docs = base_mesh()
+    monkeypatch.setenv("JOIN_TOKEN", TOKEN.decode())
+    code, out = _run(["enrollment-hmac", "--config", _write(tmp_path, docs), "--claim", "SAMEnrollmentClaim/leaf-b",
+                      "--secret-env", "JOIN_TOKEN", "--show-payload"])
+    spec = find(docs, "SAMEnrollmentClaim", "leaf-b")["spec"]
+    assert code == 0
+    assert out == payload.canonical_payload(spec) + "\n---\n" + spec["joinHMAC"] + "\n"
+    assert TOKEN.decode() not in out
+
+
+def test_enrollment_hmac_unknown_claim_and_missing_secret_exit_2(tmp_path, capsys):
+    config = _write(tmp_path, base_mesh())
+    assert _run(["enrollment-hmac", "--config", config, "--claim", "nope", "--secret-file", _token(tmp_path)])[0] == 2
+    assert _run(["enrollment-hmac", "--config", config, "--claim", "leaf-b", "--secret-file", "/nonexistent"])[0] == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_validate_exit_codes(tmp_path, capsys):
+    docs = base_mesh()
+    good = _write(tmp_path, docs)
+    token = _token(tmp_path)
+    tokens = ["--token-file", "cloudedge-leaves=" + token, "--token-file", "cloudedge-private-fou-leaves=" + token,
+              "--token-file", "SAMEnrollmentPolicy/cloudedge-public-wg-leaves=" + token]
+    code, out = _run(["validate", "--config", good, "--now", "2026-06-28T01:00:00Z"] + tokens)
+    assert code == 0 and "HMAC verified for 3" in out
+    find(docs, "SAMEnrollmentClaim", "leaf-b")["spec"]["mobility"]["ownedAddresses"] = ["10.77.61.5/32"]
+    code, out = _run(["validate", "--config", _write(tmp_path, docs, "bad.yaml"), "--now",
+                      "2026-06-28T01:00:00Z"] + tokens)
+    assert code == 1 and "[mobility-pool-owned]" in out and "[join-hmac]" in out
+    (tmp_path / "broken.yaml").write_text("spec: [unclosed\n")
+    assert _run(["validate", "--config", str(tmp_path / "broken.yaml")])[0] == 2
+    assert _run(["validate", "--config", str(tmp_path / "missing.yaml")])[0] == 2
+    assert "invalid YAML" in capsys.readouterr().err
+
+
+def test_validate_json_output_and_no_secret(tmp_path):
+    import json
+    token = _token(tmp_path)
+    code, out = _run(["validate", "--config", _write(tmp_path, base_mesh()), "-o", "json", "--now",
+                      "2026-06-28T01:00:00Z", "--token-file", "cloudedge-leaves=" + token])
+    data = json.loads(out)
+    assert code == 0 and data["ok"] and sorted(data["unverified"]) == ["leaf-a", "leaf-b"]
+    assert TOKEN.decode() not in out
+
+
+def test_samctl_console_script_is_installed():
+    bindir = __import__("pathlib").Path(sys.executable).parent
+    result = subprocess.run([str(bindir / "samctl"), "--help"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and "enrollment-hmac" in result.stdout
