@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Validate + HMAC-verify N claims in one policy and print the figures (goal: 10,000 in < 1 s).
 
 Usage: bench/validate_claims.py [N] [REPEATS]   (run from the repo with .venv/bin/python)

@@ -1,6 +1,7 @@
 """samctl enrollment-hmac and validate: output, exit codes, and no secret in any output."""
 
 import io
+import json
 import subprocess
 import sys
 
@@ -75,7 +76,6 @@ def test_validate_exit_codes(tmp_path, capsys):
 
 
 def test_validate_json_output_and_no_secret(tmp_path):
-    import json
     token = _token(tmp_path)
     code, out = _run(["validate", "--config", _write(tmp_path, base_mesh()), "-o", "json", "--now",
                       "2026-06-28T01:00:00Z", "--token-file", "cloudedge-leaves=" + token])

@@ -16,9 +16,13 @@ NOW = datetime.datetime(2026, 6, 28, 1, 0, tzinfo=datetime.timezone.utc)
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.floats(allow_nan=True),
                     st.text(max_size=30), st.sampled_from(["10.77.60.5/32", "10.255.0.1", "0.0.0.0/0", "24h", "fou",
                                                            "2026-06-28T00:00:00Z", "SAMEnrollmentPolicy/x", ""]))
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                        st.dictionaries(st.text(max_size=12), inner, max_size=4)),
-                      max_leaves=8)
+
+
+def _containers(inner):
+    return st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4))
+
+
+values = st.recursive(scalars, _containers, max_leaves=8)
 
 
 def _paths(node, prefix=()):
@@ -37,7 +41,7 @@ ALL_PATHS = [p for p in _paths(BASE) if p]
 @st.composite
 def mutated(draw):
     docs = copy.deepcopy(BASE)
-    for _ in range(draw(st.integers(1, 4))):
+    for _mutation in range(draw(st.integers(1, 4))):
         path = draw(st.sampled_from(ALL_PATHS))
         parent = docs
         try:

@@ -2,6 +2,7 @@
 
 from conftest import base_mesh, claim, rules, run
 
+from boma_sam.fields import parse_duration, parse_time
 from boma_sam.loader import load_resources
 from boma_sam.validate import validate_documents
 
@@ -34,16 +35,16 @@ def test_identical_duplicates_merge_and_conflicting_ones_are_reported():
     resources, findings = load_resources([("one", [a]), ("two", [b])])
     assert len(resources) == 1 and not findings
     c = claim("leaf-b", 33)
-    _, findings = load_resources([("one", [a]), ("two", [c])])
+    findings = load_resources([("one", [a]), ("two", [c])])[1]
     (f,) = findings
     assert (f.resource, f.rule) == ("SAMEnrollmentClaim/leaf-b", "conflicting-definition")
     assert "one" in f.message and "two" in f.message
 
 
 def test_bad_envelopes_name_where_they_are():
-    _, findings = load_resources([("f.yaml", {"resources": ["x", {"kind": "SAMRRSet"}, {"metadata": {"name": "n"}},
-                                                            {"kind": "MobilityPool", "metadata": {"name": "p"},
-                                                             "spec": []}]})])
+    findings = load_resources([("f.yaml", {"resources": ["x", {"kind": "SAMRRSet"}, {"metadata": {"name": "n"}},
+                                                          {"kind": "MobilityPool", "metadata": {"name": "p"},
+                                                           "spec": []}]})])[1]
     assert [(f.resource, f.path, f.rule) for f in findings] == [
         ("f.yaml:resources[0]", "", "type"),
         ("f.yaml:resources[1] (SAMRRSet)", "metadata.name", "required"),
@@ -53,7 +54,7 @@ def test_bad_envelopes_name_where_they_are():
 
 
 def test_unknown_document_shape_is_a_finding():
-    _, findings = load_resources([("x", 42), ("y", {"foo": 1})])
+    findings = load_resources([("x", 42), ("y", {"foo": 1})])[1]
     assert [f.rule for f in findings] == ["document-shape", "document-shape"]
 
 
@@ -75,7 +76,6 @@ def test_every_finding_names_resource_path_and_rule(mesh):
 
 
 def test_duration_and_time_formats():
-    from boma_sam.fields import parse_duration, parse_time
     assert parse_duration("24h").total_seconds() == 86400
     assert parse_duration("1h30m").total_seconds() == 5400
     assert parse_duration("1.5h").total_seconds() == 5400

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from boma_sam import payload
+from boma_sam.tokens import read_token
 
 VECTORS = yaml.safe_load((pathlib.Path(__file__).parents[1] / "fixtures" / "hmac_vectors.yaml").read_text())["vectors"]
 
@@ -107,7 +108,6 @@ def test_hmac_is_lowercase_hex_and_verifies_in_constant_time_path():
 
 
 def test_secret_from_file_bytes_is_trimmed(tmp_path):
-    from boma_sam.tokens import read_token
     token = tmp_path / "token"
     token.write_bytes(b"  example-token\n\n")
     assert read_token(file=str(token)) == b"example-token"
@@ -120,7 +120,6 @@ def test_go_trim_space_keeps_ascii_control_separators():
 
 
 def test_unreadable_token_reasons_never_contain_the_value(tmp_path):
-    from boma_sam.tokens import read_token
     assert read_token(file=str(tmp_path / "missing")).endswith("does not exist")
     assert read_token(env="NOPE", environ={}) == "environment variable NOPE is not set"
     bad = tmp_path / "b64"

@@ -1,9 +1,12 @@
 """Route admission is bound to the BGP neighbor (tunnel) address: only that claim's own /32s."""
 
+import ipaddress
+
 import pytest
 from conftest import run
 
 from boma_sam.admission import RouteAdmission
+from boma_sam.model import Claim
 from boma_sam.validate import route_admission
 
 LEAF_B = "10.255.0.32"  # tunnel address of leaf-b, which owns 10.77.60.32/32
@@ -59,14 +62,10 @@ def test_malformed_input_is_a_decision_not_an_exception(admit):
 
 
 def test_admission_is_linear_hash_lookups():
-    class C:
-        def __init__(self, i):
-            import ipaddress
-            self.name = "leaf-%d" % i
-            self.ref = "SAMEnrollmentClaim/" + self.name
-            self.tunnel_address = ipaddress.IPv4Network("10.255.%d.%d/32" % (i // 250, i % 250 + 1))
-            self.owned = ((0, "", ipaddress.IPv4Network("10.77.%d.%d/32" % (i // 250, i % 250 + 1))),)
-    import ipaddress
-    ra = RouteAdmission([C(i) for i in range(5000)], [ipaddress.IPv4Network("10.77.0.0/16")])
+    def claim(i):
+        a, b = i // 250, i % 250 + 1
+        return Claim(name="leaf-%d" % i, spec={}, tunnel_address=ipaddress.IPv4Network("10.255.%d.%d/32" % (a, b)),
+                     owned=((0, "", ipaddress.IPv4Network("10.77.%d.%d/32" % (a, b))),))
+    ra = RouteAdmission([claim(i) for i in range(5000)], [ipaddress.IPv4Network("10.77.0.0/16")])
     assert ra.admit_route("10.255.19.250", "10.77.19.250/32").accepted
     assert ra.admit_route("10.255.19.250", "10.77.19.249/32").rule == "other-claim"

@@ -21,7 +21,7 @@ UNIQUE_FIELDS = (
     ("duplicate-wireguard-public-key", "spec.wireGuard.publicKey", "wireGuard.publicKey",
      lambda c: [c.wg_public_key]),
     ("duplicate-owned-address", "spec.mobility.ownedAddresses", "mobility.ownedAddresses",
-     lambda c: [net for _, _, net in c.owned if net is not None]),
+     lambda c: c.owned_nets),
     ("duplicate-router-id", "spec.bgp.routerID", "bgp.routerID", lambda c: [c.router_id]),
     ("duplicate-join-nonce", "spec.joinNonce", "joinNonce", lambda c: [c.nonce]),
 )
@@ -71,7 +71,7 @@ def find_duplicates(claims, fields=UNIQUE_FIELDS):
     of one policy (``UNIQUE_FIELDS``) or of every policy (``GLOBAL_UNIQUE_FIELDS``).
     """
     findings, rejected = [], set()
-    seen = {rule: {} for rule, _, _, _ in fields}
+    seen = {field[0]: {} for field in fields}
     for claim in sorted(claims, key=sort_key):
         for rule, path, label, keys in fields:
             for value in keys(claim):
@@ -102,9 +102,8 @@ class RouteAdmission:
         for claim in claims:
             if claim.tunnel_address is not None:
                 self.by_neighbor[claim.tunnel_address.network_address] = claim
-            for _, _, net in claim.owned:
-                if net is not None:
-                    self.owner[net] = claim
+            for net in claim.owned_nets:
+                self.owner[net] = claim
         self.pools = tuple(p for p in pools if p is not None)
         self.underlay = tuple(underlay_prefixes)
         self.length_min = 32 if length_min is None else length_min
@@ -112,7 +111,7 @@ class RouteAdmission:
 
     def admit_route(self, neighbor_address, prefix):
         try:
-            neighbor = ipaddress.IPv4Address(str(neighbor_address).split("/")[0].strip())
+            neighbor = ipaddress.IPv4Address(str(neighbor_address).partition("/")[0].strip())
             net = ipaddress.IPv4Network(str(prefix).strip(), strict=False)
         except ValueError:
             return Decision(False, "malformed", "neighbor %r or prefix %r is not IPv4" % (neighbor_address, prefix))

@@ -152,6 +152,3 @@ def main(argv=None, out=None):
     except BrokenPipeError:
         return 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())

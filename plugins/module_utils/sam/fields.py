@@ -238,7 +238,7 @@ def endpoint_host(text):
     text = str(text).strip()
     if "/" in text:
         net = parse_host_prefix(text)
-        return parse_address(text.split("/")[0]) if net is not None else None
+        return parse_address(text.partition("/")[0]) if net is not None else None
     if text.count(":") == 1:
         text, port = text.split(":")
         text = text.strip("[]")

@@ -26,7 +26,7 @@ def split_ref(ref, kind):
     ref = ref.strip()
     if "/" not in ref:
         return ref
-    ref_kind, _, name = ref.partition("/")
+    ref_kind, name = ref.split("/", 1)
     return name if ref_kind == kind and name else None
 
 
@@ -101,6 +101,11 @@ class Claim:
     @property
     def ref(self):
         return "SAMEnrollmentClaim/" + self.name
+
+    @property
+    def owned_nets(self):
+        """The parsed owned /32s (``owned`` keeps (index, text, network) for error paths)."""
+        return [item[2] for item in self.owned if item[2] is not None]
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ def _transport(mesh, profile, findings):
 def _peers_from(mesh, profile, ref, findings):
     for index, source in enumerate(profile.peers_from):
         path = "spec.peersFrom[%d].resource" % index
-        kind, _, name = source.partition("/")
+        kind, name = source.split("/", 1) if "/" in source else (source, "")
         if kind == "SAMEnrollmentPolicy":
             _ref(findings, ref, path, source, kind, mesh.policies)
         elif kind == "SAMRRSet":

@@ -155,8 +155,8 @@ def _check_scope(mesh, policy, claim, findings):
             % (claim.audience, _pref(policy), policy.audience))
     if policy.rrset_ref is not None and claim.rrset_ref is not None \
             and split_ref(claim.rrset_ref, "SAMRRSet") != split_ref(policy.rrset_ref, "SAMRRSet"):
-        err("spec.rrSetRef", "rrset-scope", "%s is not %s rrSetRef %s" % (claim.rrset_ref, _pref(policy),
-                                                                           policy.rrset_ref))
+        err("spec.rrSetRef", "rrset-scope",
+            "%s is not %s rrSetRef %s" % (claim.rrset_ref, _pref(policy), policy.rrset_ref))
     if claim.tunnel_address is not None and policy.tunnel_prefixes \
             and not _inside(claim.tunnel_address, policy.tunnel_prefixes):
         err("spec.tunnelAddress", "tunnel-address-prefix", "%s is outside %s tunnelAddressPrefixes %s"
@@ -198,7 +198,7 @@ def _check_owned(mesh, policy, claim, err):
             err(path, "ipv4-prefix", "%r is not an IPv4 address or /32" % text)
         elif net.prefixlen != 32:
             err(path, "owned-host-route", "%s is not a /32" % net)
-        elif not _inside(net, [p for _, p in pools]):
+        elif not _inside(net, [pool[1] for pool in pools]):
             err(path, "mobility-pool-owned", "%s is outside %s" % (
                 net, ", ".join("%s %s" % (ref, p) for ref, p in pools) or "every MobilityPool of " + _pref(policy)))
 
@@ -261,7 +261,7 @@ def route_admission(report):
     mesh = report.mesh
     pools, underlay = {}, set()
     for policy in mesh.policies.values():
-        pools.update((p, None) for _, p in policy_pools(mesh, policy))
+        pools.update((pool[1], None) for pool in policy_pools(mesh, policy))
         underlay.update(policy.endpoint_prefixes + policy.wg_endpoint_prefixes + policy.tunnel_prefixes)
     for rrset in mesh.rrsets.values():
         for member in rrset.members:
