@@ -88,3 +88,20 @@ def test_samctl_console_script_is_installed():
     bindir = __import__("pathlib").Path(sys.executable).parent
     result = subprocess.run([str(bindir / "samctl"), "--help"], capture_output=True, text=True, check=False)
     assert result.returncode == 0 and "enrollment-hmac" in result.stdout
+
+
+def test_unquoted_yaml_timestamp_is_signed_as_written(tmp_path):
+    docs = base_mesh()
+    spec = find(docs, "SAMEnrollmentClaim", "leaf-b")["spec"]
+    text = (tmp_path / _write(tmp_path, docs)).read_text().replace("'2026-06-28T00:00:00Z'", "2026-06-28T00:00:00.000Z")
+    (tmp_path / "unquoted.yaml").write_text(text)
+    code, out = _run(["enrollment-hmac", "--config", str(tmp_path / "unquoted.yaml"), "--claim", "leaf-b",
+                      "--secret-file", _token(tmp_path), "--show-payload"])
+    assert code == 0 and "joinTimestamp=2026-06-28T00:00:00.000Z\n" in out, "routerd reads it into a Go string"
+    assert spec["joinTimestamp"] == "2026-06-28T00:00:00Z"
+
+
+def test_datetime_from_an_ansible_yaml_loader_renders_as_rfc3339():
+    import datetime as dt  # noqa: PLC0415
+    spec = {"joinTimestamp": dt.datetime(2026, 6, 28, tzinfo=dt.timezone.utc)}
+    assert "joinTimestamp=2026-06-28T00:00:00Z" in payload.canonical_payload(spec)

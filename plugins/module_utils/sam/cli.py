@@ -38,12 +38,29 @@ def load_file(path):
         import yaml  # noqa: PLC0415 - optional: JSON input works without PyYAML
     except ImportError:
         raise InputError("%s: PyYAML is required to read YAML (or pass a .json file)" % path) from None
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        docs = [d for d in yaml.load_all(data, Loader=loader) if d is not None]
+        docs = [d for d in yaml.load_all(data, Loader=_string_time_loader(yaml)) if d is not None]
     except yaml.YAMLError as exc:
         raise InputError("%s: invalid YAML: %s" % (path, str(exc).replace("\n", " "))) from None
     return [(path, d) for d in docs]
+
+
+def _string_time_loader(yaml):
+    """SafeLoader (libyaml when present) that keeps timestamps as the text written.
+
+    routerd reads joinTimestamp/expiresAt into Go strings, so the signed bytes are
+    exactly what the file says; a datetime would re-format them.
+    """
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class Loader(base):  # pylint: disable=too-many-ancestors
+        pass
+
+    Loader.yaml_implicit_resolvers = {
+        key: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
+        for key, resolvers in base.yaml_implicit_resolvers.items()
+    }
+    return Loader
 
 
 def load_configs(paths):

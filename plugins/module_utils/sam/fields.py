@@ -112,6 +112,8 @@ class Reader:
         if isinstance(value, (dict, list, bool)):
             self.error(self.at(path), "type", "must be a string, got %s" % _type_name(value))
             return None
+        if isinstance(value, datetime.datetime):
+            return value.isoformat()
         return str(value).strip()
 
     def int(self, path, required=False, minimum=None, maximum=None):

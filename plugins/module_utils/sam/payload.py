@@ -12,6 +12,7 @@ claims without it sign exactly what older routerd versions signed.
 
 import base64
 import binascii
+import datetime
 import hashlib
 import hmac
 import re
@@ -39,7 +40,15 @@ def _scalar(value):
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, datetime.datetime):
+        return rfc3339(value)
     return go_trim(str(value))
+
+
+def rfc3339(value):
+    """A datetime a YAML loader made of an unquoted timestamp, written back as RFC 3339."""
+    text = value.isoformat().replace("+00:00", "Z")
+    return text if value.tzinfo is not None else text + "Z"
 
 
 def _sorted_list(value):
