@@ -68,7 +68,7 @@ lint: lint-python lint-ansible sanity docs-check changelog-lint
 lint-python:
 	$(BIN)/ruff check plugins tests bench tools
 
-lint-ansible:
+lint-ansible: collection
 	$(BIN)/ansible-lint --profile production --offline
 
 sanity: collection

@@ -19,9 +19,13 @@ class Finding:
     message: str
     severity: str = ERROR
 
-    def __str__(self):
+    def describe(self):
+        """'Resource/name field.path [rule] message' (without the severity)."""
         where = self.resource + (" " + self.path if self.path else "")
-        return "%s: %s [%s] %s" % (self.severity, where, self.rule, self.message)
+        return "%s [%s] %s" % (where, self.rule, self.message)
+
+    def __str__(self):
+        return "%s: %s" % (self.severity, self.describe())
 
     def as_dict(self):
         return {
