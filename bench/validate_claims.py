@@ -44,7 +44,7 @@ def main():
     repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 5
     docs = documents(count)
     best = float("inf")
-    for _ in range(repeats):
+    for _repeat in range(repeats):
         start = time.perf_counter()
         resources, findings = load_resources([("bench", docs)])
         report = validate(resources, tokens={"bench": TOKEN}, now=NOW, findings=findings)

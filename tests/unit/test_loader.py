@@ -42,9 +42,9 @@ def test_identical_duplicates_merge_and_conflicting_ones_are_reported():
 
 
 def test_bad_envelopes_name_where_they_are():
-    findings = load_resources([("f.yaml", {"resources": ["x", {"kind": "SAMRRSet"}, {"metadata": {"name": "n"}},
-                                                          {"kind": "MobilityPool", "metadata": {"name": "p"},
-                                                           "spec": []}]})])[1]
+    bad = ["x", {"kind": "SAMRRSet"}, {"metadata": {"name": "n"}},
+           {"kind": "MobilityPool", "metadata": {"name": "p"}, "spec": []}]
+    findings = load_resources([("f.yaml", {"resources": bad})])[1]
     assert [(f.resource, f.path, f.rule) for f in findings] == [
         ("f.yaml:resources[0]", "", "type"),
         ("f.yaml:resources[1] (SAMRRSet)", "metadata.name", "required"),

@@ -168,4 +168,3 @@ def main(argv=None, out=None):
         return 2
     except BrokenPipeError:
         return 1
-
