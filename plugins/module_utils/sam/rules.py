@@ -34,6 +34,11 @@ def _ref(findings, owner, path, ref, kind, table, required=False):
     return target
 
 
+def _ref_form(findings, owner, path, ref, kind):
+    if split_ref(ref, kind) is None or "/" not in ref:
+        findings.append(Finding(owner, path, "reference", "%r must reference %s/<name>" % (ref, kind)))
+
+
 def _dynamic_peer(mesh, peer, findings):
     ref = "BGPDynamicPeer/" + peer.name
     router = _ref(findings, ref, "spec.routerRef", peer.router_ref, "BGPRouter", mesh.routers)
@@ -98,10 +103,12 @@ def _rrset(mesh, rrset, leaf_ids, findings):
     ref = "SAMRRSet/" + rrset.name
     if not rrset.members:
         findings.append(Finding(ref, "spec.members", "required", "at least one RR member is required"))
+    # An RRSet is shared with leaves that hold only their own policy (or fetched it), so
+    # like routerd its references are checked for form here, not for presence.
     if rrset.policy_ref is not None:
-        _ref(findings, ref, "spec.enrollmentPolicyRef", rrset.policy_ref, "SAMEnrollmentPolicy", mesh.policies)
+        _ref_form(findings, ref, "spec.enrollmentPolicyRef", rrset.policy_ref, "SAMEnrollmentPolicy")
     for index, pool in enumerate(rrset.pool_refs):
-        _ref(findings, ref, "spec.mobilityPoolRefs[%d]" % index, pool, "MobilityPool", mesh.pools)
+        _ref_form(findings, ref, "spec.mobilityPoolRefs[%d]" % index, pool, "MobilityPool")
     seen = {}
     for index, member in enumerate(rrset.members):
         for key, value in (("nodeRef", member.node), ("tunnelAddress", member.tunnel_address),
