@@ -1,6 +1,8 @@
 #!/usr/bin/python
 # Copyright: boma.mesh contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# Ansible modules keep DOCUMENTATION, EXAMPLES and RETURN above the imports:
+# ruff: noqa: E402
 
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ description:
   - Changes nothing on the managed host; the only I/O is reading O(secret_file).
   - Every error names the field path and the rule; no message ever contains the join token.
 author:
-  - boma.mesh maintainers
+  - boma.mesh maintainers (@boma)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - boma.mesh.join_token
 options:
   claim:
@@ -54,6 +57,8 @@ attributes:
   diff_mode:
     support: none
     details: The module never changes anything, so there is nothing to diff.
+  platform:
+    platforms: posix
 seealso:
   - module: boma.mesh.sam_validate
   - plugin: boma.mesh.join_hmac
@@ -103,22 +108,19 @@ valid:
   sample: true
 """
 
-from ansible.module_utils.basic import AnsibleModule
+import re
 
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.boma.mesh.plugins.module_utils.sam import fields, loader, payload, tokens
-from ansible_collections.boma.mesh.plugins.module_utils.sam.findings import Finding
 
 KIND = "SAMEnrollmentClaim"
+# What an unquoted YAML timestamp becomes once Ansible hands it to a module.
+REPARSED_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?\+00:00$")
 RESOURCE_KEYS = ("kind", "metadata", "apiVersion")
 
 
 class ClaimError(Exception):
     """An input problem; the message names the field path and rule and never holds the secret."""
-
-
-def _fail_text(finding):
-    return "%s%s [%s] %s" % (finding.resource, " " + finding.path if finding.path else "", finding.rule,
-                             finding.message)
 
 
 def claim_from_option(claim):
@@ -152,7 +154,7 @@ def claim_from_resources(resources, claim_name):
     found, findings = loader.load_resources([("", {"resources": resources})])
     claims = {r.name: r for r in found if r.kind == KIND}
     if name not in claims:
-        errs = [_fail_text(f) for f in findings if f.severity == "error"]
+        errs = [f.describe() for f in findings if f.severity == "error"]
         raise ClaimError("claim_name [not-found] %s/%s is not in resources (claims found: %s)%s" % (
             KIND, name, ", ".join(sorted(claims)) or "none", "".join("\n" + e for e in errs)))
     return name, "%s/%s" % (KIND, name), claims[name].spec
@@ -171,7 +173,7 @@ def check_signed_fields(ref, spec):
     if "directMesh" in spec:
         reader.bool("directMesh")
     if findings:
-        raise ClaimError("\n".join(_fail_text(f) for f in dict.fromkeys(findings)))
+        raise ClaimError("\n".join(f.describe() for f in dict.fromkeys(findings)))
 
 
 def read_key(params):
@@ -198,13 +200,17 @@ def verify(ref, spec, key, result):
                          "(the token or a signed field differs)" % ref)
 
 
-def run(params, result):
+def run(params, result, warn):
     if params["claim"] is not None:
         name, ref, spec = claim_from_option(params["claim"])
     else:
         name, ref, spec = claim_from_resources(params["resources"], params["claim_name"])
     result["claim"] = name
     check_signed_fields(ref, spec)
+    if isinstance(spec.get("joinTimestamp"), str) and REPARSED_TIME.match(spec["joinTimestamp"]):
+        warn("%s spec.joinTimestamp is %s, the form an unquoted YAML timestamp takes when Ansible passes it to a "
+             "module; if the source wrote it differently (such as ...Z), quote it there: the HMAC signs the exact text"
+             % (ref, spec["joinTimestamp"]))
     key = read_key(params)
     result["hmac"] = payload.join_hmac(key, spec)
     if params["show_payload"]:
@@ -232,10 +238,10 @@ def main():
     )
     result = dict(changed=False, claim=None)
     try:
-        run(module.params, result)
+        run(module.params, result, module.warn)
     except ClaimError as exc:
         module.fail_json(msg=str(exc), **result)
-    except Exception as exc:  # noqa: BLE001 - never a traceback: it could quote module arguments
+    except Exception as exc:  # never a traceback: it could quote module arguments
         module.fail_json(msg="internal error in sam_join_hmac (%s); please report it" % type(exc).__name__, **result)
     module.exit_json(**result)
 

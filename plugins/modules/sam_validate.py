@@ -1,128 +1,177 @@
 #!/usr/bin/python
 # Copyright: boma.mesh contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# Ansible modules keep DOCUMENTATION, EXAMPLES and RETURN above the imports:
+# ruff: noqa: E402
+
+from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: sam_validate
-short_description: Validate SAM mesh documents (RRSet, policies, claims, transport, BGP) and list every finding
+short_description: Validate a SAM mesh document set and its enrollment claims
 version_added: 0.1.0
 description:
-  - Checks a set of routerd-shaped resources with every rule of the enrollment runbook (scope, TTL,
-    duplicates, nonce, MobilityPool C(/32) ownership, transport and dynamic-peer rules) and verifies each
-    claim's join HMAC when the policy's join token is readable.
-  - When a token is not readable, field presence and policy scope are still checked and the result says
-    which claims' HMACs were not verified.
-  - Fails listing all errors at once; revoked or expired claims are reported as skipped, never fatal.
-  - Changes nothing on the host.
-author: boma.mesh maintainers
-attributes:
-  check_mode:
-    support: full
-    description: Runs normally in check mode; it never changes anything.
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
+  - Validates SAM resources (C(SAMRRSet), C(SAMEnrollmentPolicy), C(SAMEnrollmentClaim), C(SAMTransportProfile),
+    C(BGPRouter), C(BGPDynamicPeer), C(MobilityPool)) as one document set, with the same rules as
+    C(samctl validate) (references, policy scope, join HMACs, duplicates, expiry and revocation).
+  - Claims are checked even without join tokens; their HMACs are then reported in RV(hmac_unverified).
+  - Reads only the join token files and environment variables on the managed host; changes nothing.
+  - No message or return value ever contains a join token.
+author:
+  - boma.mesh maintainers (@boma)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   resources:
     description:
-      - Resources (C(kind), C(metadata.name), C(spec)) with routerd's camelCase field names, for example
-        C(sam_resources + sam_node_resources) from the inventory.
-      - At least one of O(resources) and O(documents) is required.
+      - SAM resources, each a mapping with C(kind), C(metadata.name) and C(spec) (routerd-shaped, camelCase).
+      - Required unless O(documents) is given; both may be given and are merged into one set.
     type: list
-    elements: raw
+    elements: dict
   documents:
     description:
-      - Whole documents, each a routerd C(Router) document or a mapping with C(sam_resources),
-        C(sam_node_resources) or C(resources) lists. Merged with O(resources).
+      - Parsed documents fed to the same loader as C(samctl validate --config)
+        (use P(ansible.builtin.from_yaml_all#filter) on file contents).
+      - Each is a routerd C(Router) document (C(spec.resources)), a mapping with C(sam_resources),
+        C(sam_node_resources) or C(resources) lists, a single resource, or a list of resources.
+      - Quote timestamps (C(joinTimestamp), C(expiresAt)) in YAML so they stay the exact text that is signed.
     type: list
     elements: raw
   join_tokens:
     description:
-      - Join tokens by policy name; they take precedence over the policies' C(joinTokenFrom). Never logged.
+      - Join tokens by policy name (C(name) or C(SAMEnrollmentPolicy/name)), used instead of the
+        policy's C(joinTokenFrom) source.
+      - Each value is trimmed, and base64-decoded when the policy sets C(joinTokenFrom.base64), exactly as the
+        content of the policy's own token source would be.
+      - Never logged and never returned.
     type: dict
   join_token_files:
     description:
-      - Paths on the managed host of join token files, by policy name.
+      - Paths of join token files on the managed host, by policy name, used instead of C(joinTokenFrom).
+      - Decoded like O(join_tokens). A missing, unreadable or empty file fails the module, naming the path.
+      - O(join_tokens) wins when both name the same policy.
     type: dict
   read_token_sources:
     description:
-      - Read each policy's C(joinTokenFrom) file or environment variable on the managed host.
+      - Read each policy's C(joinTokenFrom) file or environment variable on the managed host
+        when no O(join_tokens) or O(join_token_files) entry names the policy.
+      - A token source that cannot be read is not an error; the claims' HMACs are then reported unverified,
+        with the reason in a C(hmac-not-verified) warning finding.
     type: bool
     default: true
   now:
     description:
-      - Evaluate expiry at this RFC 3339 time instead of the current time.
+      - Evaluate expiry and timestamp skew at this RFC 3339 time instead of the current time.
     type: str
   skew:
     description:
-      - Seconds a C(joinTimestamp) may lie in the future.
+      - Allowed future C(joinTimestamp) skew in seconds.
     type: int
     default: 300
   fail_on_error:
     description:
-      - Fail when there is any error finding. With V(false) the result carries RV(valid=false) instead.
+      - Fail when the document set has error findings; the message lists every error finding, one per line.
+      - When V(false), the module succeeds and RV(valid) tells whether the set is valid.
     type: bool
     default: true
+attributes:
+  check_mode:
+    support: full
+    details: The module never changes anything, so check mode runs it unchanged.
+  diff_mode:
+    support: none
+    details: The module never changes anything, so there is nothing to diff.
+  platform:
+    platforms: posix
 seealso:
   - module: boma.mesh.sam_join_hmac
 """
 
 EXAMPLES = r"""
-- name: Validate this host's view of the mesh (fails listing every error)
+- name: Validate the mesh before rendering any configuration
   boma.mesh.sam_validate:
     resources: "{{ sam_resources + sam_node_resources }}"
 
-- name: Validate routerd configs as they are, reporting instead of failing
+- name: Validate a routerd Router file with a token from the vault, at a fixed time
   boma.mesh.sam_validate:
-    documents:
-      - "{{ lookup('ansible.builtin.file', 'rr-a.yaml') | from_yaml }}"
-    join_token_files:
-      cloudedge-leaves: /usr/local/etc/routerd/secrets/cloudedge-join-token
+    documents: "{{ lookup('ansible.builtin.file', 'files/router.yaml') | ansible.builtin.from_yaml_all }}"
+    join_tokens:
+      cloudedge-private-fou-leaves: "{{ vault_join_token }}"
+    now: "2026-06-28T01:00:00Z"
+
+- name: Report without failing
+  boma.mesh.sam_validate:
+    resources: "{{ sam_resources }}"
+    read_token_sources: false
     fail_on_error: false
-  register: review
+  register: mesh_check
 """
 
 RETURN = r"""
 valid:
-  description: Whether no error finding was reported.
+  description: Whether the document set has no error finding.
   returned: always
   type: bool
-errors:
-  description: Error findings as text, C(Resource/name field.path [rule] message).
-  returned: always
-  type: list
-  elements: str
-  sample: ["SAMEnrollmentClaim/leaf-b spec.mobility.ownedAddresses[0] [mobility-pool-owned] 10.77.61.5/32 is outside
-           MobilityPool/cloudedge 10.77.60.0/24"]
+  sample: true
 findings:
-  description: Every finding (errors, warnings, skipped claims, notes) with resource, path, rule, message, severity.
+  description: Every finding, in order (errors, warnings, skipped claims, notes).
   returned: always
   type: list
   elements: dict
+  contains:
+    resource:
+      description: The resource, as C(Kind/name).
+      type: str
+      sample: SAMEnrollmentClaim/leaf-b
+    path:
+      description: The field path inside the resource.
+      type: str
+      sample: spec.mobility.ownedAddresses[0]
+    rule:
+      description: The rule that was broken.
+      type: str
+      sample: mobility-pool-owned
+    message:
+      description: What is wrong.
+      type: str
+      sample: 10.77.61.32/32 is outside MobilityPool/cloudedge 10.77.60.0/24
+    severity:
+      description: One of C(error), C(warning), C(skipped), C(info).
+      type: str
+      sample: error
+errors:
+  description: The error findings as text, C(resource path [rule] message).
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - "SAMEnrollmentClaim/leaf-b spec.mobility.ownedAddresses[0] [mobility-pool-owned] 10.77.61.32/32 is outside ..."
 active_claims:
-  description: Names of the admitted claims by policy name.
+  description: Names of the claims that would be admitted, by policy name.
   returned: always
   type: dict
+  sample: {"cloudedge-private-fou-leaves": ["leaf-b"]}
 skipped_claims:
-  description: Claims skipped because they are revoked or expired.
+  description: Names of revoked or expired claims.
   returned: always
   type: list
   elements: str
+  sample: []
 hmac_verified:
-  description: Claims whose join HMAC was verified.
+  description: Names of the claims whose join HMAC was verified with a token.
   returned: always
   type: list
   elements: str
+  sample: ["leaf-b"]
 hmac_unverified:
-  description: Claims checked without a readable join token (presence and scope only).
+  description: Names of the claims checked without a token (field presence and policy scope only).
   returned: always
   type: list
   elements: str
+  sample: []
 """
 
 import datetime
-import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.boma.mesh.plugins.module_utils.sam import payload, tokens
@@ -131,65 +180,109 @@ from ansible_collections.boma.mesh.plugins.module_utils.sam.loader import load_r
 from ansible_collections.boma.mesh.plugins.module_utils.sam.validate import validate
 
 
-def _overrides(module):
-    out = {}
-    for policy, path in (module.params["join_token_files"] or {}).items():
-        out[policy.split("/")[-1]] = tokens.read_token(file=str(path))
-    for policy, value in (module.params["join_tokens"] or {}).items():
-        try:
-            out[policy.split("/")[-1]] = payload.secret_key(str(value))
-        except payload.SecretError as exc:
-            out[policy.split("/")[-1]] = "join_tokens[%s]: %s" % (policy, exc)
-    return out
+class InputError(Exception):
+    """A module option problem; the message names the option and rule and never holds a token."""
 
 
-def _resolver(module, overrides):
+def _policy_name(name):
+    return str(name).strip().rsplit("/", maxsplit=1)[-1]
+
+
+def _is_base64(mesh, name):
+    policy = mesh.policies.get(name)
+    return bool(policy is not None and policy.token is not None and policy.token.base64)
+
+
+def token_resolver(params, warn):
+    """callable(mesh) -> {policy: key bytes | reason}, for validate()."""
+
     def resolve(mesh):
-        if module.params["read_token_sources"]:
-            return tokens.policy_tokens(mesh, overrides, os.environ)
-        return dict(overrides)
+        overrides = {}
+        for option in ("join_token_files", "join_tokens"):
+            for name, value in (params[option] or {}).items():
+                policy = _policy_name(name)
+                where = "%s.%s" % (option, name)
+                if policy not in mesh.policies:
+                    warn("%s names SAMEnrollmentPolicy/%s, which is not in the document set" % (where, policy))
+                if option == "join_token_files":
+                    key = tokens.read_token(file=str(value), is_base64=_is_base64(mesh, policy))
+                    if isinstance(key, str):
+                        raise InputError("%s [secret] %s" % (where, key))
+                else:
+                    if not isinstance(value, str):
+                        raise InputError("%s [type] must be a string" % where)
+                    try:
+                        key = payload.secret_key(value, _is_base64(mesh, policy))
+                    except payload.SecretError as exc:
+                        raise InputError("%s [secret] %s" % (where, exc)) from None
+                overrides[policy] = key
+        if params["read_token_sources"]:
+            return tokens.policy_tokens(mesh, overrides)
+        return overrides
+
     return resolve
+
+
+def documents_of(params):
+    documents = []
+    if params["resources"] is not None:
+        documents.append(("", {"resources": params["resources"]}))
+    for index, doc in enumerate(params["documents"] or []):
+        documents.append(("documents[%d]" % index, doc))
+    return documents
+
+
+def run(params, warn):
+    now = None
+    if params["now"] is not None:
+        now = parse_time(params["now"])
+        if now is None:
+            raise InputError("now [rfc3339] %r is not an RFC 3339 timestamp" % params["now"])
+    if params["skew"] < 0:
+        raise InputError("skew [range] must be 0 or more seconds, got %d" % params["skew"])
+    resources, findings = load_resources(documents_of(params))
+    report = validate(resources, tokens=token_resolver(params, warn), now=now,
+                      skew=datetime.timedelta(seconds=params["skew"]), findings=findings)
+    for finding in report.findings:
+        if finding.severity == "warning":
+            warn(finding.describe())
+    return report, dict(
+        changed=False,
+        valid=report.ok,
+        findings=[f.as_dict() for f in report.findings],
+        errors=[f.describe() for f in report.errors],
+        active_claims={policy: [c.name for c in claims] for policy, claims in report.active.items()},
+        skipped_claims=list(report.skipped),
+        hmac_verified=list(report.verified),
+        hmac_unverified=list(report.unverified),
+    )
 
 
 def main():
     module = AnsibleModule(
-        argument_spec={
-            "resources": {"type": "list", "elements": "raw"},
-            "documents": {"type": "list", "elements": "raw"},
-            "join_tokens": {"type": "dict", "no_log": True},
-            "join_token_files": {"type": "dict"},
-            "read_token_sources": {"type": "bool", "default": True},
-            "now": {"type": "str"},
-            "skew": {"type": "int", "default": 300},
-            "fail_on_error": {"type": "bool", "default": True},
-        },
+        argument_spec=dict(
+            resources=dict(type="list", elements="dict"),
+            documents=dict(type="list", elements="raw"),
+            join_tokens=dict(type="dict", no_log=True),
+            join_token_files=dict(type="dict", no_log=False),
+            read_token_sources=dict(type="bool", default=True, no_log=False),
+            now=dict(type="str"),
+            skew=dict(type="int", default=300),
+            fail_on_error=dict(type="bool", default=True),
+        ),
         required_one_of=[("resources", "documents")],
         supports_check_mode=True,
     )
-    params = module.params
-    now = None
-    if params["now"]:
-        now = parse_time(params["now"])
-        if now is None:
-            module.fail_json(msg="now: %r is not an RFC 3339 timestamp" % params["now"])
-    documents = [("resources", params["resources"])] if params["resources"] is not None else []
-    documents += [("documents[%d]" % i, doc) for i, doc in enumerate(params["documents"] or [])]
-    resources, findings = load_resources(documents)
-    report = validate(resources, tokens=_resolver(module, _overrides(module)), now=now,
-                      skew=datetime.timedelta(seconds=params["skew"]), findings=findings)
-    errors = [f.describe() for f in report.errors]
-    result = {
-        "changed": False,
-        "valid": report.ok,
-        "errors": errors,
-        "findings": [f.as_dict() for f in report.findings],
-        "active_claims": {name: [c.name for c in claims] for name, claims in report.active.items()},
-        "skipped_claims": report.skipped,
-        "hmac_verified": report.verified,
-        "hmac_unverified": report.unverified,
-    }
-    if errors and params["fail_on_error"]:
-        module.fail_json(msg="%d error(s) in the SAM documents:\n%s" % (len(errors), "\n".join(errors)), **result)
+    try:
+        report, result = run(module.params, module.warn)
+    except InputError as exc:
+        module.fail_json(msg=str(exc), changed=False)
+    except Exception as exc:  # never a traceback: it could quote module arguments
+        module.fail_json(msg="internal error in sam_validate (%s); please report it" % type(exc).__name__,
+                         changed=False)
+    if not report.ok and module.params["fail_on_error"]:
+        module.fail_json(msg="%d error finding(s) in the SAM document set:\n%s"
+                         % (len(result["errors"]), "\n".join(result["errors"])), **result)
     module.exit_json(**result)
 
 

@@ -105,3 +105,14 @@ def test_datetime_from_an_ansible_yaml_loader_renders_as_rfc3339():
     import datetime as dt  # noqa: PLC0415
     spec = {"joinTimestamp": dt.datetime(2026, 6, 28, tzinfo=dt.timezone.utc)}
     assert "joinTimestamp=2026-06-28T00:00:00Z" in payload.canonical_payload(spec)
+
+
+def test_token_file_override_is_decoded_like_the_policys_own_token(tmp_path):
+    import base64  # noqa: PLC0415
+    docs = base_mesh()
+    find(docs, "SAMEnrollmentPolicy", "cloudedge-private-fou-leaves")["spec"]["joinTokenFrom"]["base64"] = True
+    token = tmp_path / "b64"
+    token.write_text(base64.b64encode(TOKEN).decode() + "\n")
+    code, out = _run(["validate", "--config", _write(tmp_path, docs), "--now", "2026-06-28T01:00:00Z", "-o", "json",
+                      "--token-file", "cloudedge-private-fou-leaves=" + str(token)])
+    assert code == 0 and json.loads(out)["verified"] == ["leaf-b"]

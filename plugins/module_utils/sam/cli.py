@@ -102,18 +102,27 @@ def cmd_validate(args, out):
         now = parse_time(args.now)
         if now is None:
             raise InputError("--now %r is not an RFC 3339 timestamp" % args.now)
-    overrides = {}
+    paths = {}
     for item in args.token_file or []:
         policy, sep, path = item.partition("=")
         if not sep:
             raise InputError("--token-file expects POLICY=PATH")
-        key = tokens.read_token(file=path)
-        if isinstance(key, str):
-            raise InputError(key)
-        overrides[policy.split("/")[-1]] = key
+        paths[policy.split("/")[-1]] = path
+
+    def resolve(mesh):
+        # An override file is decoded like the policy's own token (joinTokenFrom.base64).
+        overrides = {}
+        for name, path in paths.items():
+            policy = mesh.policies.get(name)
+            key = tokens.read_token(file=path, is_base64=bool(policy and policy.token and policy.token.base64))
+            if isinstance(key, str):
+                raise InputError(key)
+            overrides[name] = key
+        return tokens.policy_tokens(mesh, overrides)
+
     resources, findings = load_resources(load_configs(args.config))
-    report = validate(resources, tokens=lambda mesh: tokens.policy_tokens(mesh, overrides), now=now,
-                      skew=datetime.timedelta(seconds=args.skew), findings=findings)
+    report = validate(resources, tokens=resolve, now=now, skew=datetime.timedelta(seconds=args.skew),
+                      findings=findings)
     if args.output == "json":
         json.dump({"ok": report.ok, "findings": [f.as_dict() for f in report.findings],
                    "active": {p: [c.name for c in cs] for p, cs in report.active.items()},
