@@ -20,6 +20,7 @@ author:
   - boma.mesh maintainers (@boma)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - boma.mesh.read_only
   - boma.mesh.join_token
 options:
   claim:
@@ -50,15 +51,6 @@ options:
       - The module fails with a message naming the claim and C(spec.joinHMAC) when they differ.
     type: bool
     default: false
-attributes:
-  check_mode:
-    support: full
-    details: The module never changes anything, so check mode runs it unchanged.
-  diff_mode:
-    support: none
-    details: The module never changes anything, so there is nothing to diff.
-  platform:
-    platforms: posix
 seealso:
   - module: boma.mesh.sam_validate
   - plugin: boma.mesh.join_hmac

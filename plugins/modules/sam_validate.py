@@ -21,6 +21,7 @@ author:
   - boma.mesh maintainers (@boma)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - boma.mesh.read_only
 options:
   resources:
     description:
@@ -74,15 +75,6 @@ options:
       - When V(false), the module succeeds and RV(valid) tells whether the set is valid.
     type: bool
     default: true
-attributes:
-  check_mode:
-    support: full
-    details: The module never changes anything, so check mode runs it unchanged.
-  diff_mode:
-    support: none
-    details: The module never changes anything, so there is nothing to diff.
-  platform:
-    platforms: posix
 seealso:
   - module: boma.mesh.sam_join_hmac
 """

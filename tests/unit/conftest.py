@@ -47,13 +47,14 @@ def claim(name, octet, policy_name="cloudedge-private-fou-leaves", key=TOKEN, **
         "bgp": {"asn": 64577, "routerID": "10.255.0.%d" % octet},
     }
     for dotted, value in extra.items():
-        _set(spec, dotted, value)
+        set_path(spec, dotted, value)
     if key is not None:
         spec["joinHMAC"] = payload.join_hmac(key, spec)
     return res("SAMEnrollmentClaim", name, spec)
 
 
-def _set(spec, dotted, value):
+def set_path(spec, dotted, value):
+    """Set (or with DELETE remove) spec[a][b] for dotted 'a__b'."""
     parts = dotted.split("__")
     node = spec
     for part in parts[:-1]:
@@ -65,6 +66,12 @@ def _set(spec, dotted, value):
 
 
 DELETE = object()
+
+
+def set_fields(doc, **fields):
+    for dotted, value in fields.items():
+        set_path(doc["spec"], dotted, value)
+    return doc
 
 
 def base_mesh():

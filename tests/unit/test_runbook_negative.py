@@ -3,7 +3,7 @@
 import datetime
 
 import pytest
-from conftest import DELETE, NOW, TOKEN, claim, find, policy, res, resign, rules, run
+from conftest import DELETE, NOW, claim, find, policy, res, resign, rules, run, set_fields
 
 from boma_sam.admission import expiry
 
@@ -64,7 +64,7 @@ def test_claim_is_valid_without_wireguard_public_key(mesh):
 
 
 def test_missing_enrollment_policy_reference_is_a_validation_error(mesh):
-    leaf = resign(_set(find(mesh, "SAMEnrollmentClaim", "leaf-b"), policyRef="SAMEnrollmentPolicy/nope"))
+    leaf = resign(set_fields(find(mesh, "SAMEnrollmentClaim", "leaf-b"), policyRef="SAMEnrollmentPolicy/nope"))
     report = run(mesh)
     (f,) = [f for f in report.errors if f.rule == "policy-reference"]
     assert (f.resource, f.path) == ("SAMEnrollmentClaim/leaf-b", "spec.policyRef")
@@ -72,7 +72,7 @@ def test_missing_enrollment_policy_reference_is_a_validation_error(mesh):
 
 
 def test_missing_policy_ref_field_is_a_validation_error(mesh):
-    resign(_set(find(mesh, "SAMEnrollmentClaim", "leaf-b"), policyRef=DELETE))
+    resign(set_fields(find(mesh, "SAMEnrollmentClaim", "leaf-b"), policyRef=DELETE))
     assert "policy-reference" in rules(run(mesh))
 
 
@@ -91,28 +91,28 @@ def test_claim_is_active_one_second_before_ttl_ends(mesh):
 
 
 def test_expires_at_must_not_exceed_join_timestamp_plus_policy_ttl(mesh):
-    _set(find(mesh, "SAMEnrollmentClaim", "leaf-b"), expiresAt="2026-06-29T00:00:01Z")
+    set_fields(find(mesh, "SAMEnrollmentClaim", "leaf-b"), expiresAt="2026-06-29T00:00:01Z")
     report = run(mesh)
     (f,) = [f for f in report.errors if f.rule == "expires-at-bound"]
     assert f.path == "spec.expiresAt"
 
 
 def test_expires_at_within_ttl_shortens_admission_without_resigning(mesh):
-    leaf = _set(find(mesh, "SAMEnrollmentClaim", "leaf-b"), expiresAt="2026-06-28T00:30:00Z")
+    leaf = set_fields(find(mesh, "SAMEnrollmentClaim", "leaf-b"), expiresAt="2026-06-28T00:30:00Z")
     report = run(mesh)
     assert report.ok and "leaf-b" in report.skipped, "expiresAt is admin-owned: not in the HMAC"
     assert leaf["spec"]["joinHMAC"]
 
 
 def test_policy_endpoint_prefixes_are_enforced_on_claim_endpoint(mesh):
-    resign(_set(find(mesh, "SAMEnrollmentClaim", "leaf-b"), endpoint="10.30.0.32"))
+    resign(set_fields(find(mesh, "SAMEnrollmentClaim", "leaf-b"), endpoint="10.30.0.32"))
     (f,) = [f for f in run(mesh).errors if f.rule == "endpoint-prefix"]
     assert f.path == "spec.endpoint" and "10.20.0.0/24" in f.message
 
 
 def test_policy_wireguard_endpoint_prefixes_are_enforced_on_wireguard_endpoint_host(mesh):
     leaf = find(mesh, "SAMEnrollmentClaim", "leaf-a")
-    resign(_set(leaf, wireGuard__endpoint="203.0.113.99:51820"))
+    resign(set_fields(leaf, wireGuard__endpoint="203.0.113.99:51820"))
     (f,) = [f for f in run(mesh).errors if f.rule == "wireguard-endpoint-prefix"]
     assert f.path == "spec.wireGuard.endpoint" and "198.51.100.0/24" in f.message
 
@@ -191,19 +191,19 @@ def test_duplicate_join_nonce_is_rejected_within_the_same_policy(mesh):
 
 
 def test_unauthorized_mobility_pool_32_is_rejected(mesh):
-    resign(_set(find(mesh, "SAMEnrollmentClaim", "leaf-b"), mobility__ownedAddresses=["10.77.61.5/32"]))
+    resign(set_fields(find(mesh, "SAMEnrollmentClaim", "leaf-b"), mobility__ownedAddresses=["10.77.61.5/32"]))
     (f,) = [f for f in run(mesh).errors if f.rule == "mobility-pool-owned"]
     assert str(f) == ("error: SAMEnrollmentClaim/leaf-b spec.mobility.ownedAddresses[0] [mobility-pool-owned] "
                       "10.77.61.5/32 is outside MobilityPool/cloudedge 10.77.60.0/24")
 
 
 def test_owned_address_must_be_a_host_route(mesh):
-    resign(_set(find(mesh, "SAMEnrollmentClaim", "leaf-b"), mobility__ownedAddresses=["10.77.60.0/28"]))
+    resign(set_fields(find(mesh, "SAMEnrollmentClaim", "leaf-b"), mobility__ownedAddresses=["10.77.60.0/28"]))
     assert "owned-host-route" in rules(run(mesh))
 
 
 def test_revoked_claims_are_skipped_not_fatal(mesh):
-    _set(find(mesh, "SAMEnrollmentClaim", "leaf-b"), revoked=True)
+    set_fields(find(mesh, "SAMEnrollmentClaim", "leaf-b"), revoked=True)
     report = run(mesh)
     assert report.ok and report.skipped == ["leaf-b"]
     (f,) = [f for f in report.findings if f.rule == "claim-revoked"]
@@ -222,13 +222,13 @@ def test_policy_without_join_token_is_rejected_unless_allow_unsigned():
 
 
 def test_join_timestamp_beyond_skew_in_the_future_is_rejected(mesh):
-    resign(_set(find(mesh, "SAMEnrollmentClaim", "leaf-b"), joinTimestamp="2026-06-28T01:05:01Z"))
+    resign(set_fields(find(mesh, "SAMEnrollmentClaim", "leaf-b"), joinTimestamp="2026-06-28T01:05:01Z"))
     (f,) = [f for f in run(mesh).errors if f.rule == "timestamp-future"]
     assert f.path == "spec.joinTimestamp"
 
 
 def test_join_timestamp_within_skew_is_accepted(mesh):
-    resign(_set(find(mesh, "SAMEnrollmentClaim", "leaf-b"), joinTimestamp="2026-06-28T01:04:59Z"))
+    resign(set_fields(find(mesh, "SAMEnrollmentClaim", "leaf-b"), joinTimestamp="2026-06-28T01:04:59Z"))
     assert run(mesh).ok
 
 
@@ -241,7 +241,7 @@ def test_unreadable_token_still_checks_presence_and_scope_and_says_hmac_unverifi
     (note,) = [f for f in report.findings if f.rule == "hmac-not-verified"
                and f.resource == "SAMEnrollmentPolicy/cloudedge-private-fou-leaves"]
     assert "not verified" in note.message and "/x does not exist" in note.message
-    _set(claim_b, tunnelAddress="10.254.0.32/32")
+    set_fields(claim_b, tunnelAddress="10.254.0.32/32")
     del claim_b["spec"]["joinNonce"]
     assert {"tunnel-address-prefix", "join-auth-required"} <= rules(run(mesh, tokens=tokens))
 
@@ -259,7 +259,7 @@ def test_uppercase_join_hmac_is_rejected_like_routerd(mesh):
 
 
 def test_signed_field_change_after_signing_breaks_the_hmac(mesh):
-    _set(find(mesh, "SAMEnrollmentClaim", "leaf-b"), mobility__ownedAddresses=["10.77.60.33/32"])
+    set_fields(find(mesh, "SAMEnrollmentClaim", "leaf-b"), mobility__ownedAddresses=["10.77.60.33/32"])
     assert "join-hmac" in rules(run(mesh))
 
 
@@ -270,7 +270,7 @@ def test_signed_field_change_after_signing_breaks_the_hmac(mesh):
     ("tunnelAddress", "10.254.0.32/32", "tunnel-address-prefix"),
 ])
 def test_claim_outside_policy_scope_is_rejected(mesh, field, value, rule):
-    resign(_set(find(mesh, "SAMEnrollmentClaim", "leaf-b"), **{field: value}))
+    resign(set_fields(find(mesh, "SAMEnrollmentClaim", "leaf-b"), **{field: value}))
     report = run(mesh)
     (f,) = [f for f in report.errors if f.rule == rule]
     assert f.resource == "SAMEnrollmentClaim/leaf-b" and f.path == "spec." + field
@@ -278,7 +278,7 @@ def test_claim_outside_policy_scope_is_rejected(mesh, field, value, rule):
 
 
 def test_wireguard_allowed_ips_must_be_inside_allowed_extra_prefixes(mesh):
-    resign(_set(find(mesh, "SAMEnrollmentClaim", "leaf-a"), wireGuard__allowedIPs=["0.0.0.0/0"]))
+    resign(set_fields(find(mesh, "SAMEnrollmentClaim", "leaf-a"), wireGuard__allowedIPs=["0.0.0.0/0"]))
     (f,) = [f for f in run(mesh).errors if f.rule == "wireguard-allowed-ips"]
     assert f.path == "spec.wireGuard.allowedIPs[0]"
 
@@ -292,19 +292,3 @@ def test_expiry_is_the_earlier_of_ttl_and_expires_at(mesh):
 
 def _pool():
     return res("MobilityPool", "cloudedge", {"prefix": "10.77.60.0/24"})
-
-
-def _set(doc, **fields):
-    for dotted, value in fields.items():
-        parts = dotted.split("__")
-        node = doc["spec"]
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        if value is DELETE:
-            node.pop(parts[-1], None)
-        else:
-            node[parts[-1]] = value
-    return doc
-
-
-assert TOKEN
