@@ -46,6 +46,10 @@ class RRMember:
     router_id: object
     wg_public_key: str = None
     wg_endpoint: str = None
+    wg_allowed_ips: tuple = ()
+    wg_keepalive: int = None
+    # The RR's address inside the WireGuard overlay, which ipip-over-WireGuard tunnels target.
+    wg_transport_endpoint: object = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class Policy:
     mobility_prefixes: tuple
     ttl: object
     ttl_invalid: bool = False
+    wg_keepalive: int = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,7 @@ class Claim:
     wg_allowed_ips: tuple = ()
     expires_at: object = None
     revoked: bool = False
+    wg_keepalive: int = None
 
     @property
     def ref(self):
@@ -141,6 +147,9 @@ class DynamicPeer:
     allowed_prefixes: tuple
     length_min: int
     length_max: int
+    cluster_id: object = None
+    listen_limit: int = None
+    next_hop_rewrite: str = None
 
 
 @dataclass(frozen=True)
@@ -161,7 +170,10 @@ def parse_rrset(res, findings):
             node=m.str("nodeRef", required=True), endpoint=m.address("endpoint", required=True),
             tunnel_address=_host(m, "tunnelAddress", required=True),
             asn=m.int("bgp.asn", minimum=1, maximum=ASN_MAX), router_id=m.address("bgp.routerID"),
-            wg_public_key=m.str("wireGuard.publicKey"), wg_endpoint=m.str("wireGuard.endpoint")))
+            wg_public_key=m.str("wireGuard.publicKey"), wg_endpoint=m.str("wireGuard.endpoint"),
+            wg_allowed_ips=tuple(str(p) for p in m.prefixes("wireGuard.allowedIPs")),
+            wg_keepalive=m.int("wireGuard.persistentKeepalive", minimum=0, maximum=65535),
+            wg_transport_endpoint=m.address("wireGuard.transportEndpoint")))
     return RRSet(res.name, r.str("enrollmentPolicyRef"), tuple(r.str_list("mobilityPoolRefs")), tuple(members))
 
 
@@ -199,7 +211,8 @@ def parse_policy(res, findings):
         wg_endpoint_prefixes=tuple(r.prefixes("wireGuard.endpointPrefixes")),
         wg_extra_prefixes=tuple(r.prefixes("wireGuard.allowedExtraIPPrefixes")),
         pool_refs=tuple(r.str_list("mobilityPoolRefs")), mobility_prefixes=tuple(r.prefixes("mobilityPrefixes")),
-        ttl=r.duration("ttl"), ttl_invalid=r.str("ttl") is not None and r.duration("ttl") is None)
+        ttl=r.duration("ttl"), ttl_invalid=r.str("ttl") is not None and r.duration("ttl") is None,
+        wg_keepalive=r.int("wireGuard.persistentKeepalive", minimum=0, maximum=65535))
 
 
 def parse_claim(res, findings):
@@ -220,7 +233,8 @@ def parse_claim(res, findings):
         endpoint=_endpoint(r, "endpoint"), owned=tuple(owned), asn=r.int("bgp.asn", minimum=1, maximum=ASN_MAX),
         router_id=r.address("bgp.routerID"), wg_public_key=r.str("wireGuard.publicKey"),
         wg_endpoint=wg_endpoint, wg_endpoint_host=wg_host, wg_allowed_ips=tuple(allowed),
-        expires_at=r.time("expiresAt"), revoked=r.bool("revoked"))
+        expires_at=r.time("expiresAt"), revoked=r.bool("revoked"),
+        wg_keepalive=r.int("wireGuard.persistentKeepalive", minimum=0, maximum=65535))
 
 
 def _endpoint(r, path):
@@ -270,7 +284,9 @@ def parse_dynamic_peer(res, findings):
         source_prefixes=tuple(r.prefixes("listen.sourcePrefixes")), rr_client=r.bool("routeReflectorClient"),
         allowed_prefixes=tuple(r.prefixes("importPolicy.allowedPrefixes")),
         length_min=r.int("importPolicy.allowedPrefixLengthMin", minimum=0, maximum=32),
-        length_max=r.int("importPolicy.allowedPrefixLengthMax", minimum=0, maximum=32))
+        length_max=r.int("importPolicy.allowedPrefixLengthMax", minimum=0, maximum=32),
+        cluster_id=r.address("routeReflectorClusterID"), listen_limit=r.int("listen.limit", minimum=1, maximum=65535),
+        next_hop_rewrite=r.str("importPolicy.nextHopRewrite"))
 
 
 def parse_pool(res, findings):

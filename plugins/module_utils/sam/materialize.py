@@ -1,0 +1,217 @@
+# Copyright: boma.mesh contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Desired state of one node (leaf or RR) from a validated document set.
+
+The result is a list of routerd-style resources ``{apiVersion, kind, metadata:
+{name}, spec}`` of kinds BGPRouter, TunnelInterface, IPv4Route, BGPPeer,
+WireGuardPeer and BGPDynamicPeer: the netcommon "rendered" idea, consumed by
+the data-plane modules and the BGP renderers.  Nothing here touches a host.
+"""
+
+import hashlib
+
+from .findings import Finding
+from .model import split_ref
+
+API_VERSION = "materialized.boma.mesh/v1alpha1"
+OWNER = "boma.mesh"
+IFNAME_MAX = 15
+
+
+class MaterializeError(ValueError):
+    """The node cannot be materialized; ``findings`` say why (resource, path, rule)."""
+
+    def __init__(self, findings):
+        super().__init__("; ".join(f.describe() for f in findings))
+        self.findings = findings
+
+
+def tunnel_name(peer):
+    """Kernel-safe (<= 15 chars) tunnel name, stable for a peer: sam-<peer> or sam-<prefix>-<hash>."""
+    name = "sam-" + peer
+    if len(name) <= IFNAME_MAX and all(c.isalnum() or c in "-_." for c in peer):
+        return name
+    digest = hashlib.sha256(peer.encode("utf-8")).hexdigest()[:4]
+    safe = "".join(c for c in peer if c.isalnum() or c == "-")[:6]
+    return "sam-%s-%s" % (safe, digest)
+
+
+def _res(kind, name, spec):
+    return {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
+
+
+def _ip(net):
+    return str(net.network_address)
+
+
+def _tunnel(profile, name, remote, local_addr, peer_addr, **labels):
+    spec = {"ifname": name, "mode": profile.mode, "local": str(profile.local_endpoint),
+            "remote": str(remote), "underlayInterface": profile.underlay, "address": str(local_addr),
+            "peerAddress": str(peer_addr), "owner": OWNER, "transportProfileRef": "SAMTransportProfile/" + profile.name}
+    if profile.mode == "fou":
+        spec.update(encapSport=profile.encap_sport, encapDport=profile.encap_dport)
+    spec.update(labels)
+    return _res("TunnelInterface", name, spec)
+
+
+def _route(name, peer_addr, local_addr):
+    return _res("IPv4Route", name, {"destination": str(peer_addr), "device": name, "source": _ip(local_addr),
+                                    "owner": OWNER})
+
+
+def node_role(mesh, node):
+    """'rr' when the node is an RRSet member, 'leaf' when a profile of it consumes an RRSet, else None."""
+    if any(m.node == node for rrset in mesh.rrsets.values() for m in rrset.members):
+        return "rr"
+    if any(p.node == node and any(s.startswith("SAMRRSet/") for s in p.peers_from)
+           for p in mesh.transports.values()):
+        return "leaf"
+    return None
+
+
+def materialize(report, node, fetched_rrsets=None):
+    """{'node', 'role', 'resources'} for ``node`` (its selfNodeRef), from a validate() Report.
+
+    ``fetched_rrsets`` maps RRSet name -> RRSet view (model.parse_rrset) fetched by enrollment;
+    it is used when the document set does not hold the RRSet a leaf consumes.
+    """
+    mesh = report.mesh
+    role = node_role(mesh, node)
+    if role is None:
+        raise MaterializeError([Finding("node/" + str(node), "selfNodeRef", "unknown-node",
+                                        "no SAMRRSet member and no SAMTransportProfile consuming a SAMRRSet "
+                                        "has this selfNodeRef")])
+    resources = _rr(report, node) if role == "rr" else _leaf(mesh, node, fetched_rrsets or {})
+    names = [r["metadata"]["name"] for r in resources if r["kind"] == "TunnelInterface"]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raise MaterializeError([Finding("node/" + node, "TunnelInterface", "tunnel-name-collision",
+                                        "two peers map to the tunnel name(s) %s" % ", ".join(clash))])
+    return {"node": node, "role": role, "resources": resources}
+
+
+def _router(mesh, profile, node, owned=()):
+    name = split_ref(profile.router_ref, "BGPRouter") if profile.router_ref else None
+    router = mesh.routers.get(name) if name else None
+    if router is None:
+        raise MaterializeError([Finding("SAMTransportProfile/" + profile.name, "spec.bgp.routerRef", "reference",
+                                        "node %s needs a BGPRouter for its BGP state" % node)])
+    return router, _res("BGPRouter", router.name, {"asn": router.asn, "routerID": str(router.router_id or ""),
+                                                   "exportPrefixes": [str(p) for p in owned]})
+
+
+def _leaf(mesh, node, fetched):
+    profiles = [p for p in mesh.transports.values() if p.node == node]
+    claims = [c for c in mesh.claims.values() if c.leaf_id == node]
+    if len(claims) != 1 or claims[0].tunnel_address is None:
+        raise MaterializeError([Finding("node/" + node, "SAMEnrollmentClaim", "leaf-claim",
+                                        "a leaf needs exactly one SAMEnrollmentClaim with leafID %s and a "
+                                        "tunnelAddress (found %d)" % (node, len(claims)))])
+    claim = claims[0]
+    out, seen_router = [], False
+    for profile in profiles:
+        for source in profile.peers_from:
+            name = split_ref(source, "SAMRRSet")
+            rrset = mesh.rrsets.get(name) or fetched.get(name)
+            if rrset is None:
+                raise MaterializeError([Finding("SAMTransportProfile/" + profile.name, "spec.peersFrom",
+                                                "rrset-missing", "%s is neither in the document set nor fetched"
+                                                % source)])
+            router, router_res = _router(mesh, profile, node, claim.owned_nets)
+            if not seen_router:
+                out.append(router_res)
+                seen_router = True
+            out.extend(_leaf_peers(profile, rrset, claim, router))
+    return out
+
+
+def _leaf_peers(profile, rrset, claim, router):
+    wireguard = profile.encryption == "wireguard"
+    out = []
+    for member in rrset.members:
+        name = tunnel_name(member.node)
+        remote = member.wg_transport_endpoint if wireguard and member.wg_transport_endpoint else member.endpoint
+        out.append(_tunnel(profile, name, remote, claim.tunnel_address, member.tunnel_address,
+                           peerNodeRef=member.node))
+        out.append(_route(name, member.tunnel_address, claim.tunnel_address))
+        out.append(_res("BGPPeer", member.node, {
+            "address": _ip(member.tunnel_address), "remoteASN": member.asn or profile.peer_asn or router.asn,
+            "localAddress": _ip(claim.tunnel_address), "nodeRef": member.node, "owner": OWNER}))
+        if wireguard:
+            out.append(_res("WireGuardPeer", member.node, {
+                "interface": profile.underlay, "publicKey": member.wg_public_key, "endpoint": member.wg_endpoint,
+                "allowedIPs": list(member.wg_allowed_ips), "persistentKeepalive": member.wg_keepalive or 0,
+                "nodeRef": member.node, "owner": OWNER}))
+    return out
+
+
+def _rr(report, node):
+    mesh = report.mesh
+    member = next(m for rrset in mesh.rrsets.values() for m in rrset.members if m.node == node)
+    profiles = [p for p in mesh.transports.values() if p.node == node]
+    out = []
+    router = None
+    for profile in sorted(profiles, key=lambda p: p.name):
+        if router is None:
+            router, router_res = _router(mesh, profile, node)
+            out.append(router_res)
+        for source in profile.peers_from:
+            policy_name = split_ref(source, "SAMEnrollmentPolicy")
+            if policy_name is None:
+                continue
+            policy = mesh.policies.get(policy_name)
+            for claim in sorted(report.active.get(policy_name, ()), key=lambda c: c.leaf_id):
+                out.extend(_rr_claim(profile, policy, claim, member, router))
+    out.extend(_dynamic_peers(mesh, report, router))
+    return out
+
+
+def _rr_claim(profile, policy, claim, member, router):
+    name = tunnel_name(claim.leaf_id)
+    out = [_tunnel(profile, name, claim.endpoint, member.tunnel_address, claim.tunnel_address,
+                   claimRef=claim.ref, leafID=claim.leaf_id),
+           _route(name, claim.tunnel_address, member.tunnel_address)]
+    if profile.generate_peers:
+        out.append(_res("BGPPeer", claim.leaf_id, {
+            "address": _ip(claim.tunnel_address), "remoteASN": claim.asn or profile.peer_asn or router.asn,
+            "localAddress": _ip(member.tunnel_address), "claimRef": claim.ref, "owner": OWNER}))
+    if profile.encryption == "wireguard":
+        keepalive = claim.wg_keepalive if claim.wg_keepalive is not None else (policy.wg_keepalive or 0)
+        out.append(_res("WireGuardPeer", claim.leaf_id, {
+            "interface": profile.underlay, "publicKey": claim.wg_public_key, "endpoint": claim.wg_endpoint,
+            "allowedIPs": [str(net) for _i, _t, net in claim.wg_allowed_ips if net is not None],
+            "persistentKeepalive": keepalive, "claimRef": claim.ref, "owner": OWNER}))
+    return out
+
+
+def _dynamic_peers(mesh, report, router):
+    claims = {}
+    for active in report.active.values():
+        for claim in active:
+            claims[claim.tunnel_address.network_address] = claim
+    out = []
+    for peer in sorted(mesh.dynamic_peers.values(), key=lambda p: p.name):
+        if router is None or split_ref(peer.router_ref, "BGPRouter") != router.name:
+            continue
+        admitted = [c for c in claims.values() if any(c.tunnel_address.subnet_of(r) for r in peer.source_prefixes)]
+        out.append(_res("BGPDynamicPeer", peer.name, {
+            "peerGroup": peer.name, "listenRanges": [str(p) for p in peer.source_prefixes],
+            "listenLimit": peer.listen_limit, "peerASN": peer.peer_asn, "localASN": router.asn,
+            "routeReflectorClient": peer.rr_client,
+            "clusterID": str(peer.cluster_id) if peer.cluster_id else None,
+            "allowedPrefixes": [str(p) for p in peer.allowed_prefixes],
+            "allowedPrefixLengthMin": peer.length_min if peer.length_min is not None else 32,
+            "allowedPrefixLengthMax": peer.length_max if peer.length_max is not None else 32,
+            "nextHopRewrite": peer.next_hop_rewrite,
+            "admitted": [{"claimRef": c.ref, "leafID": c.leaf_id, "neighbor": _ip(c.tunnel_address),
+                          "prefixes": [str(n) for n in c.owned_nets]}
+                         for c in sorted(admitted, key=lambda c: int(c.tunnel_address.network_address))],
+        }))
+    return out
+
+
+def count_kinds(state):
+    counts = {}
+    for res in state["resources"]:
+        counts[res["kind"]] = counts.get(res["kind"], 0) + 1
+    return counts
