@@ -18,7 +18,7 @@ export ANSIBLE_HOME := $(BUILD)/ansible-home
 export ANSIBLE_LOCAL_TEMP := $(BUILD)/ansible-tmp
 
 # Debian packages the test lanes need (kept here so setup is one command).
-APT_PACKAGES := openssl git make
+APT_PACKAGES := openssl git make iproute2 iputils-ping frr frr-pythontools gobgpd
 
 .PHONY: help setup apt venv collection lint lint-python lint-ansible sanity docs-check changelog-lint \
         test test-unit test-integration bench clean

@@ -15,11 +15,21 @@ from . import payload, tokens
 from .fields import parse_time
 from .findings import ERROR
 from .loader import load_resources
+from .materialize import MaterializeError, materialize
+from .model import parse_rrset
 from .validate import DEFAULT_SKEW, validate
 
 
 class InputError(Exception):
     """Unreadable input: exit code 2."""
+
+
+class FindingsError(Exception):
+    """The documents are invalid for the command: exit code 1 with the findings."""
+
+    def __init__(self, findings):
+        super().__init__("%d finding(s)" % len(findings))
+        self.findings = findings
 
 
 def load_file(path):
@@ -139,6 +149,48 @@ def cmd_validate(args, out):
     return 0 if report.ok else 1
 
 
+def _state(args):
+    now = _now(args)
+    resources, findings = load_resources(load_configs(args.config))
+    report = validate(resources, now=now, findings=findings)
+    if not report.ok:
+        raise FindingsError(report.errors)
+    fetched = {}
+    for path in args.fetched_rrset or []:
+        for _source, doc in load_file(path):
+            fetched_resources, _findings = load_resources([(path, doc)])
+            for res in fetched_resources:
+                if res.kind == "SAMRRSet":
+                    fetched[res.name] = parse_rrset(res, [])
+    try:
+        return materialize(report, args.node, fetched)
+    except MaterializeError as exc:
+        raise FindingsError(exc.findings) from None
+
+
+def cmd_materialize(args, out):
+    json.dump(_state(args), out, indent=2, sort_keys=True)
+    out.write("\n")
+    return 0
+
+
+def _now(args):
+    if not getattr(args, "now", None):
+        return None
+    now = parse_time(args.now)
+    if now is None:
+        raise InputError("--now %r is not an RFC 3339 timestamp" % args.now)
+    return now
+
+
+def _add_node_args(p):
+    p.add_argument("--config", action="append", required=True, metavar="FILE",
+                   help="routerd Router YAML or boma.mesh vars YAML/JSON (repeatable; merged into one set)")
+    p.add_argument("--node", required=True, help="selfNodeRef of the host (rr-a, leaf-b, ...)")
+    p.add_argument("--fetched-rrset", action="append", metavar="FILE", help="an RRSet fetched by enrollment")
+    p.add_argument("--now", help="evaluate expiry at this RFC 3339 time (default: now)")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="samctl", description="boma.mesh SAM enrollment tool")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -164,6 +216,10 @@ def build_parser():
                    help="allowed future joinTimestamp skew in seconds (default 300)")
     p.add_argument("-o", "--output", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("materialize", help="print a node's desired state as JSON")
+    _add_node_args(p)
+    p.set_defaults(func=cmd_materialize)
     return parser
 
 
@@ -175,5 +231,9 @@ def main(argv=None, out=None):
     except InputError as exc:
         sys.stderr.write("samctl: %s\n" % exc)
         return 2
+    except FindingsError as exc:
+        for finding in exc.findings:
+            sys.stderr.write("%s\n" % finding)
+        return 1
     except BrokenPipeError:
         return 1
