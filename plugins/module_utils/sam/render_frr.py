@@ -1,0 +1,190 @@
+# Copyright: boma.mesh contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""FRR (8.4+) configuration for a node's materialized BGP state.
+
+RR: a peer-group per BGPDynamicPeer defined before its ``bgp listen range``
+(FRR refuses the other order), route-reflector clients with soft
+reconfiguration inbound, and one ``route-map`` entry per admitted claim that
+matches the BGP neighbor (the leaf's tunnel address) *and* a prefix-list of
+that claim's owned /32s, then a final deny.  A union prefix-list alone would
+let one leaf announce another's /32.
+Leaf: one neighbor per RR with a short connect timer (RRs never dial dynamic
+peers) and an export route-map that lets out only the owned /32s.
+Route-map sequence numbers derive from the tunnel address, so adding a leaf
+adds lines and moves none (O(1) reload diff).
+"""
+
+import ipaddress
+
+DEFAULTS = {
+    "bfd": False,              # neighbor/peer-group bfd (needs bfdd running)
+    "listen_limit": 1000,      # bgp listen limit when the BGPDynamicPeer sets none
+    "route_map_delay": 1,      # seconds; FRR's default 5 s delays a new leaf's admission after a reload
+    "connect_timer": 2,        # leaf -> RR connect retry (s); the RR never dials a dynamic peer
+    "announce": (),            # extra prefixes a leaf originates (tests announce hostile routes with it)
+    "export_any": False,       # leaf exports everything it originates (tests only)
+}
+DENY_SEQ = 65535
+
+
+class RenderError(ValueError):
+    """The state cannot be rendered safely; the message names the resource and the rule."""
+
+
+def _by_kind(state, kind):
+    return [r for r in state.get("resources", ()) if r.get("kind") == kind]
+
+
+def render_frr(state, options=None):
+    opts = dict(DEFAULTS, **(options or {}))
+    routers = _by_kind(state, "BGPRouter")
+    if len(routers) != 1:
+        raise RenderError("node %s: expected exactly one BGPRouter in the state, found %d"
+                          % (state.get("node"), len(routers)))
+    router = routers[0]["spec"]
+    # hostname and ip forwarding belong to the host, not to the SAM BGP state: the
+    # apply step (module_utils/frr.py) carries the running values over unchanged.
+    lines = ["!"]
+    if state.get("role") == "rr":
+        body = _rr(state, router, opts)
+    else:
+        body = _leaf(state, router, opts)
+    return "\n".join(lines + body) + "\n"
+
+
+def _router_head(router, opts):
+    head = ["router bgp %d" % router["asn"]]
+    if router.get("routerID"):
+        head.append(" bgp router-id %s" % router["routerID"])
+    head += [" no bgp ebgp-requires-policy", " no bgp default ipv4-unicast", " no bgp network import-check"]
+    return head
+
+
+def _seq(neighbor, ranges):
+    """Stable route-map sequence for a neighbor: its offset in the listen range (1..65534)."""
+    addr = ipaddress.IPv4Address(neighbor)
+    for net in ranges:
+        if addr in net:
+            offset = int(addr) - int(net.network_address)
+            if 0 < offset < DENY_SEQ:
+                return offset
+    return None
+
+
+def _rr(state, router, opts):
+    peers = _by_kind(state, "BGPDynamicPeer")
+    maps, bgp, afi = [], _router_head(router, opts), []
+    lists = []
+    for peer in peers:
+        spec, group = peer["spec"], peer["spec"]["peerGroup"]
+        if spec.get("routeReflectorClient") and spec.get("peerASN") != router["asn"]:
+            raise RenderError("BGPDynamicPeer/%s [rr-client-asn] peerASN %s must equal the local ASN %s"
+                              % (group, spec.get("peerASN"), router["asn"]))
+        ranges = [ipaddress.IPv4Network(r) for r in spec.get("listenRanges", ())]
+        if not ranges:
+            raise RenderError("BGPDynamicPeer/%s [listen-range-required] no listen range" % group)
+        route_map = "SAM-IN-" + group
+        if spec.get("clusterID") and " bgp cluster-id" not in "\n".join(bgp):
+            bgp.append(" bgp cluster-id %s" % spec["clusterID"])
+        bgp += [" neighbor %s peer-group" % group, " neighbor %s remote-as %d" % (group, spec["peerASN"])]
+        if opts["bfd"]:
+            bgp.append(" neighbor %s bfd" % group)
+        bgp += [" bgp listen range %s peer-group %s" % (r, group) for r in ranges]
+        afi += ["  neighbor %s activate" % group]
+        if spec.get("routeReflectorClient"):
+            afi.append("  neighbor %s route-reflector-client" % group)
+        # Leaves reach each other only through the RRs (tunnels go to RRs), so reflected
+        # routes must carry the RR as next hop.
+        afi += ["  neighbor %s next-hop-self force" % group,
+                "  neighbor %s soft-reconfiguration inbound" % group,
+                "  neighbor %s route-map %s in" % (group, route_map)]
+        entries, used = _admission_entries(spec, ranges, route_map)
+        lists += used
+        maps += entries + ["route-map %s deny %d" % (route_map, DENY_SEQ), "exit", "!"]
+    head = []
+    if peers:
+        limit = max((p["spec"].get("listenLimit") or opts["listen_limit"]) for p in peers)
+        bgp.append(" bgp listen limit %d" % limit)
+        # A global command in FRR 8.4 (not under router bgp).
+        head = ["bgp route-map delay-timer %d" % opts["route_map_delay"], "!"]
+    return head + lists + maps + bgp + _afi_block(afi)
+
+
+def _afi_block(afi):
+    return [" !", " address-family ipv4 unicast"] + afi + [" exit-address-family", "exit", "!"]
+
+
+def _admission_entries(spec, ranges, route_map):
+    lists, maps = [], []
+    seen = {}
+    for item in sorted(spec.get("admitted", ()), key=lambda a: int(ipaddress.IPv4Address(a["neighbor"]))):
+        seq = _seq(item["neighbor"], ranges)
+        if seq is None or seq in seen or not item.get("prefixes"):
+            # Outside the listen range, colliding, or nothing owned: no permit entry, so denied.
+            continue
+        seen[seq] = item["leafID"]
+        plist = "SAM-LEAF-" + item["leafID"]
+        # Owned addresses are /32s: an exact entry matches only that host route
+        # (FRR refuses "ge 32" on a /32 as len < ge is required).
+        lists += ["ip prefix-list %s seq %d permit %s" % (plist, 5 * (i + 1), p)
+                  for i, p in enumerate(sorted(item["prefixes"], key=_net_key))]
+        maps += ["route-map %s permit %d" % (route_map, seq), " match peer %s" % item["neighbor"],
+                 " match ip address prefix-list %s" % plist, "exit", "!"]
+    return maps, lists + (["!"] if lists else [])
+
+
+def _net_key(text):
+    net = ipaddress.IPv4Network(text)
+    return (int(net.network_address), net.prefixlen)
+
+
+def _leaf(state, router, opts):
+    owned = sorted(router.get("exportPrefixes", ()), key=_net_key)
+    announce = owned + sorted((p for p in opts["announce"] if p not in owned), key=_net_key)
+    out = ["ip prefix-list SAM-OWN seq %d permit %s" % (5 * (i + 1), p) for i, p in enumerate(owned)]
+    out += ["!", "route-map SAM-EXPORT permit 10"]
+    if not opts["export_any"]:
+        out.append(" match ip address prefix-list SAM-OWN")
+    out += ["exit", "!", "route-map SAM-EXPORT deny %d" % DENY_SEQ, "exit", "!"]
+    bgp, afi = _router_head(router, opts), []
+    afi += ["  network %s" % p for p in announce]
+    for peer in sorted(_by_kind(state, "BGPPeer"), key=lambda r: int(ipaddress.IPv4Address(r["spec"]["address"]))):
+        spec = peer["spec"]
+        addr = spec["address"]
+        bgp += [" neighbor %s remote-as %d" % (addr, spec["remoteASN"]),
+                " neighbor %s description %s" % (addr, spec.get("nodeRef") or peer["metadata"]["name"])]
+        if spec.get("localAddress"):
+            bgp.append(" neighbor %s update-source %s" % (addr, spec["localAddress"]))
+        bgp.append(" neighbor %s timers connect %d" % (addr, opts["connect_timer"]))
+        if opts["bfd"]:
+            bgp.append(" neighbor %s bfd" % addr)
+        afi += ["  neighbor %s activate" % addr, "  neighbor %s route-map SAM-EXPORT out" % addr]
+    return out + bgp + _afi_block(afi)
+
+
+def lint_frr(text):
+    """Semantic problems FRR 8.4 accepts silently (vtysh -C checks grammar only).
+
+    An undefined route-map or prefix-list denies everything (or, for a
+    prefix-list inside a route-map, matches nothing); a listen range before its
+    peer-group is refused at load time.
+    """
+    problems, route_maps, prefix_lists, groups = [], set(), set(), set()
+    used_maps, used_lists = [], []
+    for number, raw in enumerate(text.splitlines(), 1):
+        words = raw.split()
+        if raw.startswith("route-map ") and len(words) >= 3:
+            route_maps.add(words[1])
+        elif raw.startswith("ip prefix-list ") and len(words) >= 3:
+            prefix_lists.add(words[2])
+        elif len(words) == 3 and words[0] == "neighbor" and words[2] == "peer-group":
+            groups.add(words[1])
+        elif words[:3] == ["bgp", "listen", "range"] and len(words) == 5 and words[4] not in groups:
+            problems.append("line %d: bgp listen range uses peer-group %s before it is defined" % (number, words[4]))
+        elif words[:1] == ["neighbor"] and len(words) == 5 and words[2] == "route-map":
+            used_maps.append((number, words[3]))
+        elif words[:4] == ["match", "ip", "address", "prefix-list"] and len(words) == 5:
+            used_lists.append((number, words[4]))
+    problems += ["line %d: route-map %s is not defined" % (n, m) for n, m in used_maps if m not in route_maps]
+    problems += ["line %d: prefix-list %s is not defined" % (n, p) for n, p in used_lists if p not in prefix_lists]
+    return problems

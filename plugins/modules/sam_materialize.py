@@ -1,0 +1,114 @@
+#!/usr/bin/python
+# Copyright: boma.mesh contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# ruff: noqa: E402
+
+DOCUMENTATION = r"""
+module: sam_materialize
+short_description: Desired tunnels, routes, BGP and WireGuard state of one SAM node (rendered, no host change)
+version_added: 0.1.0
+description:
+  - Validates the document set like M(boma.mesh.sam_validate), then computes the node's desired state.
+  - "Leaf: per RR member one TunnelInterface (ipip, gre, or fou with encap ports), one endpoint IPv4Route and one
+    BGPPeer to the RR's tunnel address; with C(encryption: wireguard) also one WireGuardPeer per RR."
+  - "RR: one TunnelInterface and IPv4Route per admitted claim of each transport profile, BGPPeers only when
+    C(generatePeers) is not false, one BGPDynamicPeer (listen ranges, peer group, admitted claims), and
+    WireGuardPeers only for claims admitted through a WireGuard profile."
+  - The result feeds M(boma.mesh.sam_bgp) and the data-plane modules.
+author: boma.mesh maintainers (@boma)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - boma.mesh.read_only
+options:
+  resources:
+    description: The node's view of the mesh (for an RR including the admitted claims).
+    type: list
+    elements: dict
+    required: true
+  node:
+    description: The node's C(selfNodeRef) (for example C(rr-a) or C(leaf-b)).
+    type: str
+    required: true
+  fetched_rrsets:
+    description: SAMRRSet resources fetched by enrollment, used when O(resources) does not hold the RRSet.
+    type: list
+    elements: dict
+    default: []
+  now:
+    description: Evaluate claim expiry at this RFC 3339 time instead of now.
+    type: str
+seealso:
+  - module: boma.mesh.sam_validate
+  - module: boma.mesh.sam_bgp
+"""
+
+EXAMPLES = r"""
+- name: Desired state of this host
+  boma.mesh.sam_materialize:
+    resources: "{{ sam_resources + sam_node_resources }}"
+    node: "{{ sam_node }}"
+  register: desired
+
+- name: Show the counts by kind
+  ansible.builtin.debug:
+    var: desired.counts
+"""
+
+RETURN = r"""
+state:
+  description: C(node), C(role) (C(rr) or C(leaf)) and C(resources), routerd-style resources of kinds BGPRouter,
+    TunnelInterface, IPv4Route, BGPPeer, WireGuardPeer and BGPDynamicPeer.
+  returned: success
+  type: dict
+counts:
+  description: Number of resources by kind.
+  returned: success
+  type: dict
+  sample: {"BGPRouter": 1, "TunnelInterface": 2, "IPv4Route": 2, "BGPPeer": 2}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.boma.mesh.plugins.module_utils.sam.fields import parse_time
+from ansible_collections.boma.mesh.plugins.module_utils.sam.loader import load_resources
+from ansible_collections.boma.mesh.plugins.module_utils.sam.materialize import (
+    MaterializeError,
+    count_kinds,
+    materialize,
+)
+from ansible_collections.boma.mesh.plugins.module_utils.sam.model import parse_rrset
+from ansible_collections.boma.mesh.plugins.module_utils.sam.validate import validate
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "resources": {"type": "list", "elements": "dict", "required": True},
+            "node": {"type": "str", "required": True},
+            "fetched_rrsets": {"type": "list", "elements": "dict", "default": []},
+            "now": {"type": "str"},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    now = parse_time(params["now"]) if params["now"] else None
+    if params["now"] and now is None:
+        module.fail_json(msg="now [rfc3339] %r is not an RFC 3339 timestamp" % params["now"])
+    resources, findings = load_resources([("resources", params["resources"])])
+    report = validate(resources, now=now, findings=findings)
+    if not report.ok:
+        errors = [f.describe() for f in report.errors]
+        module.fail_json(msg="%d error(s) in the SAM documents:\n%s" % (len(errors), "\n".join(errors)),
+                         errors=errors)
+    fetched_resources, fetched_findings = load_resources([("fetched_rrsets", params["fetched_rrsets"])])
+    fetched = {r.name: parse_rrset(r, fetched_findings) for r in fetched_resources if r.kind == "SAMRRSet"}
+    if fetched_findings:
+        module.fail_json(msg="fetched_rrsets: " + "; ".join(f.describe() for f in fetched_findings))
+    try:
+        state = materialize(report, params["node"], fetched)
+    except MaterializeError as exc:
+        module.fail_json(msg=str(exc), errors=[f.describe() for f in exc.findings])
+    module.exit_json(changed=False, state=state, counts=count_kinds(state))
+
+
+if __name__ == "__main__":
+    main()
