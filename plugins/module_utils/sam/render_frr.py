@@ -179,8 +179,8 @@ def lint_frr(text):
             prefix_lists.add(words[2])
         elif len(words) == 3 and words[0] == "neighbor" and words[2] == "peer-group":
             groups.add(words[1])
-        elif words[:3] == ["bgp", "listen", "range"] and len(words) == 5 and words[4] not in groups:
-            problems.append("line %d: bgp listen range uses peer-group %s before it is defined" % (number, words[4]))
+        elif words[:3] == ["bgp", "listen", "range"] and len(words) == 6 and words[5] not in groups:
+            problems.append("line %d: bgp listen range uses peer-group %s before it is defined" % (number, words[5]))
         elif words[:1] == ["neighbor"] and len(words) == 5 and words[2] == "route-map":
             used_maps.append((number, words[3]))
         elif words[:4] == ["match", "ip", "address", "prefix-list"] and len(words) == 5:

@@ -1,0 +1,52 @@
+"""Per-host views of the example inventories, as a role would pass them to the modules.
+
+A host sees ``sam_resources`` (group_vars/all) + its own ``sam_node_resources``; an RR also sees every
+leaf's SAMEnrollmentClaim (what the enrollment service admitted).
+"""
+
+import datetime
+import pathlib
+
+import yaml
+
+from boma_sam.loader import load_resources
+from boma_sam.materialize import materialize
+from boma_sam.validate import validate
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+NOW = datetime.datetime(2026, 6, 28, 1, 0, tzinfo=datetime.timezone.utc)
+
+
+def _yaml(path):
+    with open(path, encoding="utf-8") as stream:
+        return yaml.safe_load(stream)
+
+
+def groups(inventory):
+    hosts = _yaml(ROOT / "inventories" / inventory / "hosts.yml")["all"]["children"]
+    return {name: sorted(group["hosts"]) for name, group in hosts.items()}
+
+
+def host_vars(inventory, host):
+    return _yaml(ROOT / "inventories" / inventory / "host_vars" / (host + ".yml"))
+
+
+def leaf_claims(inventory):
+    return [res for leaf in groups(inventory)["sam_leaves"]
+            for res in host_vars(inventory, leaf)["sam_node_resources"] if res["kind"] == "SAMEnrollmentClaim"]
+
+
+def node_view(inventory, host, claims=None):
+    shared = _yaml(ROOT / "inventories" / inventory / "group_vars" / "all" / "sam.yml")["sam_resources"]
+    own = host_vars(inventory, host)["sam_node_resources"]
+    if host in groups(inventory)["sam_rrs"]:
+        own = own + (leaf_claims(inventory) if claims is None else claims)
+    return shared + own
+
+
+def node_state(inventory, host, claims=None, now=NOW):
+    """(materialized state, validation report) of one inventory host."""
+    resources, findings = load_resources([(host, node_view(inventory, host, claims))])
+    report = validate(resources, now=now, findings=findings)
+    assert report.ok, [str(f) for f in report.errors]
+    return materialize(report, host_vars(inventory, host)["sam_node"]), report

@@ -1,0 +1,101 @@
+"""FRR rendering: admission bound to neighbor + owned /32s, ordering FRR needs, lint, O(1) diffs."""
+
+import copy
+import difflib
+
+import pytest
+from mesh_views import node_state
+
+from boma_sam.frr_state import synthetic_rr_state
+from boma_sam.render_frr import RenderError, lint_frr, render_frr
+
+
+@pytest.fixture(scope="module")
+def rr_text():
+    return render_frr(node_state("cloudedge", "rr-a")[0])
+
+
+@pytest.fixture(scope="module")
+def leaf_text():
+    return render_frr(node_state("cloudedge", "leaf-b")[0])
+
+
+def test_peer_group_is_defined_before_the_listen_range(rr_text):
+    lines = rr_text.splitlines()
+    assert lines.index(" neighbor cloudedge-leaves peer-group") < \
+        lines.index(" bgp listen range 10.255.0.0/20 peer-group cloudedge-leaves")
+    assert " bgp listen limit 1000" in lines
+
+
+def test_rr_clients_reflect_with_soft_reconfiguration_and_the_admission_map(rr_text):
+    for line in ("  neighbor cloudedge-leaves route-reflector-client",
+                 "  neighbor cloudedge-leaves soft-reconfiguration inbound",
+                 "  neighbor cloudedge-leaves route-map SAM-IN-cloudedge-leaves in",
+                 " neighbor cloudedge-leaves remote-as 64577", " bgp cluster-id 10.99.0.254"):
+        assert line in rr_text.splitlines()
+
+
+def test_each_leaf_entry_matches_its_peer_and_only_its_owned_32(rr_text):
+    block = rr_text.split("route-map SAM-IN-cloudedge-leaves permit 32\n")[1].split("exit")[0]
+    assert block == " match peer 10.255.0.32\n match ip address prefix-list SAM-LEAF-leaf-b\n"
+    assert [line for line in rr_text.splitlines() if "SAM-LEAF-leaf-b seq" in line] == [
+        "ip prefix-list SAM-LEAF-leaf-b seq 5 permit 10.77.60.32/32"]
+    assert "route-map SAM-IN-cloudedge-leaves deny 65535" in rr_text
+
+
+def test_rr_has_no_static_leaf_neighbors(rr_text):
+    assert not [line for line in rr_text.splitlines() if line.startswith(" neighbor 10.")]
+
+
+def test_leaf_peers_with_both_rrs_and_exports_only_its_owned_32(leaf_text):
+    lines = leaf_text.splitlines()
+    for rr in ("10.99.0.2", "10.99.0.3"):
+        assert " neighbor %s remote-as 64577" % rr in lines
+        assert " neighbor %s update-source 10.255.0.32" % rr in lines
+        assert " neighbor %s timers connect 2" % rr in lines
+        assert "  neighbor %s route-map SAM-EXPORT out" % rr in lines
+    assert "ip prefix-list SAM-OWN seq 5 permit 10.77.60.32/32" in lines
+    assert " match ip address prefix-list SAM-OWN" in lines and "  network 10.77.60.32/32" in lines
+
+
+def test_bfd_knob_adds_bfd_per_neighbor():
+    text = render_frr(node_state("cloudedge", "leaf-b")[0], {"bfd": True})
+    assert " neighbor 10.99.0.2 bfd" in text and " neighbor 10.99.0.3 bfd" in text
+    assert " neighbor cloudedge-leaves bfd" in render_frr(node_state("cloudedge", "rr-a")[0], {"bfd": True})
+
+
+def test_rr_client_asn_must_equal_local_asn():
+    state = copy.deepcopy(node_state("cloudedge", "rr-a")[0])
+    next(r for r in state["resources"] if r["kind"] == "BGPDynamicPeer")["spec"]["peerASN"] = 65001
+    with pytest.raises(RenderError, match="rr-client-asn"):
+        render_frr(state)
+
+
+def test_claim_without_prefixes_gets_no_permit_entry():
+    state = synthetic_rr_state(3)
+    dyn = next(r for r in state["resources"] if r["kind"] == "BGPDynamicPeer")["spec"]
+    dyn["admitted"][1]["prefixes"] = []
+    text = render_frr(state)
+    assert "match peer %s" % dyn["admitted"][1]["neighbor"] not in text
+
+
+def test_rendered_configs_pass_the_lint(rr_text, leaf_text):
+    assert lint_frr(rr_text) == [] and lint_frr(leaf_text) == []
+
+
+def test_lint_catches_what_vtysh_minus_c_accepts():
+    bad = "router bgp 1\n bgp listen range 10.0.0.0/8 peer-group G\n neighbor G peer-group\n" \
+          " address-family ipv4 unicast\n  neighbor G route-map NOPE in\n exit-address-family\n" \
+          "route-map X permit 1\n match ip address prefix-list MISSING\n"
+    problems = lint_frr(bad)
+    assert any("before it is defined" in p for p in problems)
+    assert any("route-map NOPE is not defined" in p for p in problems)
+    assert any("prefix-list MISSING is not defined" in p for p in problems)
+
+
+def test_adding_one_leaf_to_1000_is_an_o1_diff():
+    before = render_frr(synthetic_rr_state(1000)).splitlines()
+    after = render_frr(synthetic_rr_state(1001)).splitlines()
+    changed = [d for d in difflib.unified_diff(before, after, lineterm="", n=0)
+               if d[:1] in "+-" and not d.startswith(("+++", "---"))]
+    assert 0 < len(changed) <= 8, changed
