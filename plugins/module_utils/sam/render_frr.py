@@ -10,8 +10,10 @@ that claim's owned /32s, then a final deny.  A union prefix-list alone would
 let one leaf announce another's /32.
 Leaf: one neighbor per RR with a short connect timer (RRs never dial dynamic
 peers) and an export route-map that lets out only the owned /32s.
-Route-map sequence numbers derive from the tunnel address, so adding a leaf
-adds lines and moves none (O(1) reload diff).
+By default the listen ranges are the admitted claims' tunnel /32s (inside
+the BGPDynamicPeer's source prefixes), so an unadmitted or revoked leaf does
+not even get a session.  Route-map sequence numbers derive from the tunnel
+address, so adding a leaf adds lines and moves none (O(1) reload diff).
 """
 
 import ipaddress
@@ -23,6 +25,7 @@ DEFAULTS = {
     "connect_timer": 2,        # leaf -> RR connect retry (s); the RR never dials a dynamic peer
     "announce": (),            # extra prefixes a leaf originates (tests announce hostile routes with it)
     "export_any": False,       # leaf exports everything it originates (tests only)
+    "listen_per_claim": True,  # one /32 listen range per admitted claim: nobody else even gets a session
 }
 DENY_SEQ = 65535
 
@@ -89,7 +92,7 @@ def _rr(state, router, opts):
         bgp += [" neighbor %s peer-group" % group, " neighbor %s remote-as %d" % (group, spec["peerASN"])]
         if opts["bfd"]:
             bgp.append(" neighbor %s bfd" % group)
-        bgp += [" bgp listen range %s peer-group %s" % (r, group) for r in ranges]
+        bgp += [" bgp listen range %s peer-group %s" % (r, group) for r in _listen(spec, ranges, opts)]
         afi += ["  neighbor %s activate" % group]
         if spec.get("routeReflectorClient"):
             afi.append("  neighbor %s route-reflector-client" % group)
@@ -112,6 +115,13 @@ def _rr(state, router, opts):
 
 def _afi_block(afi):
     return [" !", " address-family ipv4 unicast"] + afi + [" exit-address-family", "exit", "!"]
+
+
+def _listen(spec, ranges, opts):
+    if not opts["listen_per_claim"]:
+        return ranges
+    hosts = {ipaddress.IPv4Address(a["neighbor"]) for a in spec.get("admitted", ()) if a.get("prefixes")}
+    return ["%s/32" % h for h in sorted(hosts) if any(h in r for r in ranges)]
 
 
 def _admission_entries(spec, ranges, route_map):
