@@ -21,7 +21,7 @@ export ANSIBLE_LOCAL_TEMP := $(BUILD)/ansible-tmp
 APT_PACKAGES := openssl git make iproute2 iputils-ping frr frr-pythontools gobgpd
 
 .PHONY: help setup apt venv collection lint lint-python lint-ansible sanity docs-check changelog-lint \
-        test test-unit test-integration bench clean
+        test test-unit test-integration test-netns bench clean
 
 help:
 	@echo "make setup   - create .venv, install pinned Python and Debian packages, samctl (safe to re-run)"
@@ -81,7 +81,7 @@ docs-check: collection
 changelog-lint:
 	$(BIN)/antsibull-changelog lint
 
-test: lint test-unit test-integration
+test: lint test-unit test-integration test-netns
 
 test-unit:
 	$(BIN)/python -m pytest -q tests/unit
@@ -89,8 +89,13 @@ test-unit:
 test-integration: collection
 	$(BIN)/python -m pytest -q tests/integration
 
+# Real daemons in network namespaces (FRR, gobgpd); needs root, as CI has.
+test-netns: collection
+	$(BIN)/python -m pytest -q -s tests/netns
+
 bench:
 	$(BIN)/python bench/validate_claims.py
+	$(BIN)/python bench/render.py
 
 clean:
 	rm -rf $(BUILD) .pytest_cache .hypothesis .ruff_cache

@@ -26,14 +26,13 @@ class FrrError(Exception):
 
 class Frr:
     def __init__(self, run_command, vtysh="vtysh", reload_script="/usr/lib/frr/frr-reload.py",
-                 vty_socket=None, confdir="/etc/frr", rundir=None, python="python3"):
+                 vty_socket=None, confdir="/etc/frr", rundir=None):
         self.run_command = run_command      # AnsibleModule.run_command-like: argv -> (rc, out, err)
         self.vtysh = vtysh
         self.reload_script = reload_script
         self.vty_socket = vty_socket
         self.confdir = confdir
         self.rundir = rundir or vty_socket or "/var/run/frr"
-        self.python = python
 
     def _vty(self):
         return ["--vty_socket", self.vty_socket] if self.vty_socket else []
@@ -69,7 +68,8 @@ class Frr:
             raise FrrError("frr-reload.py --reload failed: %s" % (err or out).strip()[-500:])
 
     def _reload_argv(self, mode, path):
-        argv = [self.python, self.reload_script, mode, "--stdout", "--bindir", os.path.dirname(self._vtysh_path()),
+        # Run by its own shebang: frr-reload.py belongs to the system Python FRR was built for.
+        argv = [self.reload_script, mode, "--stdout", "--bindir", os.path.dirname(self._vtysh_path()),
                 "--confdir", self.confdir, "--rundir", self.rundir]
         if self.vty_socket:
             argv += ["--vty_socket", self.vty_socket]
