@@ -60,7 +60,11 @@ class Frr:
         if rc != 0:
             # frr-reload prints a misleading diff on a bad candidate: trust the exit code.
             raise FrrError("frr-reload.py --test refused the candidate: %s" % (err or out).strip()[-500:])
-        return parse_delta(out)
+        deletes, adds = parse_delta(out)
+        # Host-owned lines were carried over from the running config; FRR reports some of them
+        # per daemon (two "hostname" lines in a namespace) and never converges on them: not ours.
+        return ([line for line in deletes if not HOST_OWNED.match(line.strip())],
+                [line for line in adds if not HOST_OWNED.match(line.strip())])
 
     def reload(self, path):
         rc, out, err = self.run_command(self._reload_argv("--reload", path))
