@@ -267,8 +267,8 @@ def _rr_policy(lines, entries):
                   _kv(1, "neighbor-info-list", ["%s/32" % entry.neighbor]), ""]
     lines += [_table(0, "policy-definitions", array=True), _kv(1, "name", ADMISSION_POLICY)]
     for entry in admitted:
-        lines += [_comment("  # %s: %s from %s only" % (entry.leaf, ", ".join(str(n) for n in entry.nets),
-                                                       entry.neighbor)),
+        owned = ", ".join(str(n) for n in entry.nets)
+        lines += [_comment("  # %s: %s from %s only" % (entry.leaf, owned, entry.neighbor)),
                   _table(1, "policy-definitions.statements", array=True), _kv(2, "name", entry.set_name),
                   _table(2, "policy-definitions.statements.conditions.match-neighbor-set"),
                   _kv(3, "neighbor-set", entry.set_name), _kv(3, "match-set-options", "any"),
