@@ -17,6 +17,25 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOW = datetime.datetime(2026, 6, 28, 1, 0, tzinfo=datetime.timezone.utc)
 
 
+# host -> expected counts (runbook "Expected preflight state" / "Expected local evidence")
+EXPECTED = {
+    ("cloudedge", "leaf-b"): {"BGPRouter": 1, "TunnelInterface": 2, "IPv4Route": 2, "BGPPeer": 2},
+    ("cloudedge", "leaf-a"): {"BGPRouter": 1, "TunnelInterface": 2, "IPv4Route": 2, "BGPPeer": 2, "WireGuardPeer": 2},
+    ("cloudedge", "leaf-pve"): {"BGPRouter": 1, "TunnelInterface": 2, "IPv4Route": 2, "BGPPeer": 2},
+    ("cloudedge", "rr-a"): {"BGPRouter": 1, "TunnelInterface": 3, "IPv4Route": 3, "WireGuardPeer": 1,
+                            "BGPDynamicPeer": 1},
+    ("cloudedge", "rr-b"): {"BGPRouter": 1, "TunnelInterface": 3, "IPv4Route": 3, "WireGuardPeer": 1,
+                            "BGPDynamicPeer": 1},
+    ("pve-minimal", "pve-leaf-a"): {"BGPRouter": 1, "TunnelInterface": 2, "IPv4Route": 2, "BGPPeer": 2,
+                                    "WireGuardPeer": 2},
+    ("pve-minimal", "pve-leaf-b"): {"BGPRouter": 1, "TunnelInterface": 2, "IPv4Route": 2, "BGPPeer": 2},
+    ("pve-minimal", "pve-rr-a"): {"BGPRouter": 1, "TunnelInterface": 2, "IPv4Route": 2, "WireGuardPeer": 1,
+                                  "BGPDynamicPeer": 1},
+    ("pve-minimal", "pve-rr-b"): {"BGPRouter": 1, "TunnelInterface": 2, "IPv4Route": 2, "WireGuardPeer": 1,
+                                  "BGPDynamicPeer": 1},
+}
+
+
 def _yaml(path):
     with open(path, encoding="utf-8") as stream:
         return yaml.safe_load(stream)

@@ -1,31 +1,13 @@
 """Materialization: the runbook's expected preflight state for every host of both example inventories."""
 
 import pytest
-from mesh_views import NOW, ROOT, groups, leaf_claims, node_state
+from mesh_views import EXPECTED, NOW, ROOT, groups, leaf_claims, node_state
 
 from boma_sam import cli
 from boma_sam.loader import load_resources
 from boma_sam.materialize import MaterializeError, count_kinds, materialize, tunnel_name
 from boma_sam.model import parse_rrset
 from boma_sam.validate import validate
-
-# host -> expected counts (runbook "Expected preflight state" / "Expected local evidence")
-EXPECTED = {
-    ("cloudedge", "leaf-b"): {"BGPRouter": 1, "TunnelInterface": 2, "IPv4Route": 2, "BGPPeer": 2},
-    ("cloudedge", "leaf-a"): {"BGPRouter": 1, "TunnelInterface": 2, "IPv4Route": 2, "BGPPeer": 2, "WireGuardPeer": 2},
-    ("cloudedge", "leaf-pve"): {"BGPRouter": 1, "TunnelInterface": 2, "IPv4Route": 2, "BGPPeer": 2},
-    ("cloudedge", "rr-a"): {"BGPRouter": 1, "TunnelInterface": 3, "IPv4Route": 3, "WireGuardPeer": 1,
-                            "BGPDynamicPeer": 1},
-    ("cloudedge", "rr-b"): {"BGPRouter": 1, "TunnelInterface": 3, "IPv4Route": 3, "WireGuardPeer": 1,
-                            "BGPDynamicPeer": 1},
-    ("pve-minimal", "pve-leaf-a"): {"BGPRouter": 1, "TunnelInterface": 2, "IPv4Route": 2, "BGPPeer": 2,
-                                    "WireGuardPeer": 2},
-    ("pve-minimal", "pve-leaf-b"): {"BGPRouter": 1, "TunnelInterface": 2, "IPv4Route": 2, "BGPPeer": 2},
-    ("pve-minimal", "pve-rr-a"): {"BGPRouter": 1, "TunnelInterface": 2, "IPv4Route": 2, "WireGuardPeer": 1,
-                                  "BGPDynamicPeer": 1},
-    ("pve-minimal", "pve-rr-b"): {"BGPRouter": 1, "TunnelInterface": 2, "IPv4Route": 2, "WireGuardPeer": 1,
-                                  "BGPDynamicPeer": 1},
-}
 
 
 def _of(state, kind):
