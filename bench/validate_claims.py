@@ -14,6 +14,7 @@ import time
 
 from boma_sam import payload
 from boma_sam.loader import load_resources
+from boma_sam.synthetic import POLICY_DOCS, signed_claims
 from boma_sam.validate import route_admission, validate
 
 TOKEN = b"bench-join-token"
@@ -21,23 +22,7 @@ NOW = datetime.datetime(2026, 6, 28, 1, 0, tzinfo=datetime.timezone.utc)
 
 
 def documents(count):
-    docs = [
-        {"kind": "MobilityPool", "metadata": {"name": "pool"}, "spec": {"prefix": "10.64.0.0/10"}},
-        {"kind": "SAMEnrollmentPolicy", "metadata": {"name": "bench"}, "spec": {
-            "rrSetRef": "SAMRRSet/rrs", "joinTokenFrom": {"file": "/nonexistent"}, "joinAudience": "bench",
-            "allowedLeafIDs": {"pattern": "^leaf-[0-9]+$"}, "tunnelAddressPrefixes": ["10.128.0.0/10"],
-            "endpointPrefixes": ["10.192.0.0/10"], "mobilityPoolRefs": ["MobilityPool/pool"], "ttl": "24h"}},
-    ]
-    for i in range(count):
-        a, b = divmod(i + 1, 250)
-        spec = {"policyRef": "SAMEnrollmentPolicy/bench", "rrSetRef": "SAMRRSet/rrs", "leafID": "leaf-%d" % i,
-                "joinAudience": "bench", "joinNonce": "n-%d" % i, "joinTimestamp": "2026-06-28T00:00:00Z",
-                "tunnelAddress": "10.128.%d.%d/32" % (a, b + 1), "endpoint": "10.192.%d.%d" % (a, b + 1),
-                "mobility": {"ownedAddresses": ["10.64.%d.%d/32" % (a, b + 1)]},
-                "bgp": {"asn": 64577, "routerID": "10.128.%d.%d" % (a, b + 1)}}
-        spec["joinHMAC"] = payload.join_hmac(TOKEN, spec)
-        docs.append({"kind": "SAMEnrollmentClaim", "metadata": {"name": "leaf-%d" % i}, "spec": spec})
-    return docs
+    return list(POLICY_DOCS) + signed_claims(count, TOKEN)
 
 
 def _best(docs, repeats):
