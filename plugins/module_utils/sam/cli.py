@@ -107,11 +107,7 @@ def cmd_enrollment_hmac(args, out):
 
 
 def cmd_validate(args, out):
-    now = None
-    if args.now:
-        now = parse_time(args.now)
-        if now is None:
-            raise InputError("--now %r is not an RFC 3339 timestamp" % args.now)
+    now = _now(args)
     paths = {}
     for item in args.token_file or []:
         policy, sep, path = item.partition("=")
