@@ -18,10 +18,12 @@ export ANSIBLE_HOME := $(BUILD)/ansible-home
 export ANSIBLE_LOCAL_TEMP := $(BUILD)/ansible-tmp
 
 # Debian packages the test lanes need (kept here so setup is one command).
-APT_PACKAGES := openssl git make iproute2 iputils-ping frr frr-pythontools gobgpd
+APT_PACKAGES := openssl git make iproute2 iputils-ping frr frr-pythontools gobgpd shellcheck \
+                qemu-system-x86 busybox-static kmod wireguard-tools
 
 .PHONY: help setup apt venv collection lint lint-python lint-ansible sanity docs-check changelog-lint \
-        test test-unit test-integration test-netns bench clean
+        test test-unit test-integration test-netns bench clean \
+        kernel-setup test-kernel
 
 help:
 	@echo "make setup   - create .venv, install pinned Python and Debian packages, samctl (safe to re-run)"
@@ -29,7 +31,11 @@ help:
 	@echo "make lint    - ruff, ansible-lint (production), ansible-test sanity, ansible-doc, changelog lint"
 	@echo "make bench   - print performance figures (bench/)"
 
-setup: apt venv
+setup: apt venv kernel-setup
+
+# Debian's kernel (unpacked into ~/.cache/boma-mesh/kernel) + initramfs for the qemu lane; a no-op when done.
+kernel-setup: apt
+	tools/kernel/setup.sh
 
 apt:
 	@if command -v apt-get >/dev/null; then
@@ -81,7 +87,7 @@ docs-check: collection
 changelog-lint:
 	$(BIN)/antsibull-changelog lint
 
-test: lint test-unit test-integration test-netns
+test: lint test-unit test-integration test-netns test-kernel
 
 test-unit:
 	$(BIN)/python -m pytest -q tests/unit
@@ -92,6 +98,10 @@ test-integration: collection
 # Real daemons in network namespaces (FRR, gobgpd); needs root, as CI has.
 test-netns: collection
 	$(BIN)/python -m pytest -q -s tests/netns
+
+# Tunnel tests (ipip, fou, gre, wireguard) on Debian's kernel in one qemu TCG boot; see tools/kernel/.
+test-kernel:
+	tools/kernel/run-tests.sh
 
 bench:
 	$(BIN)/python bench/validate_claims.py
