@@ -106,6 +106,8 @@ test-kernel:
 bench:
 	$(BIN)/python bench/validate_claims.py
 	$(BIN)/python bench/render.py
+	tools/kernel/vm-run.sh -t 900 -- bash -c 'modprobe ipip && BOMA_KERNEL_GUEST=1 $(BIN)/python bench/tunnels.py' \
+	  | grep -v '^\[' || true
 
 clean:
 	rm -rf $(BUILD) .pytest_cache .hypothesis .ruff_cache

@@ -276,8 +276,8 @@ def check_tunnel_set(tunnels, paths, errors):
         pairs.setdefault(pair, path)
 
 
-def tunnel_view(view, links_by_index, addresses):
-    """Kernel tunnel link -> the normalized form of tunnel_from_spec (proto and ttl are ignored)."""
+def tunnel_view(view, links_by_index, own):
+    """Kernel tunnel link (+ its IPv4 addresses) -> the normalized form of tunnel_from_spec (proto/ttl ignored)."""
     data = view["data"]
     kind = view["kind"]
     if kind == "ipip":
@@ -294,7 +294,6 @@ def tunnel_view(view, links_by_index, addresses):
         mode, sport, dport = "gre", None, None
         local, remote = _attr(data, "IFLA_GRE_LOCAL"), _attr(data, "IFLA_GRE_REMOTE")
         key = _attr(data, "IFLA_GRE_IKEY") or None
-    own = [a["address"] for a in addresses if a["index"] == view["index"]]
     return {"ifname": view["ifname"], "mode": mode, "local": local, "remote": remote,
             "underlay": links_by_index.get(link_idx) if link_idx else None,
             "encap_sport": sport or None, "encap_dport": dport or None, "key": key,
@@ -306,8 +305,11 @@ def read_tunnels(ipr, links=None):
     """{ifname: normalized tunnel} for every ipip/gre link (managed or not; see ``owner``)."""
     links = links if links is not None else read_links(ipr)
     by_index = {v["index"]: name for name, v in links.items()}
-    addresses = _ipv4_addresses(ipr)
-    return {name: tunnel_view(v, by_index, addresses) for name, v in links.items() if v["kind"] in ("ipip", "gre")}
+    by_link = {}
+    for entry in _ipv4_addresses(ipr):  # grouped once: a scan per tunnel would be O(n^2)
+        by_link.setdefault(entry["index"], []).append(entry["address"])
+    return {name: tunnel_view(v, by_index, by_link.get(v["index"], []))
+            for name, v in links.items() if v["kind"] in ("ipip", "gre")}
 
 
 def _public(tun):
