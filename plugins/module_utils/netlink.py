@@ -167,6 +167,7 @@ def _link_view(link):
     return {"index": link["index"], "ifname": link.get_attr("IFLA_IFNAME"),
             "kind": _attr(link, "IFLA_LINKINFO", "IFLA_INFO_KIND"),
             "alias": link.get_attr("IFLA_IFALIAS"), "up": bool(link["flags"] & IFF_UP),
+            "mtu": link.get_attr("IFLA_MTU"),
             "data": _attr(link, "IFLA_LINKINFO", "IFLA_INFO_DATA"), "link": link}
 
 
@@ -254,11 +255,14 @@ def tunnel_from_spec(spec, path, errors):
     remote = _ip(spec.get("remote"), path + ".remote", errors)
     address = parse_interface(spec["address"], path + ".address", errors) if spec.get("address") else None
     peer = parse_interface(spec["peerAddress"], path + ".peerAddress", errors) if spec.get("peerAddress") else None
+    mtu = spec.get("mtu")
+    if mtu is not None and (isinstance(mtu, bool) or not isinstance(mtu, int) or not 68 <= mtu <= 65535):
+        errors.append("%s.mtu [mtu] %r must be an integer within 68-65535" % (path, mtu))
     if len(errors) != n_errors:
         return None
     return {"ifname": ifname, "mode": mode, "local": local, "remote": remote, "underlay": underlay,
             "encap_sport": sport, "encap_dport": dport, "key": key if mode == "gre" else None,
-            "address": address, "peer_address": peer, "up": True, "owner": OWNER}
+            "address": address, "peer_address": peer, "up": True, "owner": OWNER, "mtu": mtu}
 
 
 def check_tunnel_set(tunnels, paths, errors):
@@ -298,7 +302,7 @@ def tunnel_view(view, links_by_index, own):
             "underlay": links_by_index.get(link_idx) if link_idx else None,
             "encap_sport": sport or None, "encap_dport": dport or None, "key": key,
             "address": own[0] if len(own) == 1 else (own or None), "peer_address": None,
-            "up": view["up"], "owner": view["alias"]}
+            "up": view["up"], "owner": view["alias"], "mtu": view["mtu"]}
 
 
 def read_tunnels(ipr, links=None):
@@ -335,11 +339,13 @@ def _check_tunnels(links, desired, state):
 def _tunnel_change(before, tun):
     after = dict(tun)
     after["peer_address"] = None  # informational only: the route module installs the peer route
+    if after["mtu"] is None and before is not None:
+        after["mtu"] = before["mtu"]  # not managed: whatever the kernel chose stays
     if before is None:
         action = "create"
     elif any(before[k] != after[k] for k in TUNNEL_RECREATE):
         action = "recreate"
-    elif before["address"] != after["address"] or not before["up"]:
+    elif before["address"] != after["address"] or not before["up"] or before["mtu"] != after["mtu"]:
         action = "update"
     else:
         return None
@@ -433,7 +439,8 @@ def _apply_tunnel(ipr, action, links):
         index = _index_of(ipr, name)
     else:
         index = links[name]["index"]
-    ipr.link("set", index=index, ifalias=OWNER, state="up")
+    extra = {"mtu": tun["mtu"]} if tun.get("mtu") else {}
+    ipr.link("set", index=index, ifalias=OWNER, state="up", **extra)
     _set_link_address(ipr, index, tun["address"], fresh)
 
 

@@ -72,6 +72,10 @@ options:
   key:
     description: GRE key of a C(gre) tunnel (input and output).
     type: int
+  mtu:
+    description:
+      - MTU of the tunnel link (68-65535). Unset leaves the kernel's choice alone (C(mtu) in a resource spec).
+    type: int
   state:
     description: C(present) creates or corrects the tunnels, C(absent) removes the managed ones listed.
     type: str
@@ -151,14 +155,15 @@ from ansible_collections.boma.mesh.plugins.module_utils import netlink
 OPTION_NAMES = {".ifname": "ifname", ".mode": "mode", ".local": "local", ".remote": "remote",
                 ".underlayInterface": "underlay_interface", ".address": "address", ".peerAddress": "peer_address",
                 ".encapSport/encapDport": "encap_sport/encap_dport", ".encapSport": "encap_sport",
-                ".encapDport": "encap_dport", ".key": "key"}
+                ".encapDport": "encap_dport", ".key": "key", ".mtu": "mtu"}
 
 
 def _single(params, errors):
     spec = {"ifname": params["ifname"], "mode": params["mode"], "local": params["local"],
             "remote": params["remote"], "underlayInterface": params["underlay_interface"],
             "address": params["address"], "peerAddress": params["peer_address"],
-            "encapSport": params["encap_sport"], "encapDport": params["encap_dport"], "key": params["key"]}
+            "encapSport": params["encap_sport"], "encapDport": params["encap_dport"], "key": params["key"],
+            "mtu": params["mtu"]}
     found = []
     tun = netlink.tunnel_from_spec(spec, "", found)
     for error in found:
@@ -181,6 +186,7 @@ def main():
             "encap_sport": {"type": "int"},
             "encap_dport": {"type": "int"},
             "key": {"type": "int", "no_log": False},
+            "mtu": {"type": "int"},
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
             "purge": {"type": "bool", "default": False},
             "netns": {"type": "str"},

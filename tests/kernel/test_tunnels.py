@@ -138,6 +138,12 @@ def test_plain_tunnel(netns_pair, mode):
     (link,) = netns_pair.ns["a"].link("get", ifname="sam-b")
     assert link.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_KIND") == mode
     assert link.get_attr("IFLA_IFALIAS") == "boma.mesh"
+    per_side["a"][0]["spec"]["mtu"] = 1400
+    tun, _rte = apply("a", per_side["a"])
+    assert tun["changed"] and [a["action"] for a in tun["actions"]] == ["update"]
+    (link,) = netns_pair.ns["a"].link("get", ifname="sam-b")
+    assert link.get_attr("IFLA_MTU") == 1400
+    assert apply("a", per_side["a"])[0]["changed"] is False
     remove(netns_pair, per_side)
 
 

@@ -224,6 +224,7 @@ def tunnel_res(ifname, mode, **extra):
     (tunnel_res("sam-much-too-long", "ipip"), "resources[0].spec.ifname [ifname]"),
     (tunnel_res("sam-x", "vxlan"), "resources[0].spec.mode [tunnel-mode]"),
     (tunnel_res("sam-x", "fou", encapSport=0, encapDport=70000), "resources[0].spec.encapSport [port]"),
+    (tunnel_res("sam-mtu", "ipip", mtu=20), "resources[0].spec.mtu [mtu]"),
 ])
 def test_tunnel_validation(ns, resource, expected):
     name, ipr = ns
