@@ -18,6 +18,7 @@ description:
 author: boma.mesh maintainers (@boma)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - boma.mesh.netlink
 attributes:
   check_mode:
     support: full
@@ -27,8 +28,6 @@ attributes:
     details: Returns the managed routes and loopback addresses before and after.
   platform:
     platforms: posix
-requirements:
-  - pyroute2
 options:
   resources:
     description:
@@ -63,9 +62,6 @@ options:
     description: Also remove managed routes (protocol 77) and managed loopback addresses that are not listed.
     type: bool
     default: false
-  netns:
-    description: Operate inside this existing network namespace (name under C(/var/run/netns)).
-    type: str
 seealso:
   - module: boma.mesh.sam_materialize
   - module: boma.mesh.sam_tunnel

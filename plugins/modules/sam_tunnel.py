@@ -22,6 +22,7 @@ description:
 author: boma.mesh maintainers (@boma)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - boma.mesh.netlink
 attributes:
   check_mode:
     support: full
@@ -31,8 +32,6 @@ attributes:
     details: Returns the managed tunnels (and FOU ports) before and after.
   platform:
     platforms: posix
-requirements:
-  - pyroute2
 options:
   resources:
     description:
@@ -85,9 +84,6 @@ options:
     description: Also remove every managed tunnel (alias C(boma.mesh)) that is not in the desired list.
     type: bool
     default: false
-  netns:
-    description: Operate inside this existing network namespace (name under C(/var/run/netns)).
-    type: str
 seealso:
   - module: boma.mesh.sam_materialize
   - module: boma.mesh.sam_route

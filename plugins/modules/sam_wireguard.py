@@ -19,6 +19,7 @@ description:
 author: boma.mesh maintainers (@boma)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - boma.mesh.netlink
 attributes:
   check_mode:
     support: full
@@ -29,7 +30,6 @@ attributes:
   platform:
     platforms: posix
 requirements:
-  - pyroute2
   - cryptography
 options:
   interface:
@@ -68,9 +68,6 @@ options:
     description: Remove peers of the interface that are not listed.
     type: bool
     default: false
-  netns:
-    description: Operate inside this existing network namespace (name under C(/var/run/netns)).
-    type: str
 seealso:
   - module: boma.mesh.sam_materialize
   - module: boma.mesh.sam_tunnel
