@@ -160,6 +160,14 @@ def _key_action(path, check_mode):
     return private, None
 
 
+def _private_key(module):
+    private, action = _key_action(module.params["private_key_path"], module.check_mode)
+    if private:
+        # Belt and braces: Ansible masks the value should any message ever quote it.
+        module.no_log_values.add(private)
+    return private, action
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -201,7 +209,7 @@ def main():
     try:
         private, key_action = None, None
         if params["state"] == "present":
-            private, key_action = _key_action(params["private_key_path"], module.check_mode)
+            private, key_action = _private_key(module)
             public = netlink.public_key_of(private) if private else None
         desired = {"public_key": public, "listen_port": params["listen_port"], "address": address, "peers": peers}
         actions = netlink.plan_wireguard(ipr, params["netns"], interface, desired, params["state"], params["purge"])
