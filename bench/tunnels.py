@@ -9,7 +9,6 @@ Usage: .venv/bin/python bench/tunnels.py [N]     (inside the guest: BOMA_KERNEL_
 
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,10 +19,10 @@ NS = "bomabench"
 
 
 def _netlink():
-    base = Path(tempfile.mkdtemp(prefix="boma-coll-"))
-    (base / "ansible_collections" / "boma").mkdir(parents=True)
-    (base / "ansible_collections" / "boma" / "mesh").symlink_to(ROOT)
-    sys.path.insert(0, str(base))
+    sys.path.insert(0, str(ROOT / "tests"))
+    from inprocess import collection_on_path  # noqa: PLC0415 (path set just above)
+
+    collection_on_path()
     from ansible_collections.boma.mesh.plugins.module_utils import netlink  # noqa: PLC0415 (path set just above)
 
     return netlink

@@ -8,42 +8,24 @@ pings between them, re-applies (changed=false), proves a foreign tunnel and rout
 everything with state=absent.
 """
 
-import contextlib
-import importlib
-import io
 import json
 import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
+from inprocess import collection_on_path
+from inprocess import run_module as run_inprocess
 
-ROOT = Path(__file__).resolve().parents[2]
 LO = {"a": "10.77.60.1", "b": "10.77.60.2"}
 TUN_ADDR = {"a": "10.255.0.1", "b": "10.255.0.2"}
 OTHER = {"a": "b", "b": "a"}
 
 
-def _collection_on_path():
-    base = Path(tempfile.mkdtemp(prefix="boma-coll-"))
-    (base / "ansible_collections" / "boma").mkdir(parents=True)
-    (base / "ansible_collections" / "boma" / "mesh").symlink_to(ROOT)
-    sys.path.insert(0, str(base))
-
-
-_collection_on_path()
+collection_on_path()
 
 
 def run_module(name, args, check=False):
-    """plugins/modules/<name>.py main() in this process; returns the result dict."""
-    module = importlib.import_module("ansible_collections.boma.mesh.plugins.modules." + name)
-    args = dict(args, _ansible_check_mode=check)
-    out = io.StringIO()
-    with patch_module_args(args), contextlib.redirect_stdout(out), pytest.raises(SystemExit):
-        module.main()
-    result = json.loads(out.getvalue())
+    """The module's result; it must not have failed."""
+    result, _raw = run_inprocess(name, args, check=check)
     assert not result.get("failed"), result.get("msg")
     return result
 

@@ -7,52 +7,21 @@ has veth, routes and addresses but no ipip/gre/fou/wireguard: the tunnel and Wir
 input-validation errors that must stop before any change (the kernel lane proves the rest).
 """
 
-import contextlib
 import importlib
-import io
-import json
 import os
 import stat
-import sys
-import tempfile
-from pathlib import Path
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
+from inprocess import collection_on_path, run_module
 
 pyroute2 = pytest.importorskip("pyroute2")
 
-ROOT = Path(__file__).resolve().parents[2]
 ROUTE_PROTO = 77
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 
 
-def _collection_on_path():
-    """Make ansible_collections.boma.mesh import from the working tree (a symlink, nothing copied)."""
-    base = Path(tempfile.mkdtemp(prefix="boma-coll-"))
-    (base / "ansible_collections" / "boma").mkdir(parents=True)
-    (base / "ansible_collections" / "boma" / "mesh").symlink_to(ROOT)
-    sys.path.insert(0, str(base))
-    return base
-
-
-_COLLECTION_BASE = _collection_on_path()
-
-
-def run_module(name, args, check=False, diff=False):
-    """Run plugins/modules/<name>.py main() in-process; returns (result dict, raw stdout)."""
-    module = importlib.import_module("ansible_collections.boma.mesh.plugins.modules." + name)
-    args = dict(args)
-    if check:
-        args["_ansible_check_mode"] = True
-    if diff:
-        args["_ansible_diff"] = True
-    out = io.StringIO()
-    with patch_module_args(args), contextlib.redirect_stdout(out), pytest.raises(SystemExit):
-        module.main()
-    raw = out.getvalue()
-    return json.loads(raw), raw
+_COLLECTION_BASE = collection_on_path()
 
 
 @pytest.fixture(scope="module")
