@@ -8,76 +8,18 @@ Exit codes: 0 ok, 1 findings/usage problem the user can fix in the documents,
 
 import argparse
 import datetime
+import importlib
 import json
 import sys
 
-from . import payload, tokens
+from . import cli_enroll, cli_serve, payload, tokens
+from .cli_io import FindingsError, InputError, load_configs, load_file
 from .fields import parse_time
 from .findings import ERROR
 from .loader import load_resources
 from .materialize import MaterializeError, materialize
 from .model import parse_rrset
 from .validate import DEFAULT_SKEW, validate
-
-
-class InputError(Exception):
-    """Unreadable input: exit code 2."""
-
-
-class FindingsError(Exception):
-    """The documents are invalid for the command: exit code 1 with the findings."""
-
-    def __init__(self, findings):
-        super().__init__("%d finding(s)" % len(findings))
-        self.findings = findings
-
-
-def load_file(path):
-    """Parse a YAML (all documents) or JSON file -> [(source, document)]."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError as exc:
-        raise InputError("%s: %s" % (path, exc.strerror or exc)) from None
-    if path.endswith(".json"):
-        try:
-            return [(path, json.loads(data.decode("utf-8")))]
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InputError("%s: invalid JSON: %s" % (path, exc)) from None
-    try:
-        import yaml  # noqa: PLC0415 - optional: JSON input works without PyYAML
-    except ImportError:
-        raise InputError("%s: PyYAML is required to read YAML (or pass a .json file)" % path) from None
-    try:
-        docs = [d for d in yaml.load_all(data, Loader=_string_time_loader(yaml)) if d is not None]
-    except yaml.YAMLError as exc:
-        raise InputError("%s: invalid YAML: %s" % (path, str(exc).replace("\n", " "))) from None
-    return [(path, d) for d in docs]
-
-
-def _string_time_loader(yaml):
-    """SafeLoader (libyaml when present) that keeps timestamps as the text written.
-
-    routerd reads joinTimestamp/expiresAt into Go strings, so the signed bytes are
-    exactly what the file says; a datetime would re-format them.
-    """
-    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-    class Loader(base):  # pylint: disable=too-many-ancestors
-        pass
-
-    Loader.yaml_implicit_resolvers = {
-        key: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
-        for key, resolvers in base.yaml_implicit_resolvers.items()
-    }
-    return Loader
-
-
-def load_configs(paths):
-    documents = []
-    for path in paths:
-        documents.extend(load_file(path))
-    return documents
 
 
 def _secret_from_args(args):
@@ -187,6 +129,17 @@ def _add_node_args(p):
     p.add_argument("--now", help="evaluate expiry at this RFC 3339 time (default: now)")
 
 
+def reconcile_factory(service, args):
+    """The RR apply step for `serve --reconcile`; it needs pyroute2/FRR helpers outside the pure core."""
+    for name in ("boma_mesh_utils.reconcile", "ansible_collections.boma.mesh.plugins.module_utils.reconcile"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        return module.factory(service, args)
+    raise InputError("--reconcile needs boma.mesh's apply helpers (install the collection or `make setup`)")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="samctl", description="boma.mesh SAM enrollment tool")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -216,6 +169,9 @@ def build_parser():
     p = sub.add_parser("materialize", help="print a node's desired state as JSON")
     _add_node_args(p)
     p.set_defaults(func=cmd_materialize)
+
+    cli_serve.add_parser(sub, reconcile_factory)
+    cli_enroll.add_parsers(sub)
     return parser
 
 

@@ -11,6 +11,8 @@ restart.  Replicated records are imported idempotently by (policy, nonce).
 import json
 import sqlite3
 
+from .fields import parse_time
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS claims (
     name TEXT PRIMARY KEY, policy TEXT NOT NULL, nonce TEXT NOT NULL, spec TEXT NOT NULL,
@@ -24,12 +26,19 @@ CREATE TABLE IF NOT EXISTS audit (
 """
 
 
+def earlier(first, second):
+    """RFC 3339 text comparison through datetimes (the two may use different offsets)."""
+    a, b = parse_time(first), parse_time(second)
+    return a is not None and b is not None and a < b
+
+
 class StoreRejected(Exception):
     """A change the store refuses; ``rule`` names why (nonce-replay, unknown-claim, ...)."""
 
     def __init__(self, rule, message):
         super().__init__("[%s] %s" % (rule, message))
         self.rule = rule
+        self.message = message
 
 
 class Store:
@@ -39,6 +48,7 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
+        self.commits = 0  # each one is a WAL fsync (synchronous=FULL); the bench reports it
 
     def close(self):
         self.db.close()
@@ -51,6 +61,7 @@ class Store:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+        self.commits += 1
         return result
 
     def accept(self, name, policy, nonce, spec, now, expires_at=None):
@@ -83,37 +94,65 @@ class Store:
         self._tx(work)
 
     def import_record(self, record, now):
-        """Apply a record replicated from the peer RR; True when it changed anything (idempotent)."""
+        """Apply a claim record replicated from the peer RR; True when it changed anything.
+
+        Convergent whatever the order: the record is keyed by its nonce, revoked is sticky, an
+        expiry only moves earlier and the higher generation of a name wins.
+        """
         def work():
-            known = self.db.execute("SELECT claim FROM nonces WHERE policy=? AND nonce=?",
-                                    (record["policy"], record["nonce"])).fetchone()
-            if known is None:
-                self.db.execute("INSERT INTO nonces VALUES (?, ?, ?, ?)",
-                                (record["policy"], record["nonce"], record["name"], record["acceptedAt"]))
+            changed = self._import_nonce(record["policy"], record["nonce"], record["name"], record["acceptedAt"])
+            row = self.db.execute("SELECT nonce, generation, expires_at, revoked FROM claims WHERE name=?",
+                                  (record["name"],)).fetchone()
+            if row is None or (row[0] != record["nonce"] and record["generation"] > row[1]):
                 self.db.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (
                     record["name"], record["policy"], record["nonce"], json.dumps(record["spec"], sort_keys=True),
                     record["generation"], record["acceptedAt"], record.get("expiresAt"),
                     int(bool(record.get("revoked"))), record.get("revokedReason")))
                 self._audit(now, "replicated", record["name"], {"nonce": record["nonce"]})
                 return True
-            if record.get("revoked"):
-                changed = self.db.execute("UPDATE claims SET revoked=1, revoked_reason=? WHERE name=? AND revoked=0",
-                                          (record.get("revokedReason"), record["name"])).rowcount
-                return bool(changed)
-            return False
+            if row[0] != record["nonce"]:
+                return changed  # an older generation of this name: only its nonce matters
+            if record.get("revoked") and not row[3]:
+                self.db.execute("UPDATE claims SET revoked=1, revoked_reason=? WHERE name=?",
+                                (record.get("revokedReason"), record["name"]))
+                self._audit(now, "replicated-revocation", record["name"], {})
+                changed = True
+            theirs = record.get("expiresAt")
+            if theirs and (row[2] is None or earlier(theirs, row[2])):
+                self.db.execute("UPDATE claims SET expires_at=? WHERE name=?", (theirs, record["name"]))
+                self._audit(now, "replicated-expiry", record["name"], {"expiresAt": theirs})
+                changed = True
+            return changed
         return self._tx(work)
 
+    def import_nonces(self, nonces):
+        """Record nonces the peer has seen (including those of replaced claims); returns how many were new."""
+        def work():
+            return sum(self._import_nonce(n["policy"], n["nonce"], n["claim"], n["usedAt"]) for n in nonces)
+        return self._tx(work)
+
+    def _import_nonce(self, policy, nonce, claim, used_at):
+        return self.db.execute("INSERT OR IGNORE INTO nonces VALUES (?, ?, ?, ?)",
+                               (policy, nonce, claim, used_at)).rowcount == 1
+
+    def nonces(self):
+        rows = self.db.execute("SELECT policy, nonce, claim, used_at FROM nonces ORDER BY policy, nonce")
+        return [{"policy": p, "nonce": n, "claim": c, "usedAt": u} for p, n, c, u in rows.fetchall()]
+
+    def record(self, name):
+        """One claim record (the shape claims() returns), or None."""
+        found = [r for r in self._rows("WHERE name=?", (name,))]
+        return found[0] if found else None
+
     def claims(self, include_revoked=True):
+        return [r for r in self._rows("ORDER BY name", ()) if include_revoked or not r["revoked"]]
+
+    def _rows(self, where, params):
         rows = self.db.execute("SELECT name, policy, nonce, spec, generation, accepted_at, expires_at, revoked, "
-                               "revoked_reason FROM claims ORDER BY name").fetchall()
-        out = []
-        for row in rows:
-            if row[7] and not include_revoked:
-                continue
-            out.append({"name": row[0], "policy": row[1], "nonce": row[2], "spec": json.loads(row[3]),
-                        "generation": row[4], "acceptedAt": row[5], "expiresAt": row[6], "revoked": bool(row[7]),
-                        "revokedReason": row[8]})
-        return out
+                               "revoked_reason FROM claims " + where, params).fetchall()
+        return [{"name": row[0], "policy": row[1], "nonce": row[2], "spec": json.loads(row[3]),
+                 "generation": row[4], "acceptedAt": row[5], "expiresAt": row[6], "revoked": bool(row[7]),
+                 "revokedReason": row[8]} for row in rows]
 
     def nonce_used(self, policy, nonce):
         row = self.db.execute("SELECT 1 FROM nonces WHERE policy=? AND nonce=?", (policy, nonce)).fetchone()

@@ -42,13 +42,26 @@ POLICY_DOCS = [
 ]
 
 
-def signed_claims(count, key):
+RRSET_DOC = {"kind": "SAMRRSet", "metadata": {"name": "rrs"}, "spec": {
+    "enrollmentPolicyRef": "SAMEnrollmentPolicy/bench", "mobilityPoolRefs": ["MobilityPool/pool"],
+    "members": [{"nodeRef": "rr-%s" % side, "endpoint": "10.192.0.%d" % (250 + i), "tunnelAddress": "10.99.0.%d/32" % i,
+                 "bgp": {"asn": 64577, "routerID": "10.99.0.%d" % i}} for i, side in ((2, "a"), (3, "b"))]}}
+
+
+def service_documents(token_file):
+    """An RR's documents for the enrollment service: the bench policy (token at ``token_file``) and RRSet."""
+    policy = dict(POLICY_DOCS[1])
+    policy["spec"] = dict(policy["spec"], joinTokenFrom={"file": token_file})
+    return [POLICY_DOCS[0], policy, RRSET_DOC]
+
+
+def signed_claims(count, key, timestamp="2026-06-28T00:00:00Z", start=0, nonce="n"):
     """``count`` SAMEnrollmentClaim documents of policy ``bench`` signed with ``key`` (leaf i at .i+1)."""
     docs = []
-    for index in range(count):
+    for index in range(start, start + count):
         high, low = divmod(index + 1, 250)
         spec = {"policyRef": "SAMEnrollmentPolicy/bench", "rrSetRef": "SAMRRSet/rrs", "leafID": "leaf-%d" % index,
-                "joinAudience": "bench", "joinNonce": "n-%d" % index, "joinTimestamp": "2026-06-28T00:00:00Z",
+                "joinAudience": "bench", "joinNonce": "%s-%d" % (nonce, index), "joinTimestamp": timestamp,
                 "tunnelAddress": "10.128.%d.%d/32" % (high, low + 1), "endpoint": "10.192.%d.%d" % (high, low + 1),
                 "mobility": {"ownedAddresses": ["10.64.%d.%d/32" % (high, low + 1)]},
                 "bgp": {"asn": 64577, "routerID": "10.128.%d.%d" % (high, low + 1)}}

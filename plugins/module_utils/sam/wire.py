@@ -29,6 +29,31 @@ def revoke_path(claim_name):
     return "%s/sam-enrollment-claims/%s/revoke" % (API_PREFIX, claim_name)
 
 
+def expiry_path(claim_name):
+    return "%s/sam-enrollment-claims/%s/expiry" % (API_PREFIX, claim_name)
+
+
+def claims_path():
+    return API_PREFIX + "/sam-enrollment-claims"
+
+
+def audit_path(limit=100):
+    return "%s/sam-enrollment-audit?limit=%d" % (API_PREFIX, limit)
+
+
+def records_path():
+    return API_PREFIX + "/sam-enrollment-records"
+
+
+def health_path():
+    return API_PREFIX + "/health"
+
+
+def error_body(code, rule, message, findings=()):
+    """The JSON error document every non-2xx answer carries (never a secret, never a traceback)."""
+    return {"error": {"code": code, "rule": rule, "message": message, "findings": list(findings)}}
+
+
 def submit_request(name, spec):
     """Body of a claim submission, as routerd's SAMEnrollmentClaimSubmitRequest."""
     return {"apiVersion": CONTROL_API_VERSION, "kind": "SAMEnrollmentClaimSubmitRequest",

@@ -1,0 +1,65 @@
+# Copyright: boma.mesh contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Input reading and error types shared by the samctl commands (an edge file: reads files)."""
+
+import json
+
+
+class InputError(Exception):
+    """Unreadable input: exit code 2."""
+
+
+class FindingsError(Exception):
+    """The documents are invalid for the command: exit code 1 with the findings."""
+
+    def __init__(self, findings):
+        super().__init__("%d finding(s)" % len(findings))
+        self.findings = findings
+
+
+def load_file(path):
+    """Parse a YAML (all documents) or JSON file -> [(source, document)]."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise InputError("%s: %s" % (path, exc.strerror or exc)) from None
+    if path.endswith(".json"):
+        try:
+            return [(path, json.loads(data.decode("utf-8")))]
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InputError("%s: invalid JSON: %s" % (path, exc)) from None
+    try:
+        import yaml  # noqa: PLC0415 - optional: JSON input works without PyYAML
+    except ImportError:
+        raise InputError("%s: PyYAML is required to read YAML (or pass a .json file)" % path) from None
+    try:
+        docs = [d for d in yaml.load_all(data, Loader=_string_time_loader(yaml)) if d is not None]
+    except yaml.YAMLError as exc:
+        raise InputError("%s: invalid YAML: %s" % (path, str(exc).replace("\n", " "))) from None
+    return [(path, d) for d in docs]
+
+
+def _string_time_loader(yaml):
+    """SafeLoader (libyaml when present) that keeps timestamps as the text written.
+
+    routerd reads joinTimestamp/expiresAt into Go strings, so the signed bytes are
+    exactly what the file says; a datetime would re-format them.
+    """
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class Loader(base):  # pylint: disable=too-many-ancestors
+        pass
+
+    Loader.yaml_implicit_resolvers = {
+        key: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
+        for key, resolvers in base.yaml_implicit_resolvers.items()
+    }
+    return Loader
+
+
+def load_configs(paths):
+    documents = []
+    for path in paths:
+        documents.extend(load_file(path))
+    return documents

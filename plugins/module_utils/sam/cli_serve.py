@@ -1,0 +1,155 @@
+# Copyright: boma.mesh contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""`samctl serve`: wire the enrollment service together (an edge file: files, signals, sockets)."""
+
+import logging
+import os
+import signal
+import ssl
+import stat
+import sys
+import threading
+
+from . import http_edge, tokens
+from .cli_io import FindingsError, InputError, load_configs
+from .enroll_client import request
+from .loader import load_resources
+from .replicate import Reconciler, Replicator
+from .service import LOG, Service
+from .validate import validate
+
+
+def read_secret_file(path, what):
+    """Token bytes from a file that only its owner can read; the error names the file, never the value."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise InputError("%s %s: %s" % (what, path, exc.strerror or exc)) from None
+    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise InputError("%s %s is mode %04o; it must not be readable by group or others (chmod 0600)"
+                         % (what, path, stat.S_IMODE(info.st_mode)))
+    key = tokens.read_token(file=path)
+    if isinstance(key, str):
+        raise InputError("%s: %s" % (what, key))
+    return key
+
+
+class PolicyTokens:
+    """Join-token keys by policy, read once and re-read while a token is unavailable (installed later)."""
+
+    def __init__(self, mesh):
+        self.mesh = mesh
+        self.cache = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, name):
+        with self.lock:
+            key = self.cache.get(name)
+            if isinstance(key, (bytes, bytearray)):
+                return key
+            policy = self.mesh.policies.get(name)
+            if policy is None or policy.token is None:
+                return None
+            key = tokens.read_token(policy.token.file, policy.token.env, policy.token.base64)
+            self.cache[name] = key
+            return key
+
+
+def build_service(args, reconcile_factory=None):
+    resources, findings = load_resources(load_configs(args.config))
+    report = validate([r for r in resources if r.kind != "SAMEnrollmentClaim"], findings=findings)
+    if not report.ok:
+        raise FindingsError(report.errors)
+    leaf = read_secret_file(args.token_file, "--token-file")
+    admin = read_secret_file(args.admin_token_file, "--admin-token-file") if args.admin_token_file else None
+    service = Service(args.node, resources, args.db, leaf, admin, PolicyTokens(report.mesh))
+    if args.peer:
+        peer_token = read_secret_file(args.peer_token_file, "--peer-token-file") if args.peer_token_file else admin
+        if not peer_token:
+            raise InputError("--peer needs --admin-token-file or --peer-token-file (the peer's admin token)")
+        def peer_request(endpoint, method, path, token, body, timeout):
+            return request(endpoint, method, path, token, body, timeout, ca_file=args.peer_ca_file)
+
+        service.replicator = Replicator(args.peer, peer_token, peer_request, service.import_records,
+                                        interval=args.resync_interval)
+    if args.reconcile:
+        if reconcile_factory is None:
+            raise InputError("--reconcile needs the collection's apply helpers (boma_mesh_utils.reconcile)")
+        reconciler = Reconciler(reconcile_factory(service, args), interval=args.reconcile_interval)
+        service.on_change = reconciler.trigger
+        service.reconciler = reconciler
+    return service
+
+
+def tls_context(args):
+    if not args.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise InputError("--tls-cert/--tls-key: %s" % (getattr(exc, "strerror", None) or exc)) from None
+    return context
+
+
+def cmd_serve(args, out, reconcile_factory=None):
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s samctl-serve[%(process)d] %(levelname)s %(message)s")
+    if not args.listen and not args.socket:
+        raise InputError("give --listen HOST:PORT and/or --socket PATH")
+    service = build_service(args, reconcile_factory)
+    context = tls_context(args)
+    if service.replicator is not None:
+        # Learn the peer's nonces before accepting anything, so a replay cannot slip in after a restart.
+        LOG.info("resync at start-up: %s", service.replicator.pull_once())
+        service.replicator.start()
+    try:
+        servers, where = http_edge.start(service, args.listen, args.socket, context, args.client_timeout,
+                                         args.max_connections)
+    except OSError as exc:
+        raise InputError("cannot listen: %s" % (exc.strerror or exc)) from None
+    reconciler = getattr(service, "reconciler", None)
+    if reconciler is not None:
+        reconciler.start()
+    done = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_args: done.set())
+    out.write(where + "\n")
+    out.flush()
+    done.wait()
+    LOG.info("stopping")
+    http_edge.stop(servers)
+    if service.replicator is not None:
+        service.replicator.stop()
+    if reconciler is not None:
+        reconciler.stop()
+    service.close()
+    return 0
+
+
+def add_parser(sub, reconcile_factory=None):
+    p = sub.add_parser("serve", help="run the RR enrollment service (docs/api.md)")
+    p.add_argument("--config", action="append", required=True, metavar="FILE",
+                   help="the RR's documents: policies, RRSet, pools, profiles (repeatable)")
+    p.add_argument("--node", required=True, help="this RR's selfNodeRef (rr-a)")
+    p.add_argument("--db", required=True, help="SQLite database of accepted claims, nonces and audit")
+    p.add_argument("--listen", metavar="HOST:PORT", help="TCP listener (port 0 picks a free one)")
+    p.add_argument("--socket", metavar="PATH", help="unix socket listener (mode 0660)")
+    p.add_argument("--token-file", required=True, help="leaf bearer token (0600 file)")
+    p.add_argument("--admin-token-file", help="admin bearer token (0600 file); admin paths are closed without it")
+    p.add_argument("--peer", action="append", metavar="URL", help="peer RR to replicate with (repeatable)")
+    p.add_argument("--peer-token-file", help="the peer's admin token (default: --admin-token-file)")
+    p.add_argument("--peer-ca-file", help="CA bundle that signed the peers' TLS certificates")
+    p.add_argument("--resync-interval", type=float, default=60.0, help="seconds between pulls from peers")
+    p.add_argument("--tls-cert", help="serve TLS with this certificate chain (PEM)")
+    p.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
+    p.add_argument("--client-timeout", type=float, default=10.0, help="seconds a client has to send a request")
+    p.add_argument("--max-connections", type=int, default=256)
+    p.add_argument("--reconcile", choices=("bgp", "all"), help="apply the RR's state after changes")
+    p.add_argument("--reconcile-interval", type=float, default=2.0, help="minimum seconds between reconciles")
+    p.add_argument("--frr-vty-socket", help="FRR vty socket directory (FRR in a namespace)")
+    p.add_argument("--frr-confdir", default="/etc/frr", help="where frr.conf is persisted")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging (never tokens or bodies)")
+    p.set_defaults(func=lambda args, out: cmd_serve(args, out, reconcile_factory))
+

@@ -1,0 +1,253 @@
+# Copyright: boma.mesh contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""HTTP framing of the enrollment service (an edge file): routing, auth, body limits, TLS, unix socket.
+
+stdlib http.server only, so an RR needs nothing beyond Python.  Every answer is JSON; errors never
+carry a traceback or a secret; one log line per request without bodies or headers.
+"""
+
+import json
+import os
+import re
+import socket
+import socketserver
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from . import wire
+from .enroll import Rejection
+from .service import ADMIN, LEAF, LOG, encode, error_answer
+
+P = re.escape(wire.API_PREFIX)
+# (method, path pattern, role needed or None, Service method name, takes a body)
+ROUTES = (
+    ("POST", P + r"/sam-enrollment-claims", LEAF, "submit", True),
+    ("GET", P + r"/sam-enrollment-claims", ADMIN, "listing", False),
+    ("GET", P + r"/sam-enrollment-topologies/(?P<rrset>[^/?]+)", LEAF, "topology", False),
+    ("POST", P + r"/sam-enrollment-claims/(?P<name>[^/?]+)/revoke", ADMIN, "revoke", True),
+    ("POST", P + r"/sam-enrollment-claims/(?P<name>[^/?]+)/expiry", ADMIN, "expiry", True),
+    ("GET", P + r"/sam-enrollment-audit", ADMIN, "audit", False),
+    ("GET", P + r"/sam-enrollment-records", ADMIN, "records", False),
+    ("POST", P + r"/sam-enrollment-records", ADMIN, "import_records", True),
+    ("GET", P + r"/health", None, "health", False),
+)
+COMPILED = tuple((m, re.compile(p + "$"), role, fn, body) for m, p, role, fn, body in ROUTES)
+
+
+def route(method, path):
+    """(role, function name, path params, takes body) or Rejection 404/405."""
+    allowed = []
+    for route_method, pattern, role, fn, body in COMPILED:
+        match = pattern.match(path)
+        if match:
+            if route_method == method:
+                return role, fn, match.groupdict(), body
+            allowed.append(route_method)
+    if allowed:
+        raise Rejection(405, "method-not-allowed", "%s %s: use %s" % (method, path, " or ".join(allowed)))
+    raise Rejection(404, "not-found", "%s is not an enrollment API path" % path)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"       # keep-alive: a leaf fetches right after submitting
+    server_version = "boma-samctl"
+    sys_version = ""
+
+    def setup(self):
+        self.timeout = self.server.client_timeout
+        super().setup()
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        self.handle_api("GET")
+
+    def do_POST(self):  # noqa: N802
+        self.handle_api("POST")
+
+    def do_PUT(self):  # noqa: N802
+        self.handle_api("PUT")
+
+    def do_DELETE(self):  # noqa: N802
+        self.handle_api("DELETE")
+
+    def handle_api(self, method):
+        start = time.monotonic()
+        service = self.server.service
+        path, _sep, query = self.path.partition("?")
+        key, status = None, 200
+        try:
+            role, fn, params, takes_body = route(method, path)
+            if role is not None:
+                self.authorize(service, role)
+            args = list(params.values())
+            if fn in ("topology", "audit"):
+                args.append(query)
+            if takes_body:
+                args.append(self.read_json())
+            answer, key = getattr(service, fn)(*args)
+        except Rejection as exc:
+            status, answer, key = exc.status, error_answer(exc), getattr(exc, "mac_key", None)
+        except (TimeoutError, socket.timeout):
+            status, answer = 408, wire.error_body(408, "timeout", "the request body did not arrive in time")
+            self.close_connection = True
+        except Exception as exc:  # noqa: BLE001 - the client gets JSON, the operator a log line
+            LOG.error("%s %s: internal error %s", method, path, type(exc).__name__)
+            status, answer = 500, wire.error_body(500, "internal", "internal error; see the service log")
+        self.send_json(status, answer, key)
+        LOG.info("%s %s %d%s %.1fms", method, path, status,
+                 (" rule=" + answer["error"]["rule"]) if status >= 400 else "", (time.monotonic() - start) * 1000)
+
+    def authorize(self, service, needed):
+        role = service.role_of(self.headers.get("Authorization"))
+        if role is None:
+            raise Rejection(401, "unauthorized", "a valid bearer token is required")
+        if needed == ADMIN and role != ADMIN:
+            raise Rejection(403, "forbidden", "this path needs the admin token")
+
+    def read_json(self):
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            raise Rejection(411, "length-required", "send the body with Content-Length, not chunked")
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            self.close_connection = True
+            raise Rejection(415, "content-type", "Content-Type must be application/json, not %r" % ctype[:60])
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            self.close_connection = True
+            raise Rejection(411, "length-required", "Content-Length is required") from None
+        if length < 0 or length > wire.MAX_BODY:
+            self.close_connection = True
+            raise Rejection(413, "body-too-large", "the body is %d bytes; the limit is %d" % (length, wire.MAX_BODY))
+        data = self.read_exactly(length)
+        try:
+            return json.loads(data.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise Rejection(400, "malformed-json", "body is not UTF-8 (byte %d)" % exc.start) from None
+        except ValueError as exc:
+            raise Rejection(400, "malformed-json", "body is not JSON: %s" % exc) from None
+
+    def read_exactly(self, length):
+        """Read the body against one deadline, so a client trickling bytes cannot hold a thread forever."""
+        deadline = time.monotonic() + self.server.client_timeout
+        chunks, left = [], length
+        while left:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            self.connection.settimeout(remaining)
+            chunk = self.rfile.read1(min(left, 65536))
+            if not chunk:
+                self.close_connection = True
+                raise Rejection(400, "malformed-request", "the body ended after %d of %d bytes"
+                                % (length - left, length))
+            chunks.append(chunk)
+            left -= len(chunk)
+        self.connection.settimeout(self.server.client_timeout)
+        return b"".join(chunks)
+
+    def send_json(self, status, answer, key):
+        body = encode(answer)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            if key:
+                self.send_header(wire.RESPONSE_MAC_HEADER, wire.response_mac(key, body))
+            if status == 401:
+                self.send_header("WWW-Authenticate", "Bearer")
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:
+            self.close_connection = True
+
+    def address_string(self):
+        return self.client_address[0] if isinstance(self.client_address, tuple) else "unix"
+
+    def log_request(self, code="-", size="-"):
+        pass  # handle_api logs one line itself
+
+    def log_message(self, format, *args):  # noqa: A002 - http.server's signature
+        LOG.debug("%s %s", self.address_string(), format % args)
+
+
+class _Limited:
+    """Bounded concurrency: past max_connections a client gets 503 at once instead of a thread."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def setup_limits(self, service, client_timeout, max_connections, ssl_context=None):
+        self.service = service
+        self.client_timeout = client_timeout
+        self.slots = threading.BoundedSemaphore(max_connections)
+        self.ssl_context = ssl_context
+
+    def get_request(self):
+        conn, addr = self.socket.accept()
+        if self.ssl_context is not None:
+            # The handshake runs in the handler thread, under the client timeout.
+            conn = self.ssl_context.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        return conn, addr
+
+    def process_request(self, request, client_address):
+        if not self.slots.acquire(blocking=False):
+            body = encode(wire.error_body(503, "busy", "too many connections; retry later"))
+            try:
+                request.settimeout(1)
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                                b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
+class TCPServer(_Limited, ThreadingHTTPServer):
+    pass
+
+
+class UnixServer(_Limited, socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    pass
+
+
+def start(service, listen=None, socket_path=None, ssl_context=None, client_timeout=10.0, max_connections=256):
+    """Bind the listeners and serve them on daemon threads; returns (servers, 'listening on ...' text)."""
+    servers, where = [], []
+    if listen:
+        host, _sep, port = listen.rpartition(":")
+        server = TCPServer((host.strip("[]") or "0.0.0.0", int(port)), Handler, bind_and_activate=True)
+        server.setup_limits(service, client_timeout, max_connections, ssl_context)
+        servers.append(server)
+        bound = server.server_address
+        where.append("%s://%s:%d" % ("https" if ssl_context else "http", bound[0], bound[1]))
+    if socket_path:
+        if os.path.exists(socket_path):
+            os.unlink(socket_path)  # a stale socket from a killed run
+        old = os.umask(0o117)
+        try:
+            server = UnixServer(socket_path, Handler)
+        finally:
+            os.umask(old)
+        server.setup_limits(service, client_timeout, max_connections)
+        servers.append(server)
+        where.append("unix:" + socket_path)
+    for server in servers:
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+    return servers, "listening on " + ", ".join(where)
+
+
+def stop(servers):
+    for server in servers:
+        server.shutdown()
+        server.server_close()

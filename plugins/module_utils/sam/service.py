@@ -1,0 +1,246 @@
+# Copyright: boma.mesh contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""RR enrollment service (an edge file: sockets, SQLite, threads) over the pure enroll.Registry.
+
+Every state change runs under one lock: conflict check, store commit (fsync), registry update.
+The answer leaves only after the commit, so an acknowledged claim survives kill -9.  Requests are
+handled by stdlib http.server threads; see docs/api.md for the wire contract.
+"""
+
+import datetime
+import hmac
+import json
+import logging
+import threading
+from urllib.parse import parse_qs, urlsplit
+
+from . import wire
+from .enroll import Registry, Rejection
+from .fields import format_time
+from .store import Store, StoreRejected
+
+LOG = logging.getLogger("samctl.serve")
+LEAF, ADMIN = "leaf", "admin"
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+class Service:
+    """The RR's request logic; HTTP framing lives in http_edge.py."""
+
+    def __init__(self, node, config_resources, db_path, leaf_token, admin_token, policy_tokens,
+                 on_change=None, replicator=None, clock=utcnow):
+        self.node = node
+        self.store = Store(db_path)
+        self.registry = Registry(config_resources, self.store.claims())
+        self.tokens = policy_tokens          # callable(policy) -> key bytes | reason
+        self.bearer = {LEAF: leaf_token, ADMIN: admin_token}
+        self.lock = threading.Lock()
+        self.on_change = on_change or (lambda: None)
+        self.replicator = replicator
+        self.clock = clock
+
+    # -- authentication --------------------------------------------------------------------------
+    def role_of(self, header):
+        """ADMIN, LEAF or None for an Authorization header value (constant-time compares)."""
+        scheme, _sep, value = (header or "").partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            return None
+        given = value.strip().encode("utf-8", "replace")
+        for role in (ADMIN, LEAF):
+            expected = self.bearer.get(role)
+            if expected and hmac.compare_digest(given, expected):
+                return role
+        return None
+
+    def mac_key(self, policy):
+        key = self.tokens(policy) if policy else None
+        return bytes(key) if isinstance(key, (bytes, bytearray)) else None
+
+    # -- leaf endpoints --------------------------------------------------------------------------
+    def submit(self, document):
+        """(answer, MAC key) for a SAMEnrollmentClaimSubmitRequest; raises Rejection."""
+        name, spec = parse_submit(document)
+        now = self.clock()
+        policy_hint = _policy_hint(spec)
+        try:
+            claim, policy = self.registry.check(name, spec, _TokenView(self.tokens, self.registry), now)
+        except Rejection as exc:
+            exc.mac_key = self.mac_key(policy_hint)
+            raise
+        with self.lock:
+            try:
+                self.registry.check_conflicts(claim, policy, now)
+                generation = self.store.accept(name, policy, claim.nonce, spec, format_time(now),
+                                               expires_at=spec.get("expiresAt") or None)
+            except StoreRejected as exc:
+                raise Rejection(409, exc.rule, "SAMEnrollmentClaim/%s spec.joinNonce: %s"
+                                % (name, exc.message)) from None
+            except Rejection as exc:
+                exc.mac_key = self.mac_key(policy)
+                raise
+            record = self.store.record(name)
+            self.registry.put(record)
+            nonces = [{"policy": policy, "nonce": claim.nonce, "claim": name, "usedAt": record["acceptedAt"]}]
+        self._changed([record], nonces)
+        return self.registry.submit_answer(name, generation, now), self.mac_key(policy)
+
+    def topology(self, rrset, query):
+        claim_ref = (parse_qs(query).get("claim") or [""])[0]
+        answer = self.registry.topology(rrset, claim_ref, self.clock())
+        name = answer["claimRef"].split("/", 1)[1]
+        return answer, self.mac_key(self.registry.policy_of(name))
+
+    # -- admin endpoints -------------------------------------------------------------------------
+    def revoke(self, name, document):
+        reason = document.get("reason") if isinstance(document, dict) else None
+        if reason is not None and not isinstance(reason, str):
+            raise Rejection(400, "malformed-request", "reason: must be a string")
+        with self.lock:
+            record = self._known(name)
+            if not record.get("revoked"):
+                self.store.revoke(name, reason or "revoked through the API", format_time(self.clock()))
+                record = self.store.record(name)
+                self.registry.put(record)
+                changed = True
+            else:
+                changed = False
+        if changed:
+            self._changed([record], [])
+        return {"revoked": True, "claimRef": "SAMEnrollmentClaim/" + name, "changed": changed}, None
+
+    def expiry(self, name, document):
+        text = document.get("expiresAt") if isinstance(document, dict) else None
+        with self.lock:
+            self._known(name)
+            now = self.clock()
+            when = self.registry.new_expiry(name, text, now)
+            changed = self.registry.records[name].get("expiresAt") != when
+            if changed:
+                self.store.set_expiry(name, when, format_time(now))
+                record = self.store.record(name)
+                self.registry.put(record)
+        if changed:
+            self._changed([record], [])
+        return {"claimRef": "SAMEnrollmentClaim/" + name, "expiresAt": when, "changed": changed}, None
+
+    def listing(self):
+        with self.lock:
+            return self.registry.listing(self.clock()), None
+
+    def audit(self, query):
+        try:
+            limit = int((parse_qs(query).get("limit") or ["100"])[0])
+        except ValueError:
+            raise Rejection(400, "malformed-request", "limit: must be an integer") from None
+        with self.lock:
+            return {"items": self.store.audit(max(1, min(limit, 10000)))}, None
+
+    def records(self):
+        with self.lock:
+            return {"records": self.store.claims(), "nonces": self.store.nonces()}, None
+
+    def import_records(self, document):
+        """Idempotent import from the peer RR; returns how many records or nonces changed anything."""
+        records, nonces = _records_document(document)
+        now = format_time(self.clock())
+        changed = 0
+        with self.lock:
+            for record in records:
+                if self.store.import_record(record, now):
+                    self.registry.put(self.store.record(record["name"]))
+                    changed += 1
+            if nonces:
+                changed += self.store.import_nonces(nonces)
+        if changed:
+            self.on_change()
+        return {"imported": changed}, None
+
+    def health(self):
+        now = self.clock()
+        active = sum(1 for name in list(self.registry.records) if self.registry.is_active(name, now))
+        return {"status": "ok", "node": self.node, "claims": len(self.registry.records), "active": active}, None
+
+    def close(self):
+        with self.lock:
+            self.store.close()
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _known(self, name):
+        record = self.registry.records.get(name)
+        if record is None:
+            raise Rejection(404, "unknown-claim", "SAMEnrollmentClaim/%s is not known" % name)
+        return record
+
+    def _changed(self, records, nonces):
+        if self.replicator is not None:
+            self.replicator.push({"records": records, "nonces": nonces})
+        self.on_change()
+
+
+class _TokenView:
+    """The validator's token mapping, read through the service's resolver (re-read while unavailable)."""
+
+    def __init__(self, resolve, registry):
+        self.resolve = resolve
+        self.policies = registry.mesh.policies
+
+    def get(self, policy, default=None):
+        return self.resolve(policy) if policy in self.policies else default
+
+
+def _policy_hint(spec):
+    ref = spec.get("policyRef") if isinstance(spec, dict) else None
+    return ref.split("/", 1)[-1].strip() if isinstance(ref, str) else None
+
+
+def parse_submit(document):
+    """(name, spec) of a submit request, or Rejection 400 naming the missing field."""
+    if not isinstance(document, dict):
+        raise Rejection(400, "malformed-request", "body: must be a JSON object")
+    if document.get("kind") not in (None, "SAMEnrollmentClaimSubmitRequest"):
+        raise Rejection(400, "malformed-request", "kind: must be SAMEnrollmentClaimSubmitRequest")
+    claim = document.get("claim")
+    if not isinstance(claim, dict):
+        raise Rejection(400, "malformed-request", "claim: must be a SAMEnrollmentClaim object")
+    if claim.get("kind") not in (None, "SAMEnrollmentClaim"):
+        raise Rejection(400, "malformed-request", "claim.kind: must be SAMEnrollmentClaim")
+    meta = claim.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    if not isinstance(name, str) or not name.strip() or "/" in name or len(name) > 253:
+        raise Rejection(400, "malformed-request", "claim.metadata.name: must be a name of 1-253 characters, no '/'")
+    spec = claim.get("spec")
+    if not isinstance(spec, dict):
+        raise Rejection(400, "malformed-request", "claim.spec: must be an object")
+    return name.strip(), spec
+
+
+_RECORD_KEYS = {"name": str, "policy": str, "nonce": str, "spec": dict, "generation": int, "acceptedAt": str}
+
+
+def _records_document(document):
+    if not isinstance(document, dict):
+        raise Rejection(400, "malformed-request", "body: must be a JSON object")
+    records, nonces = document.get("records") or [], document.get("nonces") or []
+    if not isinstance(records, list) or not isinstance(nonces, list):
+        raise Rejection(400, "malformed-request", "records, nonces: must be lists")
+    for index, record in enumerate(records):
+        for key, kind in _RECORD_KEYS.items():
+            if not isinstance(record, dict) or not isinstance(record.get(key), kind):
+                raise Rejection(400, "malformed-request", "records[%d].%s: must be %s" % (index, key, kind.__name__))
+    for index, nonce in enumerate(nonces):
+        for key in ("policy", "nonce", "claim", "usedAt"):
+            if not isinstance(nonce, dict) or not isinstance(nonce.get(key), str):
+                raise Rejection(400, "malformed-request", "nonces[%d].%s: must be a string" % (index, key))
+    return records, nonces
+
+
+def encode(document):
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def error_answer(exc):
+    return wire.error_body(exc.status, exc.rule, exc.message, exc.findings)
+
