@@ -57,6 +57,7 @@ class RR:
         self.log = mesh.tmp / (name + ".log")
         self.peers, self.extra = list(peers), list(extra)
         self.proc, self.url = None, None
+        self.argv_prefix = []   # e.g. strace, for the load bench
 
     def argv(self):
         argv = [SAMCTL, "serve", "--config", str(self.mesh.config), "--node", self.name, "--db", self.db,
@@ -68,7 +69,7 @@ class RR:
 
     def start(self, timeout=20):
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(self.argv(), stdout=subprocess.PIPE, stderr=log)
+            self.proc = subprocess.Popen(self.argv_prefix + self.argv(), stdout=subprocess.PIPE, stderr=log)
         ready, _w, _x = select.select([self.proc.stdout], [], [], timeout)
         line = self.proc.stdout.readline().decode() if ready else ""
         if not line.startswith("listening on "):

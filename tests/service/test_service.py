@@ -18,8 +18,8 @@ def test_enroll_via_rr_a_is_known_to_rr_b_with_a_valid_response_mac(pair):
     assert wire.verify_response_mac(JOIN_KEY, resp.body, resp.headers[wire.RESPONSE_MAC_HEADER.lower()])
     answer = json.loads(resp.body)
     assert answer["accepted"] and answer["claimRef"] == "SAMEnrollmentClaim/leaf-0" and answer["generation"] == 1
-    topo = wait_for(lambda: (lambda r: r if r.status == 200 else None)(rr_b.topology("leaf-0")))
-    assert topo, "rr-b never learned the claim"
+    assert wait_for(lambda: rr_b.topology("leaf-0").status == 200), "rr-b never learned the claim"
+    topo = rr_b.topology("leaf-0")
     assert wire.verify_response_mac(JOIN_KEY, topo.body, topo.headers[wire.RESPONSE_MAC_HEADER.lower()])
     doc_b = json.loads(topo.body)
     assert doc_b["claimDigest"] == client.claim_digest(doc["spec"])

@@ -3,7 +3,8 @@
 """Leaf enrollment client decisions (pure): when to refresh the fetched RRSet and how long to back off.
 
 The state document (persisted by the edge, 0600) is a plain mapping:
-``claimDigest``, ``rrSet``, ``expiresAt``, ``fetchedAt``, ``failures``, ``nextAttemptAt``, ``lastError``.
+``claimDigest``, ``rrSet``, ``expiresAt``, ``fetchedAt``, ``failures``, ``nextAttemptAt``, ``lastError``,
+``attemptedDigest`` (the claim a failed attempt sent).
 Only a missing state, a changed claim, or a state within the refresh window of its expiry trigger a
 refresh; BGP or tunnel trouble is not an input here, so it can never cause a rejoin loop.
 """
@@ -40,8 +41,11 @@ def refresh_decision(state, claim_spec, now, window=REFRESH_WINDOW):
     if not state:
         return Decision(True, "state-missing")
     changed = state.get("claimDigest") != digest
+    # A claim that failed as it is now (never joined, or its change was refused) backs off too;
+    # only a claim changed since the failed attempt goes straight to the RRs.
+    retried = not changed or state.get("attemptedDigest") == digest
     not_before = parse_time(state.get("nextAttemptAt"))
-    if state.get("failures") and not_before is not None and now < not_before and not changed:
+    if state.get("failures") and not_before is not None and now < not_before and retried:
         return Decision(False, "backoff", not_before)
     if changed:
         return Decision(True, "claim-changed")
@@ -66,9 +70,11 @@ def backoff_delay(failures, jitter):
     return max(BACKOFF_MIN, base * (0.5 + min(max(jitter, 0.0), 1.0) / 2))
 
 
-def after_failure(state, now, jitter, error):
+def after_failure(state, now, jitter, error, claim_spec=None):
     """New state after a failed attempt: the fetched RRSet (if any) is kept, the attempt is backed off."""
     new = dict(state or {})
+    if claim_spec is not None:
+        new["attemptedDigest"] = claim_digest(claim_spec)
     new["failures"] = int(new.get("failures") or 0) + 1
     new["nextAttemptAt"] = format_time(now + backoff_delay(new["failures"], jitter))
     new["lastError"] = str(error)[:500]

@@ -18,7 +18,7 @@ from .fields import format_time, parse_time
 from .findings import ERROR, SKIPPED
 from .loader import Resource
 from .model import build_mesh, parse_claim, split_ref
-from .validate import DEFAULT_SKEW, validate
+from .validate import DEFAULT_SKEW, validate, validate_claim
 
 CONTROL_API_VERSION = "control.routerd.net/v1alpha1"
 # The nonce is unique forever in the store, not only among active claims.
@@ -65,6 +65,7 @@ class Registry:
         self.records = {}
         self.claims = {}
         self.index = {}
+        self.reserved = {}   # identities of claims being committed right now (group commit)
         for record in records:
             self.put(record)
 
@@ -72,7 +73,7 @@ class Registry:
     def check(self, name, spec, tokens, now, skew=DEFAULT_SKEW):
         """(Claim, policy name) when ``spec`` may be admitted as SAMEnrollmentClaim/name, else Rejection."""
         res = Resource("SAMEnrollmentClaim", name, spec)
-        report = validate(self.config + [res], tokens=tokens, now=now, skew=skew)
+        report = validate_claim(self.mesh, res, tokens=tokens, now=now, skew=skew)
         mine = [f for f in report.findings if f.resource == res.ref]
         errors = [f for f in mine if f.severity == ERROR]
         if errors:
@@ -93,10 +94,25 @@ class Registry:
         for scope, fields in ((policy, _FIELDS), ("*", admission.GLOBAL_UNIQUE_FIELDS)):
             for rule, path, label, keys in fields:
                 for value in keys(claim):
-                    owner = self.index.get((scope, rule, value)) if value is not None else None
-                    if owner is not None and owner != claim.name and self.is_active(owner, now):
+                    if value is None:
+                        continue
+                    owner = self.reserved.get((scope, rule, value))
+                    if owner is None or owner == claim.name:
+                        owner = self.index.get((scope, rule, value))
+                        owner = owner if owner is not None and self.is_active(owner, now) else None
+                    if owner is not None and owner != claim.name:
                         raise Rejection(409, rule, "%s %s: %s %s is already used by SAMEnrollmentClaim/%s"
                                         % (claim.ref, path, label, value, owner))
+
+    def reserve(self, claim, policy):
+        """Hold a checked claim's identities while its commit is in flight."""
+        for key in _index_keys(policy, claim):
+            self.reserved[key] = claim.name
+
+    def release(self, claim, policy):
+        for key in _index_keys(policy, claim):
+            if self.reserved.get(key) == claim.name:
+                del self.reserved[key]
 
     def expiry_of(self, name):
         """Effective expiry (datetime or None) of an accepted claim."""
@@ -112,11 +128,12 @@ class Registry:
         return until is None or until > now
 
     # -- records ---------------------------------------------------------------------------------
-    def put(self, record):
-        """Add or replace an accepted record (after the store committed it)."""
+    def put(self, record, claim=None):
+        """Add or replace an accepted record (after the store committed it); ``claim`` if already parsed."""
         name = record["name"]
         self.drop(name)
-        claim = parse_claim(Resource("SAMEnrollmentClaim", name, overlay(record)), [])
+        if claim is None or record.get("expiresAt") != claim.spec.get("expiresAt") or record.get("revoked"):
+            claim = parse_claim(Resource("SAMEnrollmentClaim", name, overlay(record)), [])
         self.records[name] = record
         self.claims[name] = claim
         if not record.get("revoked"):

@@ -89,9 +89,10 @@ class Replicator:
                 failures += 1
                 with self.wake[peer]:
                     self.queues[peer][:0] = batch   # keep order; retried after the backoff
-                delay = backoff_delay(failures, random.random()).total_seconds()  # noqa: S311 - jitter, not crypto
+                # Never wait longer than the resync interval: the pull would repair it by then anyway.
+                delay = min(backoff_delay(failures, random.random()).total_seconds(), self.interval)  # noqa: S311
                 LOG.warning("push to %s failed (%s); retry in %.0fs", peer, _why(exc), delay)
-                self.stopping.wait(min(delay, self.interval))
+                self.stopping.wait(delay)
 
 
 class Reconciler:

@@ -66,16 +66,36 @@ class Store:
 
     def accept(self, name, policy, nonce, spec, now, expires_at=None):
         """Record an accepted claim and its nonce atomically; returns the claim's generation."""
+        result = self.accept_many([{"name": name, "policy": policy, "nonce": nonce, "spec": spec,
+                                    "expiresAt": expires_at}], now)[0]
+        if isinstance(result, StoreRejected):
+            raise result
+        return result["generation"]
+
+    def accept_many(self, items, now):
+        """Accept several claims in one transaction (one fsync: group commit).
+
+        Returns, per item, its stored record or a StoreRejected (nonce replay, also within the batch);
+        a refused item never prevents the others.
+        """
         def work():
-            if self.nonce_used(policy, nonce):
-                raise StoreRejected("nonce-replay", "joinNonce %r was already used in %s" % (nonce, policy))
-            self.db.execute("INSERT INTO nonces VALUES (?, ?, ?, ?)", (policy, nonce, name, now))
-            row = self.db.execute("SELECT generation FROM claims WHERE name=?", (name,)).fetchone()
-            generation = (row[0] + 1) if row else 1
-            self.db.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?, ?, ?, 0, NULL)",
-                            (name, policy, nonce, json.dumps(spec, sort_keys=True), generation, now, expires_at))
-            self._audit(now, "accepted", name, {"policy": policy, "nonce": nonce, "generation": generation})
-            return generation
+            out = []
+            for item in items:
+                name, policy, nonce = item["name"], item["policy"], item["nonce"]
+                if not self._import_nonce(policy, nonce, name, now):
+                    out.append(StoreRejected("nonce-replay", "joinNonce %r was already used in %s" % (nonce, policy)))
+                    continue
+                row = self.db.execute("SELECT generation FROM claims WHERE name=?", (name,)).fetchone()
+                generation = (row[0] + 1) if row else 1
+                record = {"name": name, "policy": policy, "nonce": nonce, "spec": item["spec"],
+                          "generation": generation, "acceptedAt": now, "expiresAt": item.get("expiresAt"),
+                          "revoked": False, "revokedReason": None}
+                self.db.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?, ?, ?, 0, NULL)",
+                                (name, policy, nonce, json.dumps(item["spec"], sort_keys=True), generation, now,
+                                 item.get("expiresAt")))
+                self._audit(now, "accepted", name, {"policy": policy, "nonce": nonce, "generation": generation})
+                out.append(record)
+            return out
         return self._tx(work)
 
     def revoke(self, name, reason, now):

@@ -10,6 +10,7 @@ verified (routerd's "reviewable before secrets are installed" rule).
 
 import base64
 import binascii
+import dataclasses
 import datetime
 import ipaddress
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from . import admission, payload
 from .findings import ERROR, WARNING, Finding
 from .loader import load_resources
-from .model import build_mesh, split_ref
+from .model import build_mesh, parse_claim, split_ref
 from .rules import check_config
 
 DEFAULT_SKEW = datetime.timedelta(minutes=5)
@@ -74,6 +75,23 @@ def validate(resources, tokens=None, now=None, skew=DEFAULT_SKEW, findings=None)
         report.active[name] = [c for c in candidates.get(name, ()) if c.name not in rejected]
     _token_notes(mesh, tokens, report)
     report.findings = list(dict.fromkeys(findings))
+    return report
+
+
+def validate_claim(mesh, res, tokens=None, now=None, skew=DEFAULT_SKEW):
+    """Check one claim resource against an already validated document set (an RR's own documents).
+
+    The same per-claim rules as validate(), without re-parsing and re-checking the documents, so
+    the enrollment service pays for the claim only.  Duplicates are the caller's business.
+    """
+    findings = []
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    claim = parse_claim(res, findings)
+    view = dataclasses.replace(mesh, claims={claim.name: claim})
+    report = Report(findings=findings, mesh=view)
+    policy = _claim_policy(view, claim, findings)
+    if _check_claim(view, policy, claim, tokens or {}, now, skew, findings, report) and policy is not None:
+        report.active[policy.name] = [claim]
     return report
 
 

@@ -1,0 +1,254 @@
+"""Leaf enrollment client against a fake RR (TCP and unix socket): submit, topology, MAC, failover, backoff."""
+
+import copy
+import datetime
+import json
+import os
+import socket
+import stat
+
+import pytest
+from conftest import base_mesh, find
+from enroll_fake import ADMIN_TOKEN, API_TOKEN, JOIN_TOKEN, FakeRR
+
+from boma_sam import client, enroll_client, payload
+from boma_sam.enroll_client import ApiError, TransportError, join, parse_endpoint
+from boma_sam.fields import parse_time
+
+NOW = datetime.datetime(2026, 11, 23, 12, 0, tzinfo=datetime.timezone.utc)
+SECRETS = (API_TOKEN, ADMIN_TOKEN, JOIN_TOKEN.decode())
+
+
+@pytest.fixture
+def spec():
+    return copy.deepcopy(find(base_mesh(), "SAMEnrollmentClaim", "leaf-b")["spec"])
+
+
+@pytest.fixture
+def rrs():
+    started = []
+
+    def start(**kw):
+        rr = FakeRR(**kw)
+        started.append(rr)
+        return rr
+
+    yield start
+    for rr in started:
+        rr.stop()
+
+
+def dead_url():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return "http://127.0.0.1:%d" % sock.getsockname()[1]
+
+
+def run(endpoints, spec, state=None, now=NOW, **kw):
+    return join(endpoints, "leaf-b", spec, API_TOKEN, JOIN_TOKEN, state, now, 0.5, timeout=2, **kw)
+
+
+def assert_no_secret(text):
+    for secret in SECRETS:
+        assert secret not in text
+
+
+def test_endpoint_forms():
+    assert str(parse_endpoint("https://rr-a:8443/")) == "https://rr-a:8443"
+    assert str(parse_endpoint("http://[::1]:8080/base")) == "http://[::1]:8080/base"
+    assert parse_endpoint("unix:/run/boma/sam.sock").socket_path == "/run/boma/sam.sock"
+    assert parse_endpoint("/run/boma/sam.sock").scheme == "unix"
+    with pytest.raises(ValueError) as err:
+        parse_endpoint("https://user:hunter2@rr-a:8443")
+    assert "hunter2" not in str(err.value)
+    for bad in ("ftp://rr-a", "https://rr-a:99999", "rr-a:8443", "unix:"):
+        with pytest.raises(ValueError):
+            parse_endpoint(bad)
+
+
+def test_submit_and_topology_write_a_private_state_without_tokens(rrs, spec, tmp_path):
+    rr = rrs()
+    result = run([rr.url], spec)
+    assert result.ok and result.changed and result.attempted and result.reason == "state-missing"
+    assert result.endpoint == rr.url
+    assert [(m, s) for m, _p, s in rr.requests] == [("POST", 200), ("GET", 200)]
+    assert set(rr.authorizations) == {"Bearer " + API_TOKEN}
+    state = result.state
+    assert state["claimDigest"] == client.claim_digest(spec) and state["rrSet"] == rr.rrset
+    assert state["expiresAt"] == rr.expires_at and state["failures"] == 0
+    path = str(tmp_path / "leaf-b.json")
+    enroll_client.write_state(path, state)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert_no_secret(open(path).read())
+    assert enroll_client.read_state(path) == (state, None)
+    assert os.listdir(tmp_path) == ["leaf-b.json"], "no temp file left behind"
+    summary = enroll_client.public_state(state)
+    assert summary["members"] == ["rr-a", "rr-b"] and summary["rrSet"] == "cloudedge-rrs"
+
+
+def test_unix_socket_endpoint(rrs, spec):
+    rr = rrs(unix=True)
+    result = run([rr.url], spec)
+    assert result.ok and result.endpoint == rr.url and len(rr.requests) == 2
+
+
+def test_nonce_replay_fetches_the_topology(rrs, spec):
+    rr = rrs()
+    rr.accept("leaf-b", spec)
+    result = run([rr.url], spec)
+    assert result.ok and [s for _m, _p, s in rr.requests] == [409, 200]
+    assert result.state["rrSet"] == rr.rrset
+
+
+@pytest.mark.parametrize("mode", ["no-mac", "bad-mac"])
+def test_impostor_is_refused_and_the_next_rr_used(rrs, spec, mode):
+    impostor, real = rrs(mode=mode), rrs(unix=True)
+    result = run([impostor.url, real.url], spec)
+    assert result.ok and result.endpoint == real.url
+    assert result.skipped == ["response MAC missing or invalid from %s (submit)" % impostor.url]
+    alone = run([impostor.url], spec)
+    assert not alone.ok and alone.rule == "response-mac" and alone.state["failures"] == 1
+
+
+def test_rr_with_another_join_token_is_an_impostor(rrs, spec):
+    rr = rrs(join_token=b"another-token")
+    rr.accept("leaf-b", spec)   # past the HMAC check: only the response MAC gives it away
+    result = run([rr.url], spec)
+    assert not result.ok and result.rule == "response-mac"
+
+
+def test_server_error_and_foreign_answer_fail_over(rrs, spec):
+    broken, foreign, real = rrs(mode="error500"), rrs(mode="foreign404"), rrs()
+    result = run([broken.url, foreign.url, real.url], spec)
+    assert result.ok and result.endpoint == real.url and len(result.skipped) == 2
+    assert result.skipped[0].startswith("internal: boom (HTTP 500 from ")
+
+
+def test_all_rrs_down_backs_off_and_keeps_the_old_rrset(spec, tmp_path):
+    urls = [dead_url(), "unix:" + str(tmp_path / "missing.sock")]
+    fresh = client.after_success(spec, {"metadata": {"name": "cloudedge-rrs"}}, NOW + datetime.timedelta(minutes=5),
+                                 NOW - datetime.timedelta(hours=23))
+    result = run(urls, spec, state=fresh)
+    assert not result.ok and result.rule == "unreachable" and result.reason == "near-expiry"
+    assert result.state["failures"] == 1 and result.state["rrSet"] == fresh["rrSet"]
+    assert parse_time(result.state["nextAttemptAt"]) > NOW
+    assert "connection refused" in result.error and "no such file" in result.error
+    later = run(urls, spec, state=result.state, now=NOW + datetime.timedelta(seconds=1))
+    assert later.ok and not later.attempted and later.reason == "backoff" and later.state is result.state
+    after = run(urls, spec, state=result.state, now=NOW + datetime.timedelta(minutes=1))
+    assert after.attempted and after.state["failures"] == 2
+
+
+def test_fresh_state_makes_no_request(rrs, spec):
+    rr = rrs()
+    state = run([rr.url], spec).state
+    rr.requests.clear()
+    again = run([rr.url], spec, state=state)
+    assert again.ok and not again.changed and not again.attempted and again.reason == "fresh"
+    assert rr.requests == []
+    forced = run([rr.url], spec, state=state, force=True)
+    assert forced.attempted and forced.reason == "forced" and not forced.changed, "same lease, same RRSet"
+
+
+def test_changed_claim_refreshes_inside_the_backoff(rrs, spec):
+    rr = rrs()
+    joined = run([rr.url], spec).state
+    state = run([dead_url()], spec, state=joined, force=True).state
+    assert state["failures"] == 1 and not run([rr.url], spec, state=state).attempted
+    changed = dict(spec, joinNonce="leaf-b-0002")
+    changed["joinHMAC"] = payload.join_hmac(JOIN_TOKEN, changed)
+    result = run([rr.url], changed, state=state)
+    assert result.ok and result.reason == "claim-changed" and result.state["failures"] == 0
+    assert "attemptedDigest" not in result.state
+
+
+def test_a_leaf_that_never_joined_backs_off_too(rrs, spec):
+    rr = rrs(mode="error500")
+    first = run([rr.url], spec)
+    assert not first.ok and first.rule == "server-error" and "claimDigest" not in first.state
+    second = run([rr.url], spec, state=first.state, now=NOW + datetime.timedelta(seconds=1))
+    assert second.reason == "backoff" and not second.attempted and len(rr.requests) == 1
+    changed = dict(spec, joinNonce="leaf-b-0002")
+    assert run([rr.url], changed, state=first.state, now=NOW + datetime.timedelta(seconds=1)).attempted
+
+
+def test_changed_claim_with_an_old_nonce_is_reported(rrs, spec):
+    rr = rrs()
+    rr.accept("leaf-b", spec)
+    changed = dict(spec, endpoint="10.20.0.33")
+    result = run([rr.url], changed)
+    assert not result.ok and result.rule == "claim-digest" and "new joinNonce" in result.error
+    assert run([rr.url], changed, state=result.state).reason == "backoff", "no retry on every run"
+
+
+def test_validation_refusal_is_definitive(rrs, spec):
+    refusing, other = rrs(mode="reject"), rrs()
+    result = run([refusing.url, other.url], spec)
+    assert not result.ok and result.rule == "join-hmac" and result.endpoint == refusing.url
+    assert "[spec.endpoint, spec.joinHMAC]" in result.error and "HTTP 422" in result.error
+    assert {f["path"] for f in result.findings} == {"spec.joinHMAC", "spec.endpoint"}
+    assert other.requests == [], "a verdict is not shopped around"
+    assert result.state["failures"] == 1 and result.state["lastError"].startswith("join-hmac: ")
+
+
+def test_revoked_claim_is_definitive(rrs, spec):
+    rr = rrs()
+    rr.accept("leaf-b", spec)
+    enroll_client.revoke(rr.url, ADMIN_TOKEN, "leaf-b", "stolen")
+    result = run([rr.url], spec)
+    assert not result.ok and result.rule == "claim-revoked"
+
+
+def test_wrong_api_token_is_definitive_and_not_quoted(rrs, spec):
+    rr = rrs()
+    result = join([rr.url], "leaf-b", spec, "wrong-token-value", JOIN_TOKEN, None, NOW, 0.1)
+    assert result.rule == "unauthorized" and "wrong-token-value" not in json.dumps(result.state)
+
+
+def test_timeout_is_a_transport_error(spec):
+    with socket.socket() as listener:   # accepts (backlog) but never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        url = "http://127.0.0.1:%d" % listener.getsockname()[1]
+        result = join([url], "leaf-b", spec, API_TOKEN, JOIN_TOKEN, None, NOW, 0.1, timeout=0.3)
+    assert result.rule == "unreachable" and "timed out after 0.3s" in result.error
+
+
+def test_tokens_never_in_errors(rrs, spec):
+    with pytest.raises(ValueError) as err:
+        enroll_client.request("http://127.0.0.1:1", "GET", "/", token="bad token\r\nX: y")
+    assert "bad token" not in str(err.value)
+    with pytest.raises(TransportError) as err:
+        enroll_client.request(dead_url(), "GET", "/", token=API_TOKEN)
+    assert_no_secret(str(err.value))
+    rr = rrs()
+    with pytest.raises(ApiError) as err:
+        enroll_client.list_claims(rr.url, API_TOKEN)
+    assert err.value.status == 403 and err.value.rule == "forbidden"
+    assert_no_secret(str(err.value))
+
+
+def test_admin_calls(rrs, spec):
+    rr = rrs(unix=True)
+    rr.accept("leaf-b", spec)
+    items = enroll_client.list_claims(rr.url, ADMIN_TOKEN)["items"]
+    assert [(i["name"], i["revoked"]) for i in items] == [("leaf-b", False)]
+    assert enroll_client.set_expiry(rr.url, ADMIN_TOKEN, "leaf-b", "2026-11-23T18:00:00Z")["expiresAt"] \
+        == "2026-11-23T18:00:00Z"
+    with pytest.raises(ApiError) as err:
+        enroll_client.set_expiry(rr.url, ADMIN_TOKEN, "leaf-b", "2027-01-01T00:00:00Z")
+    assert err.value.rule == "expiry-extend" and err.value.status == 422
+    assert enroll_client.revoke(rr.url, ADMIN_TOKEN, "leaf-b", "decommissioned")["revoked"] is True
+    assert enroll_client.audit(rr.url, ADMIN_TOKEN, limit=1)["items"][0]["event"] == "revoked"
+    with pytest.raises(ValueError):
+        enroll_client.revoke(rr.url, ADMIN_TOKEN, "../health")
+
+
+def test_read_state_tolerates_damage(tmp_path):
+    path = tmp_path / "state.json"
+    assert enroll_client.read_state(str(path)) == (None, None)
+    path.write_text("{not json")
+    state, note = enroll_client.read_state(str(path))
+    assert state is None and "not valid JSON" in note
+    path.write_text("[]")
+    assert "not a JSON object" in enroll_client.read_state(str(path))[1]
