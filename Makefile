@@ -22,7 +22,7 @@ APT_PACKAGES := openssl git make iproute2 iputils-ping frr frr-pythontools gobgp
                 qemu-system-x86 busybox-static kmod wireguard-tools
 
 .PHONY: help setup apt venv collection lint lint-python lint-ansible sanity docs-check changelog-lint \
-        test test-unit test-integration test-netns bench clean \
+        test test-unit test-service test-integration test-netns bench clean \
         kernel-setup test-kernel
 
 help:
@@ -87,10 +87,14 @@ docs-check: collection
 changelog-lint:
 	$(BIN)/antsibull-changelog lint
 
-test: lint test-unit test-integration test-netns test-kernel
+test: lint test-unit test-service test-integration test-netns test-kernel
 
 test-unit:
 	$(BIN)/python -m pytest -q tests/unit
+
+# Real `samctl serve` processes (two RRs) on loopback TCP and unix sockets.
+test-service:
+	$(BIN)/python -m pytest -q tests/service
 
 test-integration: collection
 	$(BIN)/python -m pytest -q tests/integration
@@ -106,6 +110,7 @@ test-kernel:
 bench:
 	$(BIN)/python bench/validate_claims.py
 	$(BIN)/python bench/render.py
+	$(BIN)/python bench/enroll_load.py 32 5000
 	tools/kernel/vm-run.sh -t 900 -- bash -c 'modprobe ipip && BOMA_KERNEL_GUEST=1 $(BIN)/python bench/tunnels.py' \
 	  | grep -v '^\[' || true
 

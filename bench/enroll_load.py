@@ -10,8 +10,10 @@ Usage: .venv/bin/python bench/enroll_load.py [CLIENTS] [CLAIMS]
 import http.client
 import json
 import multiprocessing
+import os
 import pathlib
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -71,6 +73,12 @@ def run(clients, count, strace=False):
     for proc in procs:
         proc.join()
     health = json.loads(rr.api("GET", wire.health_path(), token=None).body)
+    if strace:
+        # Stop the traced service itself; strace then writes its summary and exits.
+        children = pathlib.Path("/proc/%d/task/%d/children" % (rr.proc.pid, rr.proc.pid)).read_text().split()
+        for pid in children:
+            os.kill(int(pid), signal.SIGTERM)
+        rr.proc.wait(30)
     rr.stop()
     fsyncs = None
     if strace:
@@ -91,10 +99,13 @@ def main():
     clients = int(numbers[0]) if numbers else 32
     count = int(numbers[1]) if len(numbers) > 1 else 5000
     elapsed, lat, statuses, health, _f = run(clients, count)
-    pct = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1000  # noqa: E731
+
+    def pct(p):
+        return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000
+
     print("enroll load: %d clients, %d claims: %.0f claims/s (%.2f s)" % (clients, count, count / elapsed, elapsed))
-    print("  latency p50 %.1f ms, p99 %.1f ms, max %.1f ms; statuses %s" % (pct(0.5), pct(0.99), lat[-1] * 1000,
-                                                                          statuses))
+    print("  latency p50 %.1f ms, p99 %.1f ms, max %.1f ms; statuses %s"
+          % (pct(0.5), pct(0.99), lat[-1] * 1000, statuses))
     print("  service: %d claims stored, %d durable commits (one WAL fsync each with synchronous=FULL)"
           % (health["claims"], health["commits"]))
     if shutil.which("strace") and "--no-strace" not in sys.argv:

@@ -71,8 +71,8 @@ def test_join_token_file_overrides_the_policy_and_order_is_kept(leaf, rr, capsys
     (leaf / "other").write_bytes(JOIN_TOKEN)
     impostor = FakeRR(mode="no-mac")
     try:
-        code, out, err = samctl(join_args(leaf, impostor.url, rr.url, extra=["--join-token-file",
-                                                                            str(leaf / "other")]), capsys)
+        argv = join_args(leaf, impostor.url, rr.url, extra=["--join-token-file", str(leaf / "other")])
+        code, out, err = samctl(argv, capsys)
     finally:
         impostor.stop()
     assert code == 0 and out.startswith("refreshed from " + rr.url)

@@ -136,7 +136,10 @@ def reconcile_factory(service, args):
             module = importlib.import_module(name)
         except ImportError:
             continue
-        return module.factory(service, args)
+        try:
+            return module.factory(service, args)
+        except ValueError as exc:   # reconcile.ReconcileError: a bad mode or a missing dependency
+            raise InputError(str(exc)) from None
     raise InputError("--reconcile needs boma.mesh's apply helpers (install the collection or `make setup`)")
 
 

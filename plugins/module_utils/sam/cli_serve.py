@@ -67,6 +67,7 @@ def build_service(args, reconcile_factory=None):
         peer_token = read_secret_file(args.peer_token_file, "--peer-token-file") if args.peer_token_file else admin
         if not peer_token:
             raise InputError("--peer needs --admin-token-file or --peer-token-file (the peer's admin token)")
+
         def peer_request(endpoint, method, path, token, body, timeout):
             return request(endpoint, method, path, token, body, timeout, ca_file=args.peer_ca_file)
 
@@ -154,4 +155,3 @@ def add_parser(sub, reconcile_factory=None):
     p.add_argument("--frr-confdir", default="/etc/frr", help="where frr.conf is persisted")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging (never tokens or bodies)")
     p.set_defaults(func=lambda args, out: cmd_serve(args, out, reconcile_factory))
-

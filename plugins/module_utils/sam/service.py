@@ -294,4 +294,3 @@ def encode(document):
 
 def error_answer(exc):
     return wire.error_body(exc.status, exc.rule, exc.message, exc.findings)
-

@@ -161,7 +161,7 @@ class Store:
 
     def record(self, name):
         """One claim record (the shape claims() returns), or None."""
-        found = [r for r in self._rows("WHERE name=?", (name,))]
+        found = self._rows("WHERE name=?", (name,))
         return found[0] if found else None
 
     def claims(self, include_revoked=True):

@@ -1,0 +1,147 @@
+# Copyright: boma.mesh contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The apply step of `samctl serve --reconcile bgp|all` (docs/api.md, "Reconcile").
+
+It does in-process what the playbook does with sam_materialize -> sam_bgp (-> sam_tunnel, sam_route), so an
+admitted or revoked leaf reaches the RR's FRR in seconds instead of at the next Ansible run.  The same helpers
+are used (frr.apply: validated candidate, frr-reload, never a bgpd restart; the netlink package: only objects
+boma.mesh marked are ever removed), so both paths converge on the same host state.
+
+``factory(service, args)`` returns ``apply()``; the service's Reconciler runs it (never concurrently) and logs
+the returned summary; an exception is logged and the run retried.
+"""
+
+import logging
+import os
+import subprocess
+import tempfile
+
+from . import netlink
+from .frr import Frr
+from .frr import apply as frr_apply
+from .sam.materialize import materialize
+from .sam.render_frr import render_frr
+
+LOG = logging.getLogger("samctl.serve")
+VTYSH = "/usr/bin/vtysh"            # sam_bgp's default: frr-reload needs the directory of vtysh as --bindir
+COMMAND_TIMEOUT = 120               # frr-reload on a large RR config takes seconds, never minutes
+
+
+class ReconcileError(ValueError):
+    """Nothing (or only part) could be applied; the message says which part and why."""
+
+
+def run_command(argv):
+    """AnsibleModule.run_command's contract for Frr: argv -> (rc, stdout, stderr); a failure is an rc."""
+    try:
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=COMMAND_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        return 124, "", "%s timed out after %d s" % (argv[0], COMMAND_TIMEOUT)
+    except OSError as exc:
+        return 127, "", "%s: %s" % (argv[0], exc.strerror or exc)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def factory(service, args):
+    mode = getattr(args, "reconcile", None)
+    if mode not in ("bgp", "all"):
+        raise ReconcileError("--reconcile must be bgp or all, not %r" % (mode,))
+    if mode == "all" and not netlink.HAS_PYROUTE2:
+        # Fail at start-up: retrying every interval cannot fix a missing library.
+        raise ReconcileError("--reconcile all needs pyroute2: %s" % netlink.PYROUTE2_IMPORT_ERROR)
+    vty = getattr(args, "frr_vty_socket", None)
+    confdir = getattr(args, "frr_confdir", None) or "/etc/frr"
+
+    def apply():
+        state = desired_state(service, args.node)
+        parts, failed = [], []
+        try:
+            parts.append(apply_bgp(state, vty, confdir))
+        except Exception as exc:  # noqa: BLE001 - the data plane is still applied, the error is raised below
+            failed.append("bgp failed: %s" % exc)
+        if mode == "all":
+            try:
+                parts.extend(apply_dataplane(state))
+            except (netlink.NetlinkConfigError, netlink.Pyroute2Error, OSError, ReconcileError) as exc:
+                failed.append("dataplane failed: %s" % exc)
+        if failed:
+            raise ReconcileError(", ".join(parts + failed))
+        return ", ".join(parts)
+
+    return apply
+
+
+def desired_state(service, node):
+    """The RR's materialized state from its documents plus every non-revoked accepted claim."""
+    # Accept/revoke/import change the registry under the service lock; reading it there gives one
+    # consistent snapshot (a dict changing size mid-validate would fail the run).
+    with service.lock:
+        report = service.registry.desired_report(service.clock())
+    if not report.ok:
+        # Same rule as sam_materialize: an invalid document set is never half applied.
+        raise ReconcileError("desired state invalid, nothing applied: %s"
+                             % "; ".join(f.describe() for f in report.errors[:5]))
+    return materialize(report, node)
+
+
+def apply_bgp(state, vty_socket, confdir):
+    candidate = render_frr(state)        # sam_bgp's default options are render_frr's defaults
+    leaves = sum(len(r["spec"].get("admitted", ())) for r in state["resources"] if r["kind"] == "BGPDynamicPeer")
+    if _writable_dir(confdir):
+        result = _apply_frr(candidate, vty_socket, confdir, os.path.join(confdir, "frr.conf"))
+    else:
+        # frr-reload needs an existing --confdir and writes the running config there ("write"):
+        # give it a scratch one rather than a system /etc/frr we were not allowed to change.
+        with tempfile.TemporaryDirectory(prefix="boma-reconcile-") as scratch:
+            result = _apply_frr(candidate, vty_socket, scratch, None)
+    if result["deletes"] or result["adds"]:
+        LOG.debug("reconcile bgp delta: -%s +%s", result["deletes"], result["adds"])
+        return "bgp changed +%d -%d lines (%d leaves)" % (len(result["adds"]), len(result["deletes"]), leaves)
+    return "bgp %s (%d leaves)" % ("persisted" if result["changed"] else "unchanged", leaves)
+
+
+def _apply_frr(candidate, vty_socket, confdir, persist):
+    frr = Frr(run_command, vtysh=VTYSH, vty_socket=vty_socket, confdir=confdir)
+    return frr_apply(frr, candidate, persist_path=persist)
+
+
+def _writable_dir(path):
+    return bool(path) and os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
+
+
+def apply_dataplane(state):
+    """Tunnels, endpoint routes and owned loopback /32s, as sam_tunnel and sam_route with purge: true."""
+    resources = state["resources"]
+    errors, tunnels, paths, routes = [], [], [], []
+    for path, spec in netlink.resources_of_kind(resources, "TunnelInterface"):
+        tun = netlink.tunnel_from_spec(spec, path, errors)
+        if tun:
+            tunnels.append(tun)
+            paths.append(path)
+    netlink.check_tunnel_set(tunnels, paths, errors)
+    for path, spec in netlink.resources_of_kind(resources, "IPv4Route"):
+        route = netlink.route_from_spec(spec, path, errors)
+        if route:
+            routes.append(route)
+    owned = [r["spec"].get("exportPrefixes") or [] for r in resources if r["kind"] == "BGPRouter"]
+    loopbacks = netlink.loopback_from_list(owned[0] if owned else [], "BGPRouter.exportPrefixes", errors)
+    if errors:
+        raise netlink.NetlinkConfigError(errors)
+    ipr = netlink.open_ipr()            # this process's namespace: the service runs where FRR runs
+    try:
+        # Tunnels first: routes point at the tunnel devices (the playbook orders the modules the same way).
+        tunnel_actions = netlink.plan_tunnels(ipr, tunnels, "present", True)
+        netlink.apply_actions(ipr, tunnel_actions)
+        route_actions = netlink.plan_routes(ipr, routes, loopbacks, "present", True)
+        netlink.apply_actions(ipr, route_actions)
+    finally:
+        ipr.close()
+    return [_count("tunnels", tunnel_actions, "tunnel"), _count("routes", route_actions, "route")]
+
+
+def _count(label, actions, kind):
+    mine = [a for a in actions if a["kind"] == kind]
+    added = sum(1 for a in mine if a["action"] in ("create", "update"))
+    removed = sum(1 for a in mine if a["action"] == "delete")
+    return "%s +%d -%d" % (label, added, removed)
