@@ -103,7 +103,7 @@ claim:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.boma.mesh.plugins.module_utils.sam import enroll_client, fields, tokens
+from ansible_collections.boma.mesh.plugins.module_utils.sam import admin_client, enroll_client, fields, tokens
 
 KIND = "SAMEnrollmentClaim"
 DIFF_KEYS = ("revoked", "revokedReason", "expiresAt", "active")
@@ -160,16 +160,16 @@ def run(module, result):
     endpoint = params["api_url"] if params["api_url"] is not None else "unix:" + params["api_socket"]
     conn = dict(timeout=params["timeout"], ca_file=params["ca_file"])
     token = admin_token(module)
-    items = enroll_client.list_claims(endpoint, token, **conn).get("items") or []
+    items = admin_client.list_claims(endpoint, token, **conn).get("items") or []
     current = next((i for i in items if isinstance(i, dict) and i.get("name") == name), None)
     if current is None:
         raise ClaimAdminError("name [unknown-claim] %s/%s is not known to %s" % (KIND, name, endpoint))
     changed, after = plan(current, params)
     if changed and not module.check_mode:
         if params["state"] == "revoked":
-            enroll_client.revoke(endpoint, token, name, params["reason"], **conn)
+            admin_client.revoke(endpoint, token, name, params["reason"], **conn)
         else:
-            answer = enroll_client.set_expiry(endpoint, token, name, params["expires_at"], **conn)
+            answer = admin_client.set_expiry(endpoint, token, name, params["expires_at"], **conn)
             after = dict(after, expiresAt=answer.get("expiresAt", after["expiresAt"]))
     diff = {"before": {k: current.get(k) for k in DIFF_KEYS}, "after": {k: after.get(k) for k in DIFF_KEYS}}
     result.update(changed=changed, claim=after, diff=diff)

@@ -11,7 +11,7 @@ import pytest
 from conftest import base_mesh, find
 from enroll_fake import ADMIN_TOKEN, API_TOKEN, JOIN_TOKEN, FakeRR
 
-from boma_sam import client, enroll_client, payload
+from boma_sam import admin_client, client, enroll_client, payload
 from boma_sam.enroll_client import ApiError, TransportError, join, parse_endpoint
 from boma_sam.fields import parse_time
 
@@ -194,7 +194,7 @@ def test_validation_refusal_is_definitive(rrs, spec):
 def test_revoked_claim_is_definitive(rrs, spec):
     rr = rrs()
     rr.accept("leaf-b", spec)
-    enroll_client.revoke(rr.url, ADMIN_TOKEN, "leaf-b", "stolen")
+    admin_client.revoke(rr.url, ADMIN_TOKEN, "leaf-b", "stolen")
     result = run([rr.url], spec)
     assert not result.ok and result.rule == "claim-revoked"
 
@@ -223,7 +223,7 @@ def test_tokens_never_in_errors(rrs, spec):
     assert_no_secret(str(err.value))
     rr = rrs()
     with pytest.raises(ApiError) as err:
-        enroll_client.list_claims(rr.url, API_TOKEN)
+        admin_client.list_claims(rr.url, API_TOKEN)
     assert err.value.status == 403 and err.value.rule == "forbidden"
     assert_no_secret(str(err.value))
 
@@ -231,17 +231,17 @@ def test_tokens_never_in_errors(rrs, spec):
 def test_admin_calls(rrs, spec):
     rr = rrs(unix=True)
     rr.accept("leaf-b", spec)
-    items = enroll_client.list_claims(rr.url, ADMIN_TOKEN)["items"]
+    items = admin_client.list_claims(rr.url, ADMIN_TOKEN)["items"]
     assert [(i["name"], i["revoked"]) for i in items] == [("leaf-b", False)]
-    assert enroll_client.set_expiry(rr.url, ADMIN_TOKEN, "leaf-b", "2026-11-23T18:00:00Z")["expiresAt"] \
+    assert admin_client.set_expiry(rr.url, ADMIN_TOKEN, "leaf-b", "2026-11-23T18:00:00Z")["expiresAt"] \
         == "2026-11-23T18:00:00Z"
     with pytest.raises(ApiError) as err:
-        enroll_client.set_expiry(rr.url, ADMIN_TOKEN, "leaf-b", "2027-01-01T00:00:00Z")
+        admin_client.set_expiry(rr.url, ADMIN_TOKEN, "leaf-b", "2027-01-01T00:00:00Z")
     assert err.value.rule == "expiry-extend" and err.value.status == 422
-    assert enroll_client.revoke(rr.url, ADMIN_TOKEN, "leaf-b", "decommissioned")["revoked"] is True
-    assert enroll_client.audit(rr.url, ADMIN_TOKEN, limit=1)["items"][0]["event"] == "revoked"
+    assert admin_client.revoke(rr.url, ADMIN_TOKEN, "leaf-b", "decommissioned")["revoked"] is True
+    assert admin_client.audit(rr.url, ADMIN_TOKEN, limit=1)["items"][0]["event"] == "revoked"
     with pytest.raises(ValueError):
-        enroll_client.revoke(rr.url, ADMIN_TOKEN, "../health")
+        admin_client.revoke(rr.url, ADMIN_TOKEN, "../health")
 
 
 def test_read_state_tolerates_damage(tmp_path):

@@ -11,7 +11,7 @@ import json
 import random
 import sys
 
-from . import enroll_client, tokens
+from . import admin_client, enroll_client, tokens
 from .cli_io import InputError, load_configs
 from .fields import format_time, parse_time
 from .loader import load_resources
@@ -149,12 +149,12 @@ def _run_admin(args, out, call, text, *rest, **kw):
 
 
 def cmd_claim_revoke(args, out):
-    return _run_admin(args, out, enroll_client.revoke, lambda doc: ["revoked %s/%s" % (KIND, args.name)],
+    return _run_admin(args, out, admin_client.revoke, lambda doc: ["revoked %s/%s" % (KIND, args.name)],
                       args.name, args.reason)
 
 
 def cmd_claim_expire(args, out):
-    return _run_admin(args, out, enroll_client.set_expiry,
+    return _run_admin(args, out, admin_client.set_expiry,
                       lambda doc: ["%s/%s expires %s" % (KIND, args.name, doc.get("expiresAt"))],
                       args.name, args.expires_at)
 
@@ -182,11 +182,11 @@ def _detail(detail):
 
 
 def cmd_claim_list(args, out):
-    return _run_admin(args, out, enroll_client.list_claims, _claim_lines)
+    return _run_admin(args, out, admin_client.list_claims, _claim_lines)
 
 
 def cmd_claim_audit(args, out):
-    return _run_admin(args, out, enroll_client.audit, _audit_lines, limit=args.limit)
+    return _run_admin(args, out, admin_client.audit, _audit_lines, limit=args.limit)
 
 
 def _transport_args(p):
