@@ -103,7 +103,8 @@ claim:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.boma.mesh.plugins.module_utils.sam import admin_client, enroll_client, fields, tokens
+from ansible_collections.boma.mesh.plugins.module_utils.api_token import module_bearer
+from ansible_collections.boma.mesh.plugins.module_utils.sam import admin_client, enroll_client, fields
 
 KIND = "SAMEnrollmentClaim"
 DIFF_KEYS = ("revoked", "revokedReason", "expiresAt", "active")
@@ -114,19 +115,10 @@ class ClaimAdminError(Exception):
 
 
 def admin_token(module):
-    params = module.params
-    raw = params["admin_token"]
-    if raw is None:
-        raw = tokens.read_token(file=params["admin_token_file"])
-        if isinstance(raw, str):
-            raise ClaimAdminError("admin_token_file [secret] %s" % raw)
-        module.no_log_values.add(raw.decode("utf-8", "replace"))
     try:
-        token = enroll_client.bearer_token(raw)
+        return module_bearer(module, "admin_token", "admin_token_file")
     except ValueError as exc:
-        raise ClaimAdminError("admin_token [secret] %s" % exc) from None
-    module.no_log_values.add(token)
-    return token
+        raise ClaimAdminError(str(exc)) from None
 
 
 def plan(current, params):

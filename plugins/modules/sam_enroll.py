@@ -157,6 +157,7 @@ import datetime
 import random
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.boma.mesh.plugins.module_utils.api_token import module_bearer
 from ansible_collections.boma.mesh.plugins.module_utils.sam import client, enroll_client, fields, loader, payload
 from ansible_collections.boma.mesh.plugins.module_utils.sam.tokens import read_token
 
@@ -208,17 +209,10 @@ def read_secrets(module):
         if isinstance(key, str):
             raise EnrollInputError("secret_file [secret] %s" % key)
     module.no_log_values.add(key.decode("utf-8", "replace"))
-    raw = params["api_token"]
-    if raw is None:
-        raw = read_token(file=params["api_token_file"])
-        if isinstance(raw, str):
-            raise EnrollInputError("api_token_file [secret] %s" % raw)
-        module.no_log_values.add(raw.decode("utf-8", "replace"))
     try:
-        token = enroll_client.bearer_token(raw)
+        token = module_bearer(module, "api_token", "api_token_file")
     except ValueError as exc:
-        raise EnrollInputError("api_token [secret] %s" % exc) from None
-    module.no_log_values.add(token)
+        raise EnrollInputError(str(exc)) from None
     return token, key
 
 
