@@ -16,14 +16,20 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(BUILD)
 export ANSIBLE_HOME := $(BUILD)/ansible-home
 export ANSIBLE_LOCAL_TEMP := $(BUILD)/ansible-tmp
+# Podman settings for the Molecule lane (runc, cgroupfs, file events, ulimits; see docs/molecule.md).
+export CONTAINERS_CONF := $(CURDIR)/tools/molecule/containers.conf
+VAULT := vault/vault.yml
 
 # Debian packages the test lanes need (kept here so setup is one command).
 APT_PACKAGES := openssl git make iproute2 iputils-ping frr frr-pythontools gobgpd shellcheck \
-                qemu-system-x86 busybox-static kmod wireguard-tools
+                qemu-system-x86 busybox-static kmod wireguard-tools \
+                podman runc conmon containernetworking-plugins golang-github-containernetworking-plugin-dnsname \
+                catatonit uidmap slirp4netns passt fuse-overlayfs mmdebstrap
 
 .PHONY: help setup apt venv collection lint lint-python lint-ansible sanity docs-check changelog-lint \
         test test-unit test-service test-integration test-netns bench clean \
-        kernel-setup test-kernel
+        kernel-setup test-kernel molecule-setup test-molecule check-argspecs check-tags \
+        init-vault edit-vault check-vault
 
 help:
 	@echo "make setup   - create .venv, install pinned Python and Debian packages, samctl (safe to re-run)"
@@ -31,7 +37,12 @@ help:
 	@echo "make lint    - ruff, ansible-lint (production), ansible-test sanity, ansible-doc, changelog lint"
 	@echo "make bench   - print performance figures (bench/)"
 
-setup: apt venv kernel-setup
+setup: apt venv kernel-setup molecule-setup
+
+# The local Debian 12 image the Molecule scenarios run (cached by content hash; a no-op when current).
+molecule-setup: apt venv
+	tools/molecule/build-image.sh
+	tools/molecule/collections.sh
 
 # Debian's kernel (unpacked into ~/.cache/boma-mesh/kernel) + initramfs for the qemu lane; a no-op when done.
 kernel-setup: apt
@@ -69,7 +80,15 @@ collection:
 	# ansible-test lists files with git; give the copy its own index (the repo ignores .build/).
 	cd $(COLL) && git init -q && git add -A
 
-lint: lint-python lint-ansible sanity docs-check changelog-lint
+lint: lint-python lint-ansible check-argspecs check-tags sanity docs-check changelog-lint
+
+# defaults/main.yml and meta/argument_specs.yml of every role agree (names and default values).
+check-argspecs:
+	$(BIN)/python tools/check_argspecs.py roles
+
+# Every tag in roles, playbooks and molecule is in the closed vocabulary tests/tags.yml.
+check-tags:
+	$(BIN)/python tools/check_tags.py .
 
 lint-python:
 	$(BIN)/ruff check plugins tests bench tools
@@ -87,7 +106,29 @@ docs-check: collection
 changelog-lint:
 	$(BIN)/antsibull-changelog lint
 
-test: lint test-unit test-service test-integration test-netns test-kernel
+test: lint test-unit test-service test-integration test-netns test-kernel test-molecule
+
+# Vault: the password file comes from $$ANSIBLE_VAULT_PASSWORD_FILE only (never a prompt, never argv).
+init-vault:
+	@[ -n "$${ANSIBLE_VAULT_PASSWORD_FILE:-}" ] || { echo "init-vault: set ANSIBLE_VAULT_PASSWORD_FILE to the vault password file" >&2; exit 2; }
+	[ -f "$$ANSIBLE_VAULT_PASSWORD_FILE" ] || { echo "init-vault: $$ANSIBLE_VAULT_PASSWORD_FILE does not exist" >&2; exit 2; }
+	if [ -e $(VAULT) ]; then echo "init-vault: $(VAULT) exists, left as it is"; exit 0; fi
+	umask 077 && $(BIN)/ansible-vault encrypt --vault-password-file "$$ANSIBLE_VAULT_PASSWORD_FILE" \
+	  --output $(VAULT) vault/vault.example.yml
+	echo "init-vault: created $(VAULT) (encrypted); fill it with make edit-vault"
+
+edit-vault:
+	@[ -n "$${ANSIBLE_VAULT_PASSWORD_FILE:-}" ] || { echo "edit-vault: set ANSIBLE_VAULT_PASSWORD_FILE" >&2; exit 2; }
+	$(BIN)/ansible-vault edit --vault-password-file "$$ANSIBLE_VAULT_PASSWORD_FILE" $(VAULT)
+
+check-vault:
+	$(BIN)/python tools/check_vault.py $(VAULT)
+
+# Podman containers from the local image (docs/molecule.md); molecule calls ansible-config, so .venv/bin is on PATH.
+test-molecule: collection molecule-setup
+	export ANSIBLE_COLLECTIONS_PATH=$(BUILD):$(BUILD)/molecule-collections
+	$(BIN)/molecule test -s default
+	$(BIN)/molecule test -s netbird
 
 test-unit:
 	$(BIN)/python -m pytest -q tests/unit

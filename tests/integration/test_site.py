@@ -1,0 +1,42 @@
+# Copyright: boma.mesh contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""playbooks/site.yml parses with both example inventories and `--tags mesh` reaches every role concern."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+CONCERNS = ["sam_rr : Preflight", "sam_rr : FRR", "sam_rr : Enrollment service", "sam_rr : Desired state",
+            "sam_leaf : Preflight", "sam_leaf : FRR", "sam_leaf : Enrollment and desired state",
+            "sam_leaf : Data plane", "sam_leaf : BGP toward the RRs"]
+
+pytestmark = pytest.mark.skipif(not (ROOT / "roles" / "base").is_dir(), reason="roles/base is not in this tree yet")
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    base = tmp_path_factory.mktemp("site")
+    (base / "ansible_collections" / "boma").mkdir(parents=True)
+    (base / "ansible_collections" / "boma" / "mesh").symlink_to(ROOT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update({"ANSIBLE_COLLECTIONS_PATH": str(base), "ANSIBLE_HOME": str(base / "home"), "ANSIBLE_NOCOLOR": "1"})
+    return env
+
+
+@pytest.mark.parametrize("inventory", ["cloudedge", "pve-minimal"])
+def test_site_lists_every_mesh_concern(env, inventory):
+    base = [str(BIN / "ansible-playbook"), "-i", str(ROOT / "inventories" / inventory),
+            str(ROOT / "playbooks" / "site.yml")]
+    syntax = subprocess.run([*base, "--syntax-check"], env=env, capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert syntax.returncode == 0, syntax.stdout + syntax.stderr
+    listing = subprocess.run([*base, "--list-tasks", "--tags", "mesh"], env=env, capture_output=True, text=True,
+                             timeout=120, check=False)
+    assert listing.returncode == 0, listing.stdout + listing.stderr
+    for concern in CONCERNS:
+        assert concern in listing.stdout, concern
