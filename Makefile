@@ -129,6 +129,7 @@ test-molecule: collection molecule-setup
 	export ANSIBLE_COLLECTIONS_PATH=$(BUILD):$(BUILD)/molecule-collections
 	$(BIN)/molecule test -s default
 	$(BIN)/molecule test -s netbird
+	$(BIN)/molecule test -s mesh
 
 test-unit:
 	$(BIN)/python -m pytest -q tests/unit
