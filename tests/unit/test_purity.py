@@ -8,7 +8,7 @@ import pytest
 CORE = pathlib.Path(__file__).parents[2] / "plugins" / "module_utils" / "sam"
 # The only files allowed I/O (files, env, stdout, SQLite, sockets, threads):
 EDGES = {"cli.py", "cli_io.py", "cli_serve.py", "cli_enroll.py", "tokens.py", "store.py", "service.py", "http_edge.py",
-         "replicate.py", "enroll_client.py", "admin_client.py"}
+         "replicate.py", "enroll_client.py", "admin_client.py", "cli_preflight.py"}
 PURE_STDLIB = {"base64", "binascii", "dataclasses", "datetime", "hashlib", "hmac", "ipaddress", "re"}
 IO_NAMES = {"open", "print", "input", "exec", "eval", "__import__"}
 

@@ -12,7 +12,7 @@ import importlib
 import json
 import sys
 
-from . import cli_enroll, cli_serve, payload, tokens
+from . import cli_enroll, cli_preflight, cli_serve, payload, tokens
 from .cli_io import FindingsError, InputError, load_configs, load_file
 from .fields import parse_time
 from .findings import ERROR
@@ -175,6 +175,7 @@ def build_parser():
 
     cli_serve.add_parser(sub, reconcile_factory)
     cli_enroll.add_parsers(sub)
+    cli_preflight.add_parser(sub)
     return parser
 
 
