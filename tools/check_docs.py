@@ -1,6 +1,6 @@
 # Copyright: boma.mesh contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Check that ansible-doc renders every module and filter of the copied collection without a warning.
+"""Check that ansible-doc renders every module, filter and connection plugin of the copied collection cleanly.
 
 Usage: check_docs.py PATH/ansible_collections/NAMESPACE/NAME
 Exit 0 when all render cleanly, 1 listing each plugin that fails or warns, 2 on a usage error.
@@ -12,8 +12,8 @@ import subprocess
 import sys
 
 
-def module_names(coll):
-    folder = os.path.join(coll, "plugins", "modules")
+def module_names(coll, kind="modules"):
+    folder = os.path.join(coll, "plugins", kind)
     if not os.path.isdir(folder):
         return []
     return sorted(name[:-3] for name in os.listdir(folder) if name.endswith(".py") and not name.startswith("_"))
@@ -82,7 +82,8 @@ def main(argv):
         sys.stderr.write("ansible-doc not found next to %s\n" % sys.executable)
         return 2
     problems, checked = [], 0
-    for plugin_type, names in (("module", module_names(coll)), ("filter", filter_names(coll))):
+    for plugin_type, names in (("module", module_names(coll)), ("filter", filter_names(coll)),
+                               ("connection", module_names(coll, "connection"))):
         for name in names:
             checked += 1
             problem = check(ansible_doc, env, plugin_type, fqcn_prefix + name)
