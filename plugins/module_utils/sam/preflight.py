@@ -42,6 +42,10 @@ ROLE_DEFAULTS = {
              "sam_leaf__wireguard_listen_port": 51820},
 }
 
+# Every host variable the review reads (sam_preflight drops all others, e.g. a loaded vault, before the review).
+REPORT_VARS = frozenset(("sam_node", "sam_resources", "sam_node_resources", "ansible_host", "base__mesh_enabled")
+                        + tuple(k for knobs in ROLE_DEFAULTS.values() for k in knobs))
+
 
 def preflight_report(inventory, now, vault_names=()):
     """Markdown text of the review; ``now`` is an aware datetime (claims expire against it)."""
@@ -206,4 +210,3 @@ def _claim_rows(mesh, now):
         rows.append({"name": name, "leaf": claim.leaf_id, "policy": policy_name, "expires": until,
                      "state": state, "signed": signed})
     return rows
-

@@ -101,7 +101,7 @@ def _rr_artifacts(view, review):
             "`%s/%s.sock` (local enrollment API socket)" % (state_dir, node),
             "`%s/boma_mesh_utils.tar` and `%s/boma_mesh_utils/` (samctl code)" % ((k["sam_rr__lib_dir"],) * 2),
             "`%s/samctl`, `%s/%s` (launcher)" % (k["sam_rr__bin_dir"], k["sam_rr__bin_dir"],
-                                                k["sam_rr__service_name"])]
+                                                 k["sam_rr__service_name"])]
     if k["sam_rr__service_manager"] == "systemd":
         out.append("`%s/%s.service` (enabled, started)" % (k["sam_rr__systemd_dir"], k["sam_rr__service_name"]))
     if view in _wireguard_hosts(review) and k["sam_rr__manage_dataplane"]:
