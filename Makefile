@@ -29,13 +29,14 @@ APT_PACKAGES := openssl git make iproute2 iputils-ping frr frr-pythontools gobgp
 .PHONY: help setup apt venv collection lint lint-python lint-ansible sanity docs-check changelog-lint \
         test test-unit test-service test-integration test-netns bench clean \
         kernel-setup test-kernel molecule-setup test-molecule check-argspecs check-tags \
-        init-vault edit-vault check-vault
+        init-vault edit-vault check-vault lab lab-down lab-status
 
 help:
 	@echo "make setup   - create .venv, install pinned Python and Debian packages, samctl (safe to re-run)"
 	@echo "make test    - lint + every test lane"
 	@echo "make lint    - ruff, ansible-lint (production), ansible-test sanity, ansible-doc, changelog lint"
 	@echo "make bench   - print performance figures (bench/)"
+	@echo "make lab     - the cloudedge topology as namespaces: BGP + enrollment, no tunnels (root; lab-down, lab-status)"
 
 setup: apt venv kernel-setup molecule-setup
 
@@ -94,6 +95,8 @@ lint-python:
 	$(BIN)/ruff check plugins tests bench tools
 
 lint-ansible: collection
+	# ansible-lint caches an installed copy of this collection; a stale one hides new modules.
+	rm -rf $(ANSIBLE_HOME)/collections/ansible_collections/boma .ansible/collections/ansible_collections/boma
 	$(BIN)/ansible-lint --profile production --offline
 
 sanity: collection
@@ -148,6 +151,31 @@ test-netns: collection
 # Tunnel tests (ipip, fou, gre, wireguard) on Debian's kernel in one qemu TCG boot; see tools/kernel/.
 test-kernel:
 	tools/kernel/run-tests.sh
+
+# The lab (inventories/lab/README.md): namespaces, FRR, RR services and the roles, on this machine's kernel
+# (needs root). BGP and enrollment only: tunnels need the qemu guest (make test-kernel). Not part of `test`.
+LAB_PREFIX ?= boma-lab
+LAB_RUN := /run/$(LAB_PREFIX)
+LAB_TOPO := $(BIN)/python tools/lab/topology.py --prefix $(LAB_PREFIX)
+LAB_PLAY = ANSIBLE_COLLECTIONS_PATH=$(LAB_RUN)/collections ANSIBLE_LOCAL_TEMP=$(LAB_RUN)/ansible-tmp \
+  $(BIN)/ansible-playbook playbooks/site.yml -i inventories/lab -e lab_netns_prefix=$(LAB_PREFIX) \
+  -e @$(LAB_RUN)/lab-vars.yml
+
+lab: venv
+	start=$$(date +%s%N)
+	$(LAB_TOPO) up
+	# Install run: the RRs' service concern (the BGP step reads the admitted claims from the running service).
+	$(LAB_PLAY) --tags service --limit sam_rrs
+	$(LAB_TOPO) services
+	$(LAB_PLAY) --tags mesh
+	$(LAB_TOPO) status --wait 60
+	echo "lab $(LAB_PREFIX) up in $$(( ($$(date +%s%N) - start) / 1000000 )) ms (tunnels off: they need the qemu guest, make test-kernel)"
+
+lab-down:
+	$(LAB_TOPO) down
+
+lab-status:
+	$(LAB_TOPO) status
 
 bench:
 	$(BIN)/python bench/validate_claims.py
