@@ -157,19 +157,11 @@ test-kernel:
 LAB_PREFIX ?= boma-lab
 LAB_RUN := /run/$(LAB_PREFIX)
 LAB_TOPO := $(BIN)/python tools/lab/topology.py --prefix $(LAB_PREFIX)
-LAB_PLAY = ANSIBLE_COLLECTIONS_PATH=$(LAB_RUN)/collections ANSIBLE_LOCAL_TEMP=$(LAB_RUN)/ansible-tmp \
-  $(BIN)/ansible-playbook playbooks/site.yml -i inventories/lab -e lab_netns_prefix=$(LAB_PREFIX) \
-  -e @$(LAB_RUN)/lab-vars.yml
+
 
 lab: venv
-	start=$$(date +%s%N)
-	$(LAB_TOPO) up
-	# Install run: the RRs' service concern (the BGP step reads the admitted claims from the running service).
-	$(LAB_PLAY) --tags service --limit sam_rrs
-	$(LAB_TOPO) services
-	$(LAB_PLAY) --tags mesh
-	$(LAB_TOPO) status --wait 60
-	echo "lab $(LAB_PREFIX) up in $$(( ($$(date +%s%N) - start) / 1000000 )) ms (tunnels off: they need the qemu guest, make test-kernel)"
+	# topology.py bringup: up, site.yml --tags service --limit sam_rrs, services, site.yml --tags mesh, status --wait 60
+	$(LAB_TOPO) bringup
 
 lab-down:
 	$(LAB_TOPO) down

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Create or delete the lab's network namespaces and underlay from inventories/lab (needs root).
 
-Usage: topology.py [--inventory DIR] [--prefix P] [--hosts h1,h2] {up,services,down,status}
+Usage: topology.py [--inventory DIR] [--prefix P] [--hosts h1,h2] {up,services,down,status,bringup}
 
 - up: one namespace <prefix>-<host> per inventory host (group_vars/all/lab.yml, hosts.yml), plus
   <prefix>-underlay holding one bridge per segment of lab_segments, each with its gateway address and
@@ -29,6 +29,8 @@ Usage: topology.py [--inventory DIR] [--prefix P] [--hosts h1,h2] {up,services,d
 - down: kill what runs in those namespaces (FRR, services), delete them and /run/<prefix> (the per-host
   files the roles wrote, inventories/lab lab_root, the vault, tokens and databases). Deleting what is
   already gone is fine.
+- bringup: what `make lab` runs, in order: up, `site.yml --tags service --limit sam_rrs`, services,
+  `site.yml --tags mesh`, status --wait (default 60 s; exit 1 when BGP has not converged).
 - status: the namespaces of the lab that exist; when FRR runs, per RR: BGP sessions, admitted claims
   (samctl claim list on the unix socket) and BGP routes, per leaf: BGP routes.
 
@@ -538,6 +540,40 @@ def down(lab):
     return removed
 
 
+def bringup(lab, wait=60, env=None):
+    """What `make lab` runs: up, the RRs' service install run, their launchers, the mesh run, status --wait.
+
+    The playbooks run with ANSIBLE_COLLECTIONS_PATH=/run/<prefix>/collections (boma.mesh as a symlink to
+    this tree) and ANSIBLE_LOCAL_TEMP under /run/<prefix>; ``env`` (default os.environ) is the rest of
+    their environment. Returns the status rows; raises SystemExit when a step fails or BGP has not
+    converged within ``wait`` seconds.
+    """
+    start = time.monotonic()
+    up(lab, daemons=True)
+    base = run_dir(lab)
+    env = dict(os.environ if env is None else env)
+    env.update(ANSIBLE_COLLECTIONS_PATH=str(base / "collections"), ANSIBLE_LOCAL_TEMP=str(base / "ansible-tmp"))
+    play = [str(Path(sys.executable).parent / "ansible-playbook"), str(ROOT / "playbooks" / "site.yml"),
+            "-i", str(lab["inventory"]), "-e", f"lab_netns_prefix={lab['prefix']}", "-e", f"@{base / 'lab-vars.yml'}"]
+
+    def run(*args):
+        sys.stdout.flush()
+        res = subprocess.run([*play, *args], cwd=ROOT, env=env, check=False)
+        if res.returncode:
+            raise SystemExit(f"lab {lab['prefix']}: ansible-playbook {' '.join(args)} failed ({res.returncode})")
+
+    # Install run: the RRs' service concern (the BGP step reads the admitted claims from the running service).
+    run("--tags", "service", "--limit", "sam_rrs")
+    services_up(lab)
+    run("--tags", "mesh")
+    rows = status(lab, wait=wait)
+    if not converged(rows):
+        raise SystemExit(f"lab {lab['prefix']}: BGP did not converge within {wait}s")
+    print(f"lab {lab['prefix']} up in {(time.monotonic() - start) * 1000:.0f} ms "
+          "(tunnels off: they need the qemu guest, make test-kernel)")
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--inventory", default=str(ROOT / "inventories" / "lab"))
@@ -546,8 +582,8 @@ def main(argv=None):
     parser.add_argument("--no-daemons", action="store_true",
                         help="up: namespaces and underlay only (no loopbacks, FRR, vault or lab-vars.yml)")
     parser.add_argument("--wait", type=float, default=0,
-                        help="status: wait up to this many seconds for BGP and the leaves' /32s to converge")
-    parser.add_argument("action", choices=("up", "services", "down", "status"))
+                        help="status, bringup: wait up to this many seconds for BGP and the leaves' /32s to converge")
+    parser.add_argument("action", choices=("up", "services", "down", "status", "bringup"))
     args = parser.parse_args(argv)
     lab = load(args.inventory, args.prefix)
     hosts = args.hosts.split(",") if args.hosts else None
@@ -563,6 +599,8 @@ def main(argv=None):
                   "tunnels off (need the qemu guest)")
     elif args.action == "services":
         print(f"lab {lab['prefix']}: started services on {services_up(lab, hosts) or 'nothing (already running)'}")
+    elif args.action == "bringup":
+        bringup(lab, wait=args.wait or 60)
     elif args.action == "down":
         print(f"lab {lab['prefix']}: removed {down(lab) or 'nothing'}")
     else:
