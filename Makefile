@@ -155,9 +155,7 @@ test-kernel:
 # The lab (inventories/lab/README.md): namespaces, FRR, RR services and the roles, on this machine's kernel
 # (needs root). BGP and enrollment only: tunnels need the qemu guest (make test-kernel). Not part of `test`.
 LAB_PREFIX ?= boma-lab
-LAB_RUN := /run/$(LAB_PREFIX)
 LAB_TOPO := $(BIN)/python tools/lab/topology.py --prefix $(LAB_PREFIX)
-
 
 lab: venv
 	# topology.py bringup: up, site.yml --tags service --limit sam_rrs, services, site.yml --tags mesh, status --wait 60
