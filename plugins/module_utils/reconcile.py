@@ -21,6 +21,7 @@ from .frr import Frr
 from .frr import apply as frr_apply
 from .sam.materialize import materialize
 from .sam.render_frr import render_frr
+from .sam.validate import validate
 
 LOG = logging.getLogger("samctl.serve")
 VTYSH = "/usr/bin/vtysh"            # sam_bgp's default: frr-reload needs the directory of vtysh as --bindir
@@ -74,10 +75,11 @@ def factory(service, args):
 
 def desired_state(service, node):
     """The RR's materialized state from its documents plus every non-revoked accepted claim."""
-    # Accept/revoke/import change the registry under the service lock; reading it there gives one
-    # consistent snapshot (a dict changing size mid-validate would fail the run).
+    # Accept/revoke/import change the registry under the service lock: copy the claims there (one
+    # consistent snapshot), validate them outside it so submissions are not held up for O(claims).
     with service.lock:
-        report = service.registry.desired_report(service.clock())
+        resources = service.registry.desired_resources()
+    report = validate(resources, now=service.clock())
     if not report.ok:
         # Same rule as sam_materialize: an invalid document set is never half applied.
         raise ReconcileError("desired state invalid, nothing applied: %s"

@@ -18,7 +18,7 @@ from .fields import format_time, parse_time
 from .findings import ERROR, SKIPPED
 from .loader import Resource
 from .model import build_mesh, parse_claim, split_ref
-from .validate import DEFAULT_SKEW, validate, validate_claim
+from .validate import DEFAULT_SKEW, validate_claim
 
 CONTROL_API_VERSION = "control.routerd.net/v1alpha1"
 # The nonce is unique forever in the store, not only among active claims.
@@ -208,8 +208,11 @@ class Registry:
         record = self.records.get(name)
         return record["policy"] if record else None
 
-    def desired_report(self, now):
-        """A validate() Report over the RR's documents and every non-revoked record, for materialize()."""
+    def desired_resources(self):
+        """The RR's documents and every non-revoked record as resources, for validate() + materialize().
+
+        Cheap on purpose: the caller takes it under the writers' lock and validates outside it.
+        """
         claims = [Resource("SAMEnrollmentClaim", n, overlay(r)) for n, r in sorted(self.records.items())
                   if not r.get("revoked")]
-        return validate(self.config + claims, now=now)
+        return self.config + claims
