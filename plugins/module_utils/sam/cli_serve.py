@@ -112,7 +112,7 @@ def cmd_serve(args, out, reconcile_factory=None):
                                          args.max_connections)
     except OSError as exc:
         raise InputError("cannot listen: %s" % (exc.strerror or exc)) from None
-    reconciler = getattr(service, "reconciler", None)
+    reconciler = service.reconciler
     if reconciler is not None:
         reconciler.start()
     done = threading.Event()

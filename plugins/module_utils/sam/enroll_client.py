@@ -322,10 +322,6 @@ def decide(state, claim_spec, now, force=False):
     return client.refresh_decision(state, claim_spec, now)
 
 
-def _failed(state, claim_spec, now, jitter, error):
-    return client.after_failure(state, now, jitter, error, claim_spec)
-
-
 def join(endpoints, claim_name, claim_spec, api_token, join_key, state, now, jitter, force=False,
          timeout=DEFAULT_TIMEOUT, ca_file=None):
     """One leaf enrollment run; ``now`` is an aware datetime, ``jitter`` a number in [0, 1).
@@ -360,7 +356,7 @@ def join(endpoints, claim_name, claim_spec, api_token, join_key, state, now, jit
             skipped.append(str(exc))
             continue
         except ApiError as exc:
-            new = _failed(state, claim_spec, now, jitter, exc.describe())
+            new = client.after_failure(state, now, jitter, exc.describe(), claim_spec)
             return JoinResult(False, False, decision.reason, True, new, str(endpoint), exc.rule, exc.detail(),
                               exc.findings, skipped)
         expires = parse_time(doc.get("expiresAt")) or now + DEFAULT_LEASE
@@ -369,7 +365,7 @@ def join(endpoints, claim_name, claim_spec, api_token, join_key, state, now, jit
                           skipped=skipped)
     rule = rules[0] if len(set(rules)) == 1 else "all-rrs-failed"
     message = "no RR gave a usable answer: " + "; ".join(skipped)
-    new = _failed(state, claim_spec, now, jitter, "%s: %s" % (rule, message))
+    new = client.after_failure(state, now, jitter, "%s: %s" % (rule, message), claim_spec)
     return JoinResult(False, False, decision.reason, True, new, None, rule, message, (), skipped)
 
 

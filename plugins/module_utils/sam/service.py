@@ -43,6 +43,7 @@ class Service:
         self.pending = []
         self.on_change = on_change or (lambda: None)
         self.replicator = replicator
+        self.reconciler = None
         self.clock = clock
 
     # -- authentication --------------------------------------------------------------------------
