@@ -10,7 +10,8 @@
 # read-write at the same path; the guest finds it in $VM_OUT. Exit status: CMD's, or 125 when the guest
 # returned none (boot failure, panic, timeout).
 # Environment: KERNEL_CACHE (see setup.sh), VM_ACCEL (default tcg; kvm on hosts with a real KVM),
-# VM_APPEND (extra kernel command-line words, e.g. VM_DEBUG=1).
+# VM_APPEND (extra kernel command-line words, e.g. VM_DEBUG=1), VM_HOSTFWD (a qemu user-network hostfwd rule such
+# as tcp:127.0.0.1:7022-:7022: adds a virtio NIC behind qemu's user network, restricted to that forward).
 set -euo pipefail
 
 CACHE=${KERNEL_CACHE:-$HOME/.cache/boma-mesh/kernel}
@@ -62,6 +63,10 @@ qemu=(
   -device "virtio-9p-pci,fsdev=out,mount_tag=out"
   -device virtio-rng-pci
 )
+if [ -n "${VM_HOSTFWD:-}" ]; then
+  # restrict=on: the guest reaches nothing outside; only the forwarded port reaches the guest.
+  qemu+=(-netdev "user,id=net0,restrict=on,hostfwd=$VM_HOSTFWD" -device virtio-net-pci,netdev=net0)
+fi
 
 if [ $# -eq 0 ]; then
   "${qemu[@]}" || true
