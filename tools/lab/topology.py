@@ -39,6 +39,7 @@ not duplicated).
 """
 
 import argparse
+import base64
 import contextlib
 import copy
 import datetime
@@ -78,22 +79,29 @@ SERVICE = "boma-sam-rr"   # sam_rr__service_name (the launcher under <host>/bin)
 API_PREFIX = "/api/control.routerd.net/v1alpha1"
 
 
-def load(inventory, prefix=None):
-    """The lab description: prefix, segments, and {host: [(segment, address), ...]} in inventory order."""
+def load(inventory, prefix=None, kernel="host"):
+    """The lab description: prefix, segments, and {host: [(segment, address), ...]} in inventory order.
+
+    ``kernel``: "host" (this machine's kernel: no tunnels) or "guest" (the qemu guest, guestlab.py); underlay
+    entries and segments with a ``kernel:`` key exist only in that variant.
+    """
     inventory = Path(inventory)
     lab = yaml.safe_load((inventory / "group_vars" / "all" / "lab.yml").read_text())
     hosts = {}
 
+    def mine(entry):
+        return entry.get("kernel", kernel) == kernel
+
     def walk(group):
         for name, hvars in ((group or {}).get("hosts") or {}).items():
-            underlay = (hvars or {}).get("lab_underlay", [])
+            underlay = [u for u in (hvars or {}).get("lab_underlay", []) if mine(u)]
             hosts[name] = [(u["segment"], ipaddress.ip_interface(u["address"])) for u in underlay]
         for child in ((group or {}).get("children") or {}).values():
             walk(child)
 
     walk(yaml.safe_load((inventory / "hosts.yml").read_text())["all"])
     segments = {name: (ipaddress.ip_network(seg["prefix"]), ipaddress.ip_address(seg["gateway"]))
-                for name, seg in lab["lab_segments"].items()}
+                for name, seg in lab["lab_segments"].items() if mine(seg)}
     for host, links in hosts.items():
         for segment, addr in links:
             if segment not in segments or addr.ip not in segments[segment][0]:
@@ -108,7 +116,7 @@ def load(inventory, prefix=None):
 
     walk_groups(yaml.safe_load((inventory / "hosts.yml").read_text())["all"])
     return {"prefix": prefix or lab["lab_netns_prefix"], "segments": segments, "hosts": hosts,
-            "groups": groups, "inventory": inventory}
+            "groups": groups, "inventory": inventory, "kernel": kernel}
 
 
 def run_dir(lab, host=None):
@@ -184,8 +192,12 @@ def _signed(resources, token):
     return out
 
 
-def write_lab_vars(lab):
-    """/run/<prefix>/vault.yml (test values) and lab-vars.yml (the lab-only overrides), kept when present."""
+def write_lab_vars(lab, wg_public=None, extra=None):
+    """/run/<prefix>/vault.yml (test values) and lab-vars.yml (the lab-only overrides), kept when present.
+
+    ``wg_public`` ({host: public key}, the guest lab's generated WireGuard keys) replaces the documents'
+    example keys before the claims are signed; ``extra`` is merged into lab-vars.yml.
+    """
     base = _mkdir(run_dir(lab), mode=0o700)
     vault_path, vars_path = base / "vault.yml", base / "lab-vars.yml"
     shared, hostvars = _docs(lab)
@@ -201,6 +213,10 @@ def write_lab_vars(lab):
     if vars_path.exists():
         return vault_path, vars_path
     lab_shared = copy.deepcopy(shared)
+    hostvars = {h: _with_wg_keys(hv, h, wg_public or {}) for h, hv in hostvars.items()}
+    for member in (m for d in lab_shared if d["kind"] == "SAMRRSet" for m in d["spec"].get("members", [])):
+        if member.get("wireGuard") and member.get("nodeRef") in (wg_public or {}):
+            member["wireGuard"]["publicKey"] = wg_public[member["nodeRef"]]
     for doc in lab_shared:
         if doc["kind"] == "SAMEnrollmentPolicy" and "joinTokenFrom" in doc["spec"]:
             # Per RR host (templated by Ansible for each host): the role installs the token there.
@@ -215,10 +231,47 @@ def write_lab_vars(lab):
             resources = _signed(resources, tokens[policy])
         nodes[host] = resources
     data = {"boma_vault_file": str(vault_path), "sam_resources": lab_shared,
-            "lab_node_resources": nodes, "sam_node_resources": "{{ lab_node_resources[inventory_hostname] }}"}
+            "lab_node_resources": nodes, "sam_node_resources": "{{ lab_node_resources[inventory_hostname] }}",
+            **(extra or {})}
     # JSON (valid YAML): joinTimestamp stays the exact signed text, not a YAML timestamp.
     _write(vars_path, json.dumps(data, indent=1) + "\n", mode=0o600)
     return vault_path, vars_path
+
+
+def _with_wg_keys(hostvars, host, wg_public):
+    out = copy.deepcopy(hostvars)
+    for doc in out.get("sam_node_resources") or []:
+        if doc["kind"] == "SAMEnrollmentClaim" and doc["spec"].get("wireGuard") and host in wg_public:
+            doc["spec"]["wireGuard"]["publicKey"] = wg_public[host]
+    return out
+
+
+def wg_keys(lab):
+    """Guest lab: a WireGuard key per host whose documents use one, where the roles keep it (<host>/etc/wg.key).
+
+    The roles would generate them too, but the documents (and the claims' HMAC) must carry the public keys
+    before the first run, as an operator's would. Returns {host: public key}; an existing key is kept.
+    """
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - guest lab only
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  # noqa: PLC0415
+
+    shared, hostvars = _docs(lab)
+    users = {m["nodeRef"] for d in shared if d["kind"] == "SAMRRSet" for m in d["spec"].get("members", [])
+             if m.get("wireGuard")}
+    users |= {h for h, hv in hostvars.items() for d in hv.get("sam_node_resources") or []
+              if d["kind"] == "SAMEnrollmentClaim" and d["spec"].get("wireGuard")}
+    raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    out = {}
+    for host in sorted(users & set(lab["hosts"])):
+        path = run_dir(lab, host) / "etc" / "wg.key"
+        if not path.exists():
+            _mkdir(path.parent, mode=0o700)
+            key = base64.b64encode(X25519PrivateKey.generate().private_bytes(
+                serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()))
+            _write(path, key.decode() + "\n", mode=0o600)
+        private = X25519PrivateKey.from_private_bytes(base64.b64decode(path.read_text().strip()))
+        out[host] = base64.b64encode(private.public_key().public_bytes(*raw)).decode()
+    return out
 
 
 # --------------------------------------------------------------------------- daemons
@@ -510,10 +563,12 @@ def up(lab, hosts=None, daemons=False):
         ids = identities(lab)
         keeper = _Keeper(lab)
         for host in hosts or lab["hosts"]:
-            _identity_up(lab, host, ids)
+            if lab["kernel"] == "host":   # in the guest the roles' tunnels carry these addresses
+                _identity_up(lab, host, ids)
             frr_up(lab, host, keeper)
-        write_lab_vars(lab)
-        collections(lab)
+        if lab["kernel"] == "host":       # the guest lab's controller side writes them (guestlab.py)
+            write_lab_vars(lab)
+            collections(lab)
     return built
 
 
@@ -583,9 +638,11 @@ def main(argv=None):
                         help="up: namespaces and underlay only (no loopbacks, FRR, vault or lab-vars.yml)")
     parser.add_argument("--wait", type=float, default=0,
                         help="status, bringup: wait up to this many seconds for BGP and the leaves' /32s to converge")
-    parser.add_argument("action", choices=("up", "services", "down", "status", "bringup"))
+    parser.add_argument("--kernel", choices=("host", "guest"), default="host",
+                        help="guest: run inside the lab's qemu guest (guestlab.py drives it from the host)")
+    parser.add_argument("action", choices=("up", "services", "down", "status", "bringup", "keys"))
     args = parser.parse_args(argv)
-    lab = load(args.inventory, args.prefix)
+    lab = load(args.inventory, args.prefix, args.kernel)
     hosts = args.hosts.split(",") if args.hosts else None
     unknown = sorted(set(hosts or ()) - set(lab["hosts"]))
     if unknown:
@@ -597,6 +654,8 @@ def main(argv=None):
             print(f"lab {lab['prefix']}: zebra+bgpd per host, identity /32s on lo; "
                   f"-e @{run_dir(lab) / 'lab-vars.yml'} (vault, lab join-token paths, re-signed claims); "
                   "tunnels off (need the qemu guest)")
+    elif args.action == "keys":
+        print(json.dumps(wg_keys(lab)))
     elif args.action == "services":
         print(f"lab {lab['prefix']}: started services on {services_up(lab, hosts) or 'nothing (already running)'}")
     elif args.action == "bringup":
