@@ -54,11 +54,14 @@ def factory(service, args):
     vty = getattr(args, "frr_vty_socket", None)
     confdir = getattr(args, "frr_confdir", None) or "/etc/frr"
 
+    rr_peering = bool(getattr(args, "rr_peering", False))
+    options = {"bfd": bool(getattr(args, "bgp_bfd", False))}
+
     def apply():
-        state = desired_state(service, args.node)
+        state = desired_state(service, args.node, rr_peering)
         parts, failed = [], []
         try:
-            parts.append(apply_bgp(state, vty, confdir))
+            parts.append(apply_bgp(state, vty, confdir, options))
         except Exception as exc:  # noqa: BLE001 - the data plane is still applied, the error is raised below
             failed.append("bgp failed: %s" % exc)
         if mode == "all":
@@ -73,7 +76,7 @@ def factory(service, args):
     return apply
 
 
-def desired_state(service, node):
+def desired_state(service, node, rr_peering=False):
     """The RR's materialized state from its documents plus every non-revoked accepted claim."""
     # Accept/revoke/import change the registry under the service lock: copy the claims there (one
     # consistent snapshot), validate them outside it so submissions are not held up for O(claims).
@@ -84,11 +87,12 @@ def desired_state(service, node):
         # Same rule as sam_materialize: an invalid document set is never half applied.
         raise ReconcileError("desired state invalid, nothing applied: %s"
                              % "; ".join(f.describe() for f in report.errors[:5]))
-    return materialize(report, node)
+    return materialize(report, node, rr_peering=rr_peering)
 
 
-def apply_bgp(state, vty_socket, confdir):
-    candidate = render_frr(state)        # sam_bgp's default options are render_frr's defaults
+def apply_bgp(state, vty_socket, confdir, options=None):
+    # sam_bgp's default options are render_frr's defaults; the role passes the same bfd to both.
+    candidate = render_frr(state, options)
     leaves = sum(len(r["spec"].get("admitted", ())) for r in state["resources"] if r["kind"] == "BGPDynamicPeer")
     if _writable_dir(confdir):
         result = _apply_frr(candidate, vty_socket, confdir, os.path.join(confdir, "frr.conf"))

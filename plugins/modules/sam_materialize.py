@@ -37,6 +37,13 @@ options:
   now:
     description: Evaluate claim expiry at this RFC 3339 time instead of now.
     type: str
+  rr_peering:
+    description:
+      - RR only. Add one C(BGPPeer) (C(routeReflectorPeer=true)) per other member of the node's SAMRRSet, between the
+        members' endpoints, for RR-to-RR iBGP (M(boma.mesh.sam_bgp) renders it with admission and next-hop-self).
+      - Needed when a leaf can reach only one RR (docs/bgp.md, RR-to-RR peering).
+    type: bool
+    default: false
 seealso:
   - module: boma.mesh.sam_validate
   - module: boma.mesh.sam_bgp
@@ -86,6 +93,7 @@ def main():
             "node": {"type": "str", "required": True},
             "fetched_rrsets": {"type": "list", "elements": "dict", "default": []},
             "now": {"type": "str"},
+            "rr_peering": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
@@ -104,7 +112,7 @@ def main():
     if fetched_findings:
         module.fail_json(msg="fetched_rrsets: " + "; ".join(f.describe() for f in fetched_findings))
     try:
-        state = materialize(report, params["node"], fetched)
+        state = materialize(report, params["node"], fetched, rr_peering=params["rr_peering"])
     except MaterializeError as exc:
         module.fail_json(msg=str(exc), errors=[f.describe() for f in exc.findings])
     module.exit_json(changed=False, state=state, counts=count_kinds(state))

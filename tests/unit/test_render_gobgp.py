@@ -205,7 +205,8 @@ def test_leaf_peers_both_rrs_and_exports_only_its_own_32(leaf_state):
                                                        {"neighbor-address": "10.99.0.3", "peer-as": 64577}]
     for neighbor in doc["neighbors"]:
         assert neighbor["transport"]["config"] == {"local-address": "10.255.0.32"}
-        assert neighbor["timers"]["config"] == {"connect-retry": 2}
+        # connect-retry is the option; keepalive/hold come from the documents' timersPreset: fast
+        assert neighbor["timers"]["config"] == {"connect-retry": 2, "keepalive-interval": 3, "hold-time": 9}
     assert sets(doc, "prefix") == {EXPORT_POLICY: [{"ip-prefix": "10.77.60.32/32", "masklength-range": "32..32"}]}
     stmts = statements(doc, EXPORT_POLICY)
     assert stmts[0]["conditions"]["match-prefix-set"]["prefix-set"] == EXPORT_POLICY

@@ -153,5 +153,8 @@ def add_parser(sub, reconcile_factory=None):
     p.add_argument("--reconcile-interval", type=float, default=2.0, help="minimum seconds between reconciles")
     p.add_argument("--frr-vty-socket", help="FRR vty socket directory (FRR in a namespace)")
     p.add_argument("--frr-confdir", default="/etc/frr", help="where frr.conf is persisted")
+    # The same BGP options the sam_rr role gives sam_materialize/sam_bgp, so both writers render alike.
+    p.add_argument("--bgp-bfd", action="store_true", help="reconcile: BFD on the leaves' peer-group (needs bfdd)")
+    p.add_argument("--rr-peering", action="store_true", help="reconcile: iBGP with the other SAMRRSet members")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging (never tokens or bodies)")
     p.set_defaults(func=lambda args, out: cmd_serve(args, out, reconcile_factory))

@@ -11,7 +11,7 @@ the data-plane modules and the BGP renderers.  Nothing here touches a host.
 import hashlib
 
 from .findings import Finding
-from .model import split_ref
+from .model import TIMER_PRESETS, split_ref
 
 API_VERSION = "materialized.boma.mesh/v1alpha1"
 OWNER = "boma.mesh"
@@ -59,6 +59,21 @@ def _route(name, peer_addr, local_addr):
                                     "owner": OWNER})
 
 
+def _timers(*presets):
+    """{"profile", "keepalive", "holdTime"} of the first preset set (routerd order), or None (daemon default)."""
+    name = next((p for p in presets if p), None)
+    if name is None:
+        return None
+    keepalive, hold = TIMER_PRESETS[name]
+    return {"profile": name, "keepalive": keepalive, "holdTime": hold}
+
+
+def _with_timers(spec, timers):
+    if timers:
+        spec["timers"] = timers
+    return spec
+
+
 def node_role(mesh, node):
     """'rr' when the node is an RRSet member, 'leaf' when a profile of it consumes an RRSet, else None."""
     if any(m.node == node for rrset in mesh.rrsets.values() for m in rrset.members):
@@ -69,11 +84,13 @@ def node_role(mesh, node):
     return None
 
 
-def materialize(report, node, fetched_rrsets=None):
+def materialize(report, node, fetched_rrsets=None, rr_peering=False):
     """{'node', 'role', 'resources'} for ``node`` (its selfNodeRef), from a validate() Report.
 
     ``fetched_rrsets`` maps RRSet name -> RRSet view (model.parse_rrset) fetched by enrollment;
     it is used when the document set does not hold the RRSet a leaf consumes.
+    ``rr_peering`` (RR only): one BGPPeer (``routeReflectorPeer: true``) per other member of the
+    node's SAMRRSet, between the members' endpoints (docs/bgp.md, "RR-to-RR peering").
     """
     mesh = report.mesh
     role = node_role(mesh, node)
@@ -81,7 +98,7 @@ def materialize(report, node, fetched_rrsets=None):
         raise MaterializeError([Finding("node/" + str(node), "selfNodeRef", "unknown-node",
                                         "no SAMRRSet member and no SAMTransportProfile consuming a SAMRRSet "
                                         "has this selfNodeRef")])
-    resources = _rr(report, node) if role == "rr" else _leaf(mesh, node, fetched_rrsets or {})
+    resources = _rr(report, node, rr_peering) if role == "rr" else _leaf(mesh, node, fetched_rrsets or {})
     names = [r["metadata"]["name"] for r in resources if r["kind"] == "TunnelInterface"]
     clash = sorted({n for n in names if names.count(n) > 1})
     if clash:
@@ -121,11 +138,11 @@ def _leaf(mesh, node, fetched):
             if not seen_router:
                 out.append(router_res)
                 seen_router = True
-            out.extend(_leaf_peers(profile, rrset, claim, router))
+            out.extend(_leaf_peers(profile, rrset, claim, router, _timers(profile.timers, router.timers)))
     return out
 
 
-def _leaf_peers(profile, rrset, claim, router):
+def _leaf_peers(profile, rrset, claim, router, timers):
     wireguard = profile.encryption == "wireguard"
     out = []
     for member in rrset.members:
@@ -134,9 +151,9 @@ def _leaf_peers(profile, rrset, claim, router):
         out.append(_tunnel(profile, name, remote, claim.tunnel_address, member.tunnel_address,
                            peerNodeRef=member.node))
         out.append(_route(name, member.tunnel_address, claim.tunnel_address))
-        out.append(_res("BGPPeer", member.node, {
+        out.append(_res("BGPPeer", member.node, _with_timers({
             "address": _ip(member.tunnel_address), "remoteASN": member.asn or profile.peer_asn or router.asn,
-            "localAddress": _ip(claim.tunnel_address), "nodeRef": member.node, "owner": OWNER}))
+            "localAddress": _ip(claim.tunnel_address), "nodeRef": member.node, "owner": OWNER}, timers)))
         if wireguard:
             out.append(_res("WireGuardPeer", member.node, {
                 "interface": profile.underlay, "publicKey": member.wg_public_key, "endpoint": member.wg_endpoint,
@@ -145,7 +162,7 @@ def _leaf_peers(profile, rrset, claim, router):
     return out
 
 
-def _rr(report, node):
+def _rr(report, node, rr_peering=False):
     mesh = report.mesh
     member = next(m for rrset in mesh.rrsets.values() for m in rrset.members if m.node == node)
     profiles = [p for p in mesh.transports.values() if p.node == node]
@@ -163,7 +180,27 @@ def _rr(report, node):
             for claim in sorted(report.active.get(policy_name, ()), key=lambda c: c.leaf_id):
                 out.extend(_rr_claim(profile, policy, claim, member, router))
     out.extend(_dynamic_peers(mesh, report, router))
+    if rr_peering and router is not None:
+        out.extend(_rr_peers(mesh, member, router))
     return out
+
+
+def _rr_peers(mesh, member, router):
+    """iBGP to the other RRs of the node's RRSet(s), between the members' endpoints.
+
+    The endpoints, not the tunnel addresses: no tunnel is materialized between two RRs, and the
+    endpoints are what the RRs already reach each other on (enrollment replication).
+    """
+    others = {}
+    for rrset in mesh.rrsets.values():
+        if any(m.node == member.node for m in rrset.members):
+            for other in rrset.members:
+                if other.node != member.node and other.endpoint is not None:
+                    others.setdefault(other.node, other)
+    return [_res("BGPPeer", other.node, _with_timers({
+        "address": str(other.endpoint), "remoteASN": other.asn or router.asn, "localAddress": str(member.endpoint),
+        "nodeRef": other.node, "routeReflectorPeer": True, "owner": OWNER}, _timers(router.timers)))
+        for other in sorted(others.values(), key=lambda m: m.node)]
 
 
 def _rr_claim(profile, policy, claim, member, router):
@@ -172,9 +209,10 @@ def _rr_claim(profile, policy, claim, member, router):
                    claimRef=claim.ref, leafID=claim.leaf_id),
            _route(name, claim.tunnel_address, member.tunnel_address)]
     if profile.generate_peers:
-        out.append(_res("BGPPeer", claim.leaf_id, {
+        out.append(_res("BGPPeer", claim.leaf_id, _with_timers({
             "address": _ip(claim.tunnel_address), "remoteASN": claim.asn or profile.peer_asn or router.asn,
-            "localAddress": _ip(member.tunnel_address), "claimRef": claim.ref, "owner": OWNER}))
+            "localAddress": _ip(member.tunnel_address), "claimRef": claim.ref, "owner": OWNER},
+            _timers(profile.timers, router.timers))))
     if profile.encryption == "wireguard":
         keepalive = claim.wg_keepalive if claim.wg_keepalive is not None else (policy.wg_keepalive or 0)
         out.append(_res("WireGuardPeer", claim.leaf_id, {
@@ -194,7 +232,7 @@ def _dynamic_peers(mesh, report, router):
         if router is None or split_ref(peer.router_ref, "BGPRouter") != router.name:
             continue
         admitted = [c for c in claims.values() if any(c.tunnel_address.subnet_of(r) for r in peer.source_prefixes)]
-        out.append(_res("BGPDynamicPeer", peer.name, {
+        out.append(_res("BGPDynamicPeer", peer.name, _with_timers({
             "peerGroup": peer.name, "listenRanges": [str(p) for p in peer.source_prefixes],
             "listenLimit": peer.listen_limit, "peerASN": peer.peer_asn, "localASN": router.asn,
             "routeReflectorClient": peer.rr_client,
@@ -206,7 +244,7 @@ def _dynamic_peers(mesh, report, router):
             "admitted": [{"claimRef": c.ref, "leafID": c.leaf_id, "neighbor": _ip(c.tunnel_address),
                           "prefixes": [str(n) for n in c.owned_nets]}
                          for c in sorted(admitted, key=lambda c: int(c.tunnel_address.network_address))],
-        }))
+        }, _timers(peer.timers, router.timers))))
     return out
 
 

@@ -17,6 +17,10 @@ KINDS = ("SAMRRSet", "SAMEnrollmentPolicy", "SAMEnrollmentClaim", "SAMTransportP
 MODES = ("ipip", "gre", "fou")
 ENCRYPTIONS = ("none", "wireguard")
 ASN_MAX = 4294967295
+# routerd's BGP timer presets (spec.timers.profile, SAMTransportProfile spec.bgp.timersPreset) as
+# (keepalive, hold) seconds: the values routerd's GoBGP controller applies (goBGPTimers: fast 3/9,
+# default 30/90, slow 60/180). No preset in the documents leaves the daemon's own default.
+TIMER_PRESETS = {"fast": (3, 9), "default": (30, 90), "slow": (60, 180)}
 
 
 def split_ref(ref, kind):
@@ -128,6 +132,7 @@ class TransportProfile:
     generate_peers: bool
     router_ref: str
     peer_asn: int
+    timers: str = None          # a TIMER_PRESETS name or None
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,7 @@ class BGPRouter:
     name: str
     asn: int
     router_id: object
+    timers: str = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +156,7 @@ class DynamicPeer:
     cluster_id: object = None
     listen_limit: int = None
     next_hop_rewrite: str = None
+    timers: str = None
 
 
 @dataclass(frozen=True)
@@ -247,6 +254,19 @@ def _endpoint(r, path):
     return host
 
 
+def _timers(r, *paths):
+    """The first timer preset set at ``paths`` (routerd: spec.bgp.timers.profile wins over timersPreset)."""
+    for path in paths:
+        name = r.str(path)
+        if name is None or name == "":
+            continue
+        if name not in TIMER_PRESETS:
+            r.error(r.at(path), "timers-preset", "%r is not one of %s" % (name, ", ".join(sorted(TIMER_PRESETS))))
+            return None
+        return name
+    return None
+
+
 def parse_transport(res, findings):
     r = Reader(res.ref, res.spec, findings)
     mode = r.str("mode", required=True)
@@ -268,12 +288,14 @@ def parse_transport(res, findings):
         encap_dport=r.int("encapDport", minimum=1, maximum=65535), underlay=r.str("underlayInterface"),
         local_endpoint=r.address("localEndpoint"), peers_from=tuple(peers),
         generate_peers=r.bool("bgp.generatePeers", default=True), router_ref=r.str("bgp.routerRef"),
-        peer_asn=r.int("bgp.peerASN", minimum=1, maximum=ASN_MAX))
+        peer_asn=r.int("bgp.peerASN", minimum=1, maximum=ASN_MAX),
+        timers=_timers(r, "bgp.timers.profile", "bgp.timersPreset"))
 
 
 def parse_bgp_router(res, findings):
     r = Reader(res.ref, res.spec, findings)
-    return BGPRouter(res.name, r.int("asn", required=True, minimum=1, maximum=ASN_MAX), r.address("routerID"))
+    return BGPRouter(res.name, r.int("asn", required=True, minimum=1, maximum=ASN_MAX), r.address("routerID"),
+                     timers=_timers(r, "timers.profile"))
 
 
 def parse_dynamic_peer(res, findings):
@@ -286,7 +308,7 @@ def parse_dynamic_peer(res, findings):
         length_min=r.int("importPolicy.allowedPrefixLengthMin", minimum=0, maximum=32),
         length_max=r.int("importPolicy.allowedPrefixLengthMax", minimum=0, maximum=32),
         cluster_id=r.address("routeReflectorClusterID"), listen_limit=r.int("listen.limit", minimum=1, maximum=65535),
-        next_hop_rewrite=r.str("importPolicy.nextHopRewrite"))
+        next_hop_rewrite=r.str("importPolicy.nextHopRewrite"), timers=_timers(r, "timers.profile"))
 
 
 def parse_pool(res, findings):

@@ -14,6 +14,10 @@ By default the listen ranges are the admitted claims' tunnel /32s (inside
 the BGPDynamicPeer's source prefixes), so an unadmitted or revoked leaf does
 not even get a session.  Route-map sequence numbers derive from the tunnel
 address, so adding a leaf adds lines and moves none (O(1) reload diff).
+Timer presets of the documents (materialize: ``timers``) become ``timers K H``
+per neighbor / peer-group.  RR-to-RR peering (BGPPeer ``routeReflectorPeer``,
+materialize ``rr_peering``): a plain iBGP neighbor whose routes pass only when
+they are an admitted claim's /32 (SAM-RR-IN), at a lower local-preference.
 """
 
 import ipaddress
@@ -28,6 +32,10 @@ DEFAULTS = {
     "listen_per_claim": True,  # one /32 listen range per admitted claim: nobody else even gets a session
 }
 DENY_SEQ = 65535
+# Routes learned from the other RR are a fallback: a path straight from the owning leaf (local-pref 100)
+# wins on the RR, and a leaf that reaches both RRs prefers the RR that has the leaf directly.
+RR_PEER_LOCAL_PREF = 50
+RR_IN = "SAM-RR-IN"
 
 
 class RenderError(ValueError):
@@ -74,10 +82,18 @@ def _seq(neighbor, ranges):
     return None
 
 
+def _timers(name, spec):
+    timers = spec.get("timers") or {}
+    if timers.get("keepalive") and timers.get("holdTime"):
+        return [" neighbor %s timers %d %d" % (name, timers["keepalive"], timers["holdTime"])]
+    return []
+
+
 def _rr(state, router, opts):
     peers = _by_kind(state, "BGPDynamicPeer")
+    rr_peers = [p for p in _by_kind(state, "BGPPeer") if p["spec"].get("routeReflectorPeer")]
     maps, bgp, afi = [], _router_head(router, opts), []
-    lists = []
+    lists, rr_in = [], {}
     for peer in peers:
         spec, group = peer["spec"], peer["spec"]["peerGroup"]
         if spec.get("routeReflectorClient") and spec.get("peerASN") != router["asn"]:
@@ -87,9 +103,12 @@ def _rr(state, router, opts):
         if not ranges:
             raise RenderError("BGPDynamicPeer/%s [listen-range-required] no listen range" % group)
         route_map = "SAM-IN-" + group
-        if spec.get("clusterID") and " bgp cluster-id" not in "\n".join(bgp):
+        # Two RRs sharing a cluster-id drop each other's reflected routes (RFC 4456: their own id is in
+        # CLUSTER_LIST), which is what RR peering needs them to accept: each RR keeps its router-id then.
+        if spec.get("clusterID") and not rr_peers and " bgp cluster-id" not in "\n".join(bgp):
             bgp.append(" bgp cluster-id %s" % spec["clusterID"])
         bgp += [" neighbor %s peer-group" % group, " neighbor %s remote-as %d" % (group, spec["peerASN"])]
+        bgp += _timers(group, spec)
         if opts["bfd"]:
             bgp.append(" neighbor %s bfd" % group)
         bgp += [" bgp listen range %s peer-group %s" % (r, group) for r in _listen(spec, ranges, opts)]
@@ -101,16 +120,54 @@ def _rr(state, router, opts):
         afi += ["  neighbor %s next-hop-self force" % group,
                 "  neighbor %s soft-reconfiguration inbound" % group,
                 "  neighbor %s route-map %s in" % (group, route_map)]
-        entries, used = _admission_entries(spec, ranges, route_map)
+        entries, used, admitted = _admission_entries(spec, ranges, route_map)
         lists += used
         maps += entries + ["route-map %s deny %d" % (route_map, DENY_SEQ), "exit", "!"]
+        for seq, plist in admitted:
+            if rr_in.setdefault(seq, plist) != plist:
+                raise RenderError("[rr-peer-sequence] %s and %s map to route-map %s %d (two dynamic peers' "
+                                  "listen ranges give the same offset)" % (rr_in[seq], plist, RR_IN, seq))
     head = []
     if peers:
         limit = max((p["spec"].get("listenLimit") or opts["listen_limit"]) for p in peers)
         bgp.append(" bgp listen limit %d" % limit)
         # A global command in FRR 8.4 (not under router bgp).
         head = ["bgp route-map delay-timer %d" % opts["route_map_delay"], "!"]
+    if rr_peers:
+        maps += _rr_in_map(rr_in)
+        for peer in sorted(rr_peers, key=lambda r: int(ipaddress.IPv4Address(r["spec"]["address"]))):
+            peer_bgp, peer_afi = _rr_peer(peer, opts)
+            bgp += peer_bgp
+            afi += peer_afi
     return head + lists + maps + bgp + _afi_block(afi)
+
+
+def _rr_in_map(rr_in):
+    """Routes from the other RR: only admitted claims' /32s (the lists of the leaf admission), at a lower
+    local-preference. The other RR already bound each /32 to its owner; this RR refuses any /32 that no
+    claim it admitted owns (an unadmitted or revoked leaf, a pool aggregate, a default, an underlay)."""
+    out = []
+    for seq in sorted(rr_in):
+        out += ["route-map %s permit %d" % (RR_IN, seq), " match ip address prefix-list %s" % rr_in[seq],
+                " set local-preference %d" % RR_PEER_LOCAL_PREF, "exit", "!"]
+    return out + ["route-map %s deny %d" % (RR_IN, DENY_SEQ), "exit", "!"]
+
+
+def _rr_peer(peer, opts):
+    spec = peer["spec"]
+    addr = spec["address"]
+    bgp = [" neighbor %s remote-as %d" % (addr, spec["remoteASN"]),
+           " neighbor %s description %s" % (addr, spec.get("nodeRef") or peer["metadata"]["name"])]
+    if spec.get("localAddress"):
+        bgp.append(" neighbor %s update-source %s" % (addr, spec["localAddress"]))
+    bgp += _timers(addr, spec)
+    if opts["bfd"]:
+        bgp.append(" neighbor %s bfd" % addr)
+    # next-hop-self force: a reflected route otherwise keeps the leaf's tunnel address as next hop, which
+    # the other RR cannot reach exactly when RR peering is needed (that leaf reaches only this RR).
+    afi = ["  neighbor %s activate" % addr, "  neighbor %s next-hop-self force" % addr,
+           "  neighbor %s soft-reconfiguration inbound" % addr, "  neighbor %s route-map %s in" % (addr, RR_IN)]
+    return bgp, afi
 
 
 def _afi_block(afi):
@@ -125,7 +182,8 @@ def _listen(spec, ranges, opts):
 
 
 def _admission_entries(spec, ranges, route_map):
-    lists, maps = [], []
+    """(route-map lines, prefix-list lines, [(seq, prefix-list) of every permit entry])."""
+    lists, maps, admitted = [], [], []
     seen = {}
     for item in sorted(spec.get("admitted", ()), key=lambda a: int(ipaddress.IPv4Address(a["neighbor"]))):
         seq = _seq(item["neighbor"], ranges)
@@ -140,7 +198,8 @@ def _admission_entries(spec, ranges, route_map):
                   for i, p in enumerate(sorted(item["prefixes"], key=_net_key))]
         maps += ["route-map %s permit %d" % (route_map, seq), " match peer %s" % item["neighbor"],
                  " match ip address prefix-list %s" % plist, "exit", "!"]
-    return maps, lists + (["!"] if lists else [])
+        admitted.append((seq, plist))
+    return maps, lists + (["!"] if lists else []), admitted
 
 
 def _net_key(text):
@@ -165,6 +224,7 @@ def _leaf(state, router, opts):
                 " neighbor %s description %s" % (addr, spec.get("nodeRef") or peer["metadata"]["name"])]
         if spec.get("localAddress"):
             bgp.append(" neighbor %s update-source %s" % (addr, spec["localAddress"]))
+        bgp += _timers(addr, spec)
         bgp.append(" neighbor %s timers connect %d" % (addr, opts["connect_timer"]))
         if opts["bfd"]:
             bgp.append(" neighbor %s bfd" % addr)

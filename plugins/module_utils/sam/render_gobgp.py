@@ -7,42 +7,30 @@
 a configuration reload.  Pure: no I/O, stdlib only.
 
 RR (``state["role"] == "rr"``)
-    ``[global.config]`` (as, router-id, port), one ``[[peer-groups]]`` per BGPDynamicPeer
-    (peer-as; route-reflector client and cluster id when ``routeReflectorClient``), one
-    ``[[dynamic-neighbors]]`` per listen range, and the admission policy ``SAM-ADMISSION``:
-    for every admitted claim a neighbor-set ``SAM-LEAF-<leafID>`` (its tunnel address /32),
-    a prefix-set ``SAM-LEAF-<leafID>`` (its owned prefixes, exact mask length, e.g.
-    ``32..32``) and a statement ``SAM-LEAF-<leafID>`` that accepts only when BOTH match;
-    a last statement ``SAM-ADMISSION-REJECT`` rejects everything else.  The policy is the
-    GLOBAL import policy with ``default-import-policy = "reject-route"``: GoBGP silently
-    ignores peer-group/neighbor policies for peers that are not route-server clients.
-    Only constructs gobgpd 3.10 accepts are emitted: when gobgpd rejects any part of the
-    policy configuration it installs NO policy and the import default stays accept (fail
-    open), which is why ``nextHopRewrite: peer-address`` becomes the claim's own address.
-
-    Fail closed: a claim with no usable owned prefix (none, or all outside the dynamic
-    peer's ``allowedPrefixes`` / length bounds) gets no sets and no accept statement, because
-    GoBGP treats an empty or missing set as match-anything.  Malformed addresses raise
-    ``ValueError`` instead of being rendered.  ``listenLimit`` has no GoBGP equivalent and
-    is only recorded as a comment.
-    BGPPeer resources of an RR (``generatePeers: true``) become ``[[neighbors]]`` that join
-    the peer group whose listen range covers them; the global import policy applies to them too.
+    ``[global.config]``, one ``[[peer-groups]]`` per BGPDynamicPeer (peer-as; route-reflector
+    client and cluster id when ``routeReflectorClient``; timers), one ``[[dynamic-neighbors]]`` per
+    listen range, and the GLOBAL import policy ``SAM-ADMISSION`` (``default-import-policy =
+    "reject-route"``; GoBGP silently ignores peer-group/neighbor policies of peers that are not
+    route-server clients): per admitted claim a neighbor-set and a prefix-set ``SAM-LEAF-<leafID>``
+    (its tunnel /32; its owned prefixes, exact mask length) and a statement accepting only when
+    BOTH match; ``SAM-ADMISSION-REJECT`` rejects the rest.  Only constructs gobgpd 3.10 accepts
+    are emitted: when it rejects any part of the policy it installs NO policy and import stays
+    accept (fail open), hence ``nextHopRewrite: peer-address`` becomes the claim's own address.
+    Fail closed: a claim with no usable owned prefix (none, or all outside ``allowedPrefixes`` /
+    length bounds) gets no sets and no accept (GoBGP treats an empty set as match-anything).
+    Malformed addresses raise ValueError.  ``listenLimit`` (no GoBGP equivalent) is a comment.
+    BGPPeers of an RR (``generatePeers: true``) become ``[[neighbors]]`` in the peer group whose
+    listen range covers them.  RR-to-RR peering (``routeReflectorPeer``) is refused (ValueError).
 
 Leaf (``state["role"] == "leaf"``)
-    ``[global.config]``, one ``[[neighbors]]`` per BGPPeer (neighbor-address, peer-as,
-    transport local-address, connect-retry) and the global export policy ``SAM-EXPORT``
-    accepting only the BGPRouter ``exportPrefixes`` (``default-export-policy =
-    "reject-route"``).  The renderer announces nothing: a leaf originates its /32s with
-    the gobgp CLI (``gobgp global rib add -a ipv4 <prefix>``) after gobgpd is up.
+    ``[global.config]``, one ``[[neighbors]]`` per BGPPeer (neighbor-address, peer-as, local-address,
+    connect-retry, timers) and the global export policy ``SAM-EXPORT`` accepting only the
+    BGPRouter ``exportPrefixes`` (``default-export-policy = "reject-route"``).  Nothing is announced
+    here: a leaf originates its /32s with ``gobgp global rib add -a ipv4 <prefix>``.
 
-Options (``options`` mapping, all optional)
-    ``listen_port``   BGP listen port, default 179.
-    ``connect_retry`` leaf neighbor connect-retry seconds, default 2.
-    ``extra_announce`` ignored here (leaves announce through ``gobgp global rib add``);
-                      accepted so callers can pass one options mapping everywhere.
-    ``export_any``    TESTS ONLY: a leaf exports every route (``default-export-policy =
-                      "accept-route"``, no export policy) so a test leaf can announce a hostile
-                      set to an RR.  Never set this in production.
+Options (``options`` mapping, all optional): ``listen_port`` (179), ``connect_retry`` (leaf, 2 s),
+``extra_announce`` (ignored: leaves announce through the CLI; accepted so callers pass one mapping),
+``export_any`` (TESTS ONLY: a leaf exports every route so a test can announce a hostile set).
 
 Output is deterministic (peers, sets and statements sorted by neighbor address) and names
 are stable per leaf, so admitting one more leaf changes only that leaf's lines.
@@ -169,6 +157,15 @@ def _global(lines, asn, router_id, opts):
               _kv(1, "port", opts["listen_port"]), ""]
 
 
+def _timers(lines, parent, spec, connect_retry=None):
+    """The documents' timer preset (materialize: ``timers``) and a connect-retry, if any."""
+    timers = spec.get("timers") or {}
+    values = [("connect-retry", connect_retry), ("keepalive-interval", timers.get("keepalive")),
+              ("hold-time", timers.get("holdTime"))]
+    if any(v for _k, v in values):
+        lines += [_table(1, parent + ".timers.config")] + [_kv(2, k, v) for k, v in values if v]
+
+
 def _afi_safi(lines, indent, parent):
     lines += [_table(indent, parent + ".afi-safis", array=True),
               _table(indent + 1, parent + ".afi-safis.config"), _kv(indent + 2, "afi-safi-name", AFI_SAFI)]
@@ -231,6 +228,7 @@ def _peer_group(lines, spec):
         lines += [_table(1, "peer-groups.route-reflector.config"), _kv(2, "route-reflector-client", True)]
         if spec.get("clusterID"):
             lines.append(_kv(2, "route-reflector-cluster-id", _addr(spec["clusterID"])))
+    _timers(lines, "peer-groups", spec)
     _afi_safi(lines, 1, "peer-groups")
     lines.append("")
     for prefix in sorted(_net(p) for p in spec.get("listenRanges") or ()):
@@ -243,6 +241,10 @@ def _peer_group(lines, spec):
 def _rr_static_peers(lines, state, groups):
     """BGPPeer resources of an RR (generatePeers): neighbors inheriting the covering peer group."""
     peers = sorted(_of_kind(state, "BGPPeer"), key=lambda r: ipaddress.IPv4Address(_addr(_spec(r)["address"])))
+    if any(_spec(p).get("routeReflectorPeer") for p in peers):
+        # Refused rather than rendered half: GoBGP's import policy is global and its export policy
+        # cannot set next-hop-self toward one neighbor only (docs/bgp.md, "RR-to-RR peering").
+        raise ValueError("RR-to-RR peering (routeReflectorPeer) is rendered for FRR only")
     for peer in peers:
         spec = _spec(peer)
         address = ipaddress.IPv4Address(_addr(spec["address"]))
@@ -316,8 +318,7 @@ def _neighbor(lines, spec, connect_retry, group=None):
         lines.append(_kv(2, "peer-group", group))
     if spec.get("localAddress"):
         lines += [_table(1, "neighbors.transport.config"), _kv(2, "local-address", _addr(spec["localAddress"]))]
-    if connect_retry:
-        lines += [_table(1, "neighbors.timers.config"), _kv(2, "connect-retry", connect_retry)]
+    _timers(lines, "neighbors", spec, connect_retry)
     _afi_safi(lines, 1, "neighbors")
     lines.append("")
 

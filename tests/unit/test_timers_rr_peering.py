@@ -1,0 +1,201 @@
+"""Timer presets (routerd timersPreset / timers.profile) and RR-to-RR peering, materialize -> FRR / GoBGP."""
+
+import copy
+import importlib
+
+import pytest
+import tomllib
+from inprocess import collection_on_path, run_module
+from mesh_views import NOW, host_vars, node_view
+
+from boma_sam import cli
+from boma_sam.loader import load_resources
+from boma_sam.materialize import count_kinds, materialize
+from boma_sam.model import TIMER_PRESETS
+from boma_sam.render_frr import RR_PEER_LOCAL_PREF, RenderError, lint_frr, render_frr
+from boma_sam.render_gobgp import render_gobgp
+from boma_sam.validate import validate
+
+FAST = {"profile": "fast", "keepalive": 3, "holdTime": 9}
+
+
+def state_of(host, edit=None, rr_peering=False, inventory="cloudedge"):
+    """Materialized state of an example host; ``edit(resources)`` may change the documents first."""
+    docs = copy.deepcopy(node_view(inventory, host))
+    if edit:
+        edit(docs)
+    resources, findings = load_resources([(host, docs)])
+    report = validate(resources, now=NOW, findings=findings)
+    assert report.ok, [str(f) for f in report.errors]
+    return materialize(report, host_vars(inventory, host)["sam_node"], rr_peering=rr_peering)
+
+
+def of(state, kind):
+    return [r["spec"] for r in state["resources"] if r["kind"] == kind]
+
+
+def spec_of(docs, kind, node=None):
+    return next(d["spec"] for d in docs if d["kind"] == kind and (node is None or d["spec"].get("selfNodeRef") == node))
+
+
+def test_presets_are_routerds_gobgp_values():
+    # routerd goBGPTimers: fast 3/9 (connect 1), default 30/90, slow 60/180.
+    assert TIMER_PRESETS == {"fast": (3, 9), "default": (30, 90), "slow": (60, 180)}
+
+
+def test_fast_preset_reaches_the_leaf_neighbors_and_the_rr_peer_group():
+    leaf = state_of("leaf-b")
+    assert [p["timers"] for p in of(leaf, "BGPPeer")] == [FAST, FAST]
+    lines = render_frr(leaf).splitlines()
+    assert " neighbor 10.99.0.2 timers 3 9" in lines and " neighbor 10.99.0.3 timers 3 9" in lines
+    rr = state_of("rr-a")
+    (dyn,) = of(rr, "BGPDynamicPeer")
+    assert dyn["timers"] == FAST
+    assert " neighbor cloudedge-leaves timers 3 9" in render_frr(rr).splitlines()
+
+
+def test_profile_timers_win_over_timers_preset_and_the_router():
+    def edit(docs):
+        bgp = spec_of(docs, "SAMTransportProfile", "leaf-b")["bgp"]
+        bgp["timersPreset"] = "slow"
+        spec_of(docs, "BGPRouter")["timers"] = {"profile": "default"}
+
+    assert {p["timers"]["profile"] for p in of(state_of("leaf-b", edit), "BGPPeer")} == {"slow"}
+
+    def edit_both(docs):
+        edit(docs)
+        spec_of(docs, "SAMTransportProfile", "leaf-b")["bgp"]["timers"] = {"profile": "fast"}
+
+    assert {p["timers"]["profile"] for p in of(state_of("leaf-b", edit_both), "BGPPeer")} == {"fast"}
+
+
+def test_router_preset_is_the_fallback_and_no_preset_leaves_the_daemon_default():
+    def router_only(docs):
+        spec_of(docs, "SAMTransportProfile", "leaf-b")["bgp"].pop("timersPreset")
+        spec_of(docs, "BGPRouter")["timers"] = {"profile": "slow"}
+
+    peers = of(state_of("leaf-b", router_only), "BGPPeer")
+    assert {(p["timers"]["keepalive"], p["timers"]["holdTime"]) for p in peers} == {(60, 180)}
+
+    def none(docs):
+        spec_of(docs, "SAMTransportProfile", "leaf-b")["bgp"].pop("timersPreset")
+        spec_of(docs, "BGPRouter").pop("timers")
+
+    state = state_of("leaf-b", none)
+    assert all("timers" not in p for p in of(state, "BGPPeer"))
+    assert not [line for line in render_frr(state).splitlines() if " timers " in line and "connect" not in line]
+
+
+def test_unknown_preset_is_a_finding():
+    docs = copy.deepcopy(node_view("cloudedge", "leaf-b"))
+    spec_of(docs, "SAMTransportProfile", "leaf-b")["bgp"]["timersPreset"] = "turbo"
+    resources, findings = load_resources([("leaf-b", docs)])
+    report = validate(resources, now=NOW, findings=findings)
+    assert [(f.rule, f.path) for f in report.errors] == [("timers-preset", "spec.bgp.timersPreset")]
+
+
+def test_gobgp_gets_the_same_timers():
+    doc = tomllib.loads(render_gobgp(state_of("rr-a")))
+    assert doc["peer-groups"][0]["timers"]["config"] == {"keepalive-interval": 3, "hold-time": 9}
+    leaf = tomllib.loads(render_gobgp(state_of("leaf-b")))
+    assert {n["timers"]["config"]["hold-time"] for n in leaf["neighbors"]} == {9}
+
+
+# ---------------------------------------------------------------- RR-to-RR peering
+
+def test_rr_peering_is_opt_in_and_peers_the_other_member_over_the_endpoints():
+    assert of(state_of("rr-a"), "BGPPeer") == []
+    state = state_of("rr-a", rr_peering=True)
+    assert of(state, "BGPPeer") == [{"address": "10.10.0.3", "remoteASN": 64577, "localAddress": "10.10.0.2",
+                                     "nodeRef": "rr-b", "routeReflectorPeer": True, "owner": "boma.mesh",
+                                     "timers": FAST}]
+    assert count_kinds(state)["BGPPeer"] == 1
+    # A leaf has no RR peers whatever the flag says.
+    assert of(state_of("leaf-b", rr_peering=True), "BGPPeer") == of(state_of("leaf-b"), "BGPPeer")
+
+
+@pytest.fixture(scope="module")
+def peered():
+    return render_frr(state_of("rr-a", rr_peering=True), {"bfd": True})
+
+
+def test_rr_peer_is_reflected_to_with_next_hop_self_and_admission(peered):
+    lines = peered.splitlines()
+    for line in (" neighbor 10.10.0.3 remote-as 64577", " neighbor 10.10.0.3 update-source 10.10.0.2",
+                 " neighbor 10.10.0.3 timers 3 9", " neighbor 10.10.0.3 bfd",
+                 "  neighbor 10.10.0.3 activate", "  neighbor 10.10.0.3 next-hop-self force",
+                 "  neighbor 10.10.0.3 soft-reconfiguration inbound", "  neighbor 10.10.0.3 route-map SAM-RR-IN in"):
+        assert line in lines, line
+    # Not a route-reflector client: the RRs reflect client routes to each other, not the other's.
+    assert "  neighbor 10.10.0.3 route-reflector-client" not in lines
+    assert lint_frr(peered) == []
+
+
+def test_shared_cluster_id_is_dropped_with_rr_peering(peered):
+    # The documents give both RRs 10.99.0.254: each would discard the other's reflected routes.
+    assert " bgp cluster-id 10.99.0.254" in render_frr(state_of("rr-a")).splitlines()
+    assert "cluster-id" not in peered
+
+
+def test_routes_from_the_other_rr_are_limited_to_admitted_claims(peered):
+    block = peered.split("route-map SAM-RR-IN permit 32\n")[1].split("exit")[0]
+    assert block == " match ip address prefix-list SAM-LEAF-leaf-b\n set local-preference %d\n" % RR_PEER_LOCAL_PREF
+    permits = [line for line in peered.splitlines() if line.startswith("route-map SAM-RR-IN ")]
+    assert permits == ["route-map SAM-RR-IN permit %d" % s for s in (21, 31, 32)] + ["route-map SAM-RR-IN deny 65535"]
+
+
+def test_a_revoked_claim_leaves_the_rr_peer_filter_too():
+    claims = [c for c in (host_vars("cloudedge", leaf)["sam_node_resources"] for leaf in ("leaf-a", "leaf-pve"))]
+    claims = [r for group in claims for r in group if r["kind"] == "SAMEnrollmentClaim"]
+    docs = node_view("cloudedge", "rr-a", claims=claims)
+    resources, findings = load_resources([("rr-a", docs)])
+    text = render_frr(materialize(validate(resources, now=NOW, findings=findings), "rr-a", rr_peering=True))
+    assert "route-map SAM-RR-IN permit 32" not in text and "SAM-LEAF-leaf-b" not in text
+    assert "route-map SAM-RR-IN deny 65535" in text
+
+
+def test_rr_peer_filter_refuses_a_sequence_clash():
+    state = copy.deepcopy(state_of("rr-a", rr_peering=True))
+    dyn = next(r for r in state["resources"] if r["kind"] == "BGPDynamicPeer")
+    other = copy.deepcopy(dyn)
+    other["spec"].update(peerGroup="other", listenRanges=["10.254.0.0/20"],
+                         admitted=[{"leafID": "leaf-x", "neighbor": "10.254.0.32", "prefixes": ["10.77.60.99/32"]}])
+    state["resources"].append(other)
+    with pytest.raises(RenderError, match="rr-peer-sequence"):
+        render_frr(state)
+
+
+def test_gobgp_refuses_rr_peering_instead_of_rendering_it_half():
+    with pytest.raises(ValueError, match="FRR only"):
+        render_gobgp(state_of("rr-a", rr_peering=True))
+
+
+# ---------------------------------------------------------------- edges: module, samctl serve, reconcile
+
+def test_sam_materialize_module_passes_rr_peering_and_changes_nothing():
+    collection_on_path()
+    args = {"resources": node_view("cloudedge", "rr-a"), "node": "rr-a", "now": "2026-06-28T01:00:00Z"}
+    plain, _raw = run_module("sam_materialize", args, check=True)
+    peered, _raw = run_module("sam_materialize", dict(args, rr_peering=True), check=True)
+    assert not plain["changed"] and not peered["changed"]
+    assert "BGPPeer" not in plain["counts"] and peered["counts"]["BGPPeer"] == 1
+
+
+def test_serve_reconcile_renders_with_the_roles_options(monkeypatch):
+    collection_on_path()
+    # Imported here: the collection is importable only once it is on the path.
+    reconcile = importlib.import_module("ansible_collections.boma.mesh.plugins.module_utils.reconcile")
+
+    args = cli.build_parser().parse_args(["serve", "--config", "x.yml", "--node", "rr-a", "--db", "x.db",
+                                          "--token-file", "t", "--reconcile", "bgp", "--bgp-bfd", "--rr-peering"])
+    seen = {}
+    monkeypatch.setattr(reconcile, "desired_state", lambda service, node, rr_peering: seen.update(
+        node=node, rr_peering=rr_peering) or {"resources": []})
+    monkeypatch.setattr(reconcile, "apply_bgp", lambda state, vty, confdir, options: seen.update(
+        options=options) or "bgp unchanged")
+    assert reconcile.factory(object(), args)() == "bgp unchanged"
+    assert seen == {"node": "rr-a", "rr_peering": True, "options": {"bfd": True}}
+    plain = cli.build_parser().parse_args(["serve", "--config", "x.yml", "--node", "rr-a", "--db", "x.db",
+                                           "--token-file", "t", "--reconcile", "bgp"])
+    reconcile.factory(object(), plain)()
+    assert seen == {"node": "rr-a", "rr_peering": False, "options": {"bfd": False}}
