@@ -15,7 +15,7 @@ Usage: topology.py [--inventory DIR] [--prefix P] [--hosts h1,h2] {up,services,d
   guest, make test-kernel): each host's identity addresses from the documents (RR and leaf tunnelAddress,
   the leaf's ownedAddresses) as /32s on lo; each other host's tunnel /32 routed via its public-segment
   address (what molecule/mesh/prepare.yml does with on-link routes: BGP runs between the documents'
-  addresses without a tunnel); zebra+bgpd per host in the foreground of their own session
+  addresses without a tunnel); zebra+bgpd+bfdd per host in the foreground of their own session
   (tests/netns/daemons.py Frr), vty under /run/<prefix>/<host>/frr/run; and two generated files that are
   never committed: /run/<prefix>/vault.yml (test tokens, 0600) and /run/<prefix>/lab-vars.yml (0600,
   pass with -e @): boma_vault_file, the shared sam_resources with each policy's joinTokenFrom.file moved to
@@ -300,7 +300,8 @@ def _tracked(path):
 def _frr(lab, host, keeper):
     frr_dir = run_dir(lab, host) / "frr"
     vty = frr_dir / "run"
-    frr = Frr(keeper, host, ns_name(lab, host), vty, ("zebra", "bgpd"))
+    # bfdd always: cheap, and sam_*__bgp_bfd can then be switched on by a playbook run (failover tests).
+    frr = Frr(keeper, host, ns_name(lab, host), vty, ("zebra", "bgpd", "bfdd"))
     frr.config_dir, frr.config_path = str(frr_dir), str(frr_dir / "frr.conf")   # the roles' sam_*__frr_confdir
     return frr
 
@@ -322,6 +323,12 @@ def frr_up(lab, host, keeper):
     frr = _frr(lab, host, keeper)
     if _frr_running(frr):
         return False
+    running = [d for d in frr.daemons if os.path.exists(os.path.join(frr.vty_dir, f"{d}.vty"))
+               and _pid_alive(_pidfile(frr, d))]  # fmt: skip
+    if "zebra" in running:   # a lab started before bfdd was in the set: start only the missing daemons
+        frr.daemons = tuple(d for d in frr.daemons if d not in running)
+        frr._start()
+        return True
     user = keeper._frr_user
     _mkdir(frr.config_dir, owner=user, mode=0o755)
     _mkdir(frr.vty_dir, owner=user, mode=0o755)
