@@ -174,5 +174,11 @@ bench:
 	tools/kernel/vm-run.sh -t 900 -- bash -c 'modprobe ipip && BOMA_KERNEL_GUEST=1 $(BIN)/python bench/tunnels.py' \
 	  | grep -v '^\[' || true
 
+# Scale run (docs/scale.md, needs root): SCALE_LEAVES leaves enroll with the RR pair and hold 2N BGP sessions.
+SCALE_LEAVES ?= 200
+.PHONY: bench-lab-scale
+bench-lab-scale: venv
+	$(BIN)/python bench/lab_scale.py --leaves $(SCALE_LEAVES)
+
 clean:
 	rm -rf $(BUILD) .pytest_cache .hypothesis .ruff_cache

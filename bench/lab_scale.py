@@ -1,0 +1,381 @@
+# Copyright: boma.mesh contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Scale run: N leaves enroll with the real RR pair and hold 2N BGP sessions; prints figures (docs/scale.md).
+
+Namespaces <PREFIX>-<runid>-{rr-a,rr-b,leaves} (tests/netns/harness.py Topology): each RR runs zebra+bgpd and
+`samctl serve --reconcile bgp` replicating to the other RR over TCP; the leaves namespace holds every leaf's
+tunnel /32 on lo and ExaBGP speakers (bench/scale_leaves.py). This kernel has no tunnels, so BGP runs between
+the tunnel addresses routed over veths (as tests/netns and tools/lab do).
+
+1. enroll N signed claims through the API (alternating RRs, concurrent clients), until both RRs' FRR have N
+   listen ranges; 2. start the speakers (each leaf: its owned /32 to both RRs, three leaves also a hostile /32)
+   until 2N sessions are Established and routes converged; 3. check every RR accepted exactly the N owned /32s
+   from their owners and rejected every hostile one; 4. one more claim: the reconcile (frr-reload) at N claims.
+
+Exit 0 when all checks pass, 1 when one fails, 2 when the machine cannot run it (not root, no FRR/ExaBGP).
+Usage (root): .venv/bin/python bench/lab_scale.py [--leaves N] [--speaker-procs P] [--timeout S] [--keep]
+"""
+
+import argparse
+import concurrent.futures
+import contextlib
+import datetime
+import importlib.metadata
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))   # the netns harness (Topology, Frr, procs), shared with the netns tests
+sys.path.insert(0, str(ROOT / "tests" / "service"))   # its 0600 token-file writer, as bench/enroll_load.py does
+sys.path.insert(0, str(ROOT / "bench"))
+from harness import secret  # noqa: E402
+from netns.harness import Topology, cleanup_stale, wait_for  # noqa: E402
+from scale_leaves import EXABGP, Speakers, exabgp_configs, hostile_plan  # noqa: E402
+from scale_mesh import (  # noqa: E402
+    ADMIN_TOKEN,
+    ASN,
+    JOIN_KEY,
+    LEAF_TOKEN,
+    RRS,
+    SAMCTL,
+    RRService,
+    check_admission,
+    cpu_seconds,
+    established,
+    leaves_of,
+    listen_ranges,
+    rss_kib,
+    summary_peers,
+)
+
+from boma_sam import synthetic  # noqa: E402
+from boma_sam.fields import format_time  # noqa: E402
+
+# No hyphen: the harness refuses one, so that no prefix is another prefix's <prefix>-<runid> (its stale
+# clean-up matches <prefix>-<6 hex>-). Distinct from the netns tests' "bm" and the labs' boma-lab*/boma-gate*.
+PREFIX = "boma_scale"
+LEAVES, RR_NAMES = "leaves", ("rr-a", "rr-b")
+# Underlay /30s in private namespaces: (subnet, leaves side, RR side) per RR for BGP, and rr-a<->rr-b for
+# replication (Topology.link gives the first host .1 and the second .2 of each /30).
+UNDERLAY = {"rr-a": ("172.31.0.0/30", "172.31.0.1", "172.31.0.2"),
+            "rr-b": ("172.31.0.4/30", "172.31.0.5", "172.31.0.6")}
+REPLICATION = ("172.31.0.8/30", {"rr-a": "172.31.0.9", "rr-b": "172.31.0.10"})
+CLIENTS = 8   # concurrent enrollment clients
+
+
+class Failed(Exception):
+    """A check of the run failed: exit 1 with the message (the clean-up still runs)."""
+
+
+def build(topo, leaves):
+    """Namespaces, veths, identity /32s and the routes that stand in for the tunnels."""
+    for host in (*RR_NAMES, LEAVES):
+        topo.add_host(host)
+    for rr in RR_NAMES:
+        subnet, _leaves_side, rr_side = UNDERLAY[rr]
+        topo.link(LEAVES, rr, subnet)
+        topo.address(rr, RRS[rr]["tunnel"] + "/32")
+        topo.route(LEAVES, RRS[rr]["tunnel"] + "/32", rr_side)
+    topo.link("rr-a", "rr-b", REPLICATION[0])
+    for _name, tunnel, _owned in leaves:
+        topo.address(LEAVES, tunnel + "/32")
+        # One /32 per leaf on each RR, as the RR's per-claim IPv4Route over the leaf's tunnel would be.
+        for rr in RR_NAMES:
+            topo.route(rr, tunnel + "/32", UNDERLAY[rr][1])
+
+
+def start_services(topo, frrs, workdir):
+    secret(workdir / "join-token", JOIN_KEY.decode())
+    secret(workdir / "leaf-token", LEAF_TOKEN)
+    secret(workdir / "admin-token", ADMIN_TOKEN)
+    addresses = REPLICATION[1]
+    services = {}
+    for rr, other in (("rr-a", "rr-b"), ("rr-b", "rr-a")):
+        services[rr] = RRService(topo, rr, frrs[rr], workdir, addresses[rr], addresses[other]).start()
+    for rr in RR_NAMES:
+        wait_for(lambda rr=rr: "neighbor scale-leaves peer-group" in frrs[rr].vtysh("show running-config"),
+                 timeout=60, message="%s: start-up reconcile configured the dynamic peer-group" % rr)
+    return services
+
+
+def sample(frrs, services, speakers=None):
+    """VmRSS (KiB) and CPU seconds of every daemon the run measures, at one moment."""
+    out = {}
+    for rr in RR_NAMES:
+        for daemon in ("bgpd", "zebra"):
+            pid = frrs[rr].pid(daemon)
+            out[(rr, daemon)] = (rss_kib(pid), cpu_seconds(pid))
+        out[(rr, "samctl")] = (rss_kib(services[rr].proc.pid), cpu_seconds(services[rr].proc.pid))
+    for index, pid in enumerate(speakers.pids if speakers else ()):
+        out[("leaves", "exabgp-%d" % index)] = (rss_kib(pid), cpu_seconds(pid))
+    return out
+
+
+def enroll(services, frrs, claims, timeout):
+    """Submit every claim (leaf i to RR i % 2), then wait for replication and reconcile; returns timings."""
+    started = time.monotonic()
+    order = [services[RR_NAMES[i % 2]] for i in range(len(claims))]
+    with concurrent.futures.ThreadPoolExecutor(CLIENTS) as pool:
+        statuses = list(pool.map(lambda pair: pair[0].submit(pair[1]).status, zip(order, claims)))
+    answered = time.monotonic() - started
+    refused = [(claims[i]["metadata"]["name"], s) for i, s in enumerate(statuses) if s != 200]
+    if refused:
+        raise Failed("submissions refused: %s" % refused[:10])
+    count = len(claims)
+    wait_for(lambda: all(services[rr].health()["active"] == count for rr in RR_NAMES), timeout=timeout,
+             interval=0.1, message="%d active claims on both RRs" % count)
+    replicated = time.monotonic() - started
+    wait_for(lambda: all(listen_ranges(frrs[rr]) == count for rr in RR_NAMES), timeout=timeout, interval=0.5,
+             message="%d listen ranges in both RRs' running config" % count)
+    return {"answered": answered, "replicated": replicated, "reconciled": time.monotonic() - started}
+
+
+def converge(frrs, speakers, count, timeout):
+    """Wait for N Established sessions per RR, then N accepted routes per RR and every other leaf's /32 sent
+    to every session (pfxSnt >= N-1; FRR's update group also sends a leaf its own route, which the leaf drops
+    by ORIGINATOR_ID, so bgpd usually reports N)."""
+    started = time.monotonic()
+    deadline = started + timeout
+    marks, peers = {}, {}
+
+    def poll():
+        dead = speakers.dead()
+        if dead:
+            raise Failed("ExaBGP exited %s\n%s" % (dead, speakers.tail()))
+        for rr in RR_NAMES:
+            peers[rr] = summary_peers(frrs[rr])
+
+    while time.monotonic() < deadline:
+        poll()
+        up = {rr: len(established(peers[rr])) for rr in RR_NAMES}
+        if "established" not in marks and all(n == count for n in up.values()):
+            marks["established"] = time.monotonic() - started
+        if "established" in marks and all(
+                sum(p.get("pfxRcd", 0) for p in peers[rr].values()) == count
+                and all(p.get("pfxSnt", 0) >= count - 1 for p in peers[rr].values()) for rr in RR_NAMES):
+            marks["converged"] = time.monotonic() - started
+            sent = [p.get("pfxSnt", 0) for rr in RR_NAMES for p in peers[rr].values()]
+            marks["sent"] = (min(sent), max(sent))
+            return marks, peers
+        time.sleep(0.5)
+    up = {rr: len(established(peers.get(rr, {}))) for rr in RR_NAMES}
+    raise Failed("not converged after %ds: Established %s of %d per RR; %s\n%s"
+                 % (timeout, up, count, marks, speakers.tail()))
+
+
+def reconcile_at_n(services, frrs, extra, count, timeout):
+    """Submit one more claim: its listen range in both RRs' FRR, and each RR's logged reconcile run."""
+    tunnel = extra["spec"]["tunnelAddress"]
+    line = " bgp listen range %s peer-group scale-leaves" % tunnel
+    started = time.monotonic()
+    status = services["rr-a"].submit(extra).status
+    if status != 200:
+        raise Failed("the extra claim was refused: %d" % status)
+    wait_for(lambda: all(line in frrs[rr].vtysh("show running-config") for rr in RR_NAMES), timeout=timeout,
+             interval=0.05, message="the extra claim's listen range in both RRs")
+    latency = time.monotonic() - started
+    runs = {}
+    for rr in RR_NAMES:
+        found = wait_for(lambda rr=rr: [r for r in services[rr].reconciles() if r["leaves"] == count + 1],
+                         timeout=30, message="%s logged the reconcile of %d leaves" % (rr, count + 1))
+        runs[rr] = found[0]
+    return latency, runs
+
+
+def mib(kib):
+    return "%.1f" % (kib / 1024.0) if kib is not None else "-"
+
+
+def report(args, figures):
+    """Print the figures (what docs/scale.md quotes)."""
+    n, f = args.leaves, figures
+    print("\n== lab scale: %d leaves, 2 RRs, %d BGP sessions (%s) ==" % (n, 2 * n, f["versions"]))
+    print("machine: %d CPUs, load average %.2f at start, %.2f at the end (other jobs share this machine)"
+          % (os.cpu_count(), f["load"][0], f["load"][1]))
+    e = f["enroll"]
+    print("enroll %d claims (%d clients, leaf i to rr-a/rr-b alternately, unix-socket API):" % (n, CLIENTS))
+    print("  all answered 200            %7.2f s  (%.0f claims/s)" % (e["answered"], n / e["answered"]))
+    print("  active on both RRs          %7.2f s  (replication)" % e["replicated"])
+    print("  %d listen ranges in both RRs' FRR %5.2f s  (reconcile)" % (n, e["reconciled"]))
+    for rr in RR_NAMES:
+        runs = f["enroll_runs"][rr]
+        print("  %s reconcile runs while enrolling: %d, longest %.1f s, last %.1f s (%d leaves)"
+              % (rr, len(runs), max(r["seconds"] for r in runs), runs[-1]["seconds"], runs[-1]["leaves"]))
+    c = f["converge"]
+    print("leaf speakers: %d ExaBGP process(es), %d sessions" % (args.speaker_procs, 2 * n))
+    print("  all %d sessions Established %7.2f s after the speakers started" % (2 * n, c["established"]))
+    print("  converged                   %7.2f s  (%d accepted per RR; routes sent per session %d..%d)"
+          % (c["converged"], n, c["sent"][0], c["sent"][1]))
+    for rr in RR_NAMES:
+        acc, rej, hostile = f["admission"][rr]
+        print("  %s: accepted %d of %d owned /32s, rejected %d of %d hostile" % (rr, acc, n, rej, hostile))
+    # Per session: bgpd's growth from N claims without sessions to steady state, over its N sessions.
+    print("memory, VmRSS MiB              idle  %4d claims  steady  bgpd KiB/session" % n)
+    idle, before, steady = f["samples"]["idle"], f["samples"]["claims"], f["samples"]["steady"]
+    for key in sorted(steady):
+        per = ""
+        if key in before and key[1] == "bgpd":
+            per = "%.0f" % ((steady[key][0] - before[key][0]) / n)
+        print("  %-24s %7s %12s %7s  %s" % (" ".join(key), mib(idle.get(key, (None,))[0]),
+                                            mib(before.get(key, (None,))[0]), mib(steady[key][0]), per))
+    print("CPU seconds                   enrolling  sessions  total")
+    for key in sorted(steady):
+        t0, t1, t2 = (s.get(key, (0, 0))[1] or 0 for s in (idle, before, steady))
+        print("  %-24s %9.2f %9.2f %6.2f" % (" ".join(key), t1 - t0, t2 - t1, t2))
+    latency, runs = f["reconcile"]
+    print("reconcile at %d claims (one more claim, +%d lines): run %s; submit -> listen range in both RRs %.2f s"
+          % (n, runs["rr-a"]["adds"], ", ".join("%.1f s on %s" % (runs[rr]["seconds"], rr) for rr in RR_NAMES),
+             latency))
+
+
+def run(args, topo, workdir, state):
+    claims = synthetic.signed_claims(args.leaves + 1, JOIN_KEY, timestamp=format_time(
+        datetime.datetime.now(datetime.timezone.utc)), nonce="scale-%d" % time.time_ns())
+    claims, extra = claims[:-1], claims[-1]
+    leaves = leaves_of(claims)
+    hostile = hostile_plan(leaves)
+    figures = {"load": [os.getloadavg()[0]], "samples": {}}
+    build(topo, leaves)
+    frrs = {rr: topo.start_frr(rr, "hostname %s\n!\n" % rr) for rr in RR_NAMES}
+    state["services"] = services = start_services(topo, frrs, workdir)
+    bgpd = {rr: frrs[rr].pid("bgpd") for rr in RR_NAMES}
+    figures["samples"]["idle"] = sample(frrs, services)
+
+    figures["enroll"] = enroll(services, frrs, claims, args.timeout)
+    # A run logs when it is done (after frr-reload's final check), which is after its lines are in the running
+    # config: wait for the N-leaf run in both logs, then a little for a follow-up run a late change triggered.
+    for rr in RR_NAMES:
+        wait_for(lambda rr=rr: any(r["leaves"] == args.leaves for r in services[rr].reconciles()), timeout=60,
+                 message="%s logged the reconcile of %d leaves" % (rr, args.leaves))
+    time.sleep(3)
+    figures["enroll_runs"] = {rr: services[rr].reconciles() for rr in RR_NAMES}
+    figures["samples"]["claims"] = sample(frrs, services)
+
+    configs = exabgp_configs(leaves, [RRS[rr]["tunnel"] for rr in RR_NAMES], hostile, ASN, args.speaker_procs)
+    state["speakers"] = speakers = Speakers(topo, LEAVES, workdir, configs)
+    speakers.validate()
+    speakers.start()
+    marks, _peers = converge(frrs, speakers, args.leaves, args.timeout)
+    figures["converge"] = marks
+    figures["admission"], problems = {}, []
+    for rr in RR_NAMES:
+        accepted, rejected, found = check_admission(frrs[rr], leaves, hostile)
+        figures["admission"][rr] = (accepted, rejected, len(hostile))
+        problems += ["%s: %s" % (rr, p) for p in found]
+    time.sleep(args.settle)   # keepalives and the last updates are out: steady state
+    figures["samples"]["steady"] = sample(frrs, services, speakers)
+
+    figures["reconcile"] = reconcile_at_n(services, frrs, extra, args.leaves, args.timeout)
+    for rr in RR_NAMES:
+        up = len(established(summary_peers(frrs[rr])))
+        if up != args.leaves:
+            problems.append("%s: %d sessions Established after the reconcile at N, expected %d" % (rr, up, args.leaves))
+        if frrs[rr].pid("bgpd") != bgpd[rr] or not frrs[rr].is_running("bgpd"):
+            problems.append("%s: bgpd restarted (reconcile must reload, never restart)" % rr)
+        problems += ["%s: %s" % (rr, line) for line in services[rr].failures()]
+    figures["load"].append(os.getloadavg()[0])
+    figures["versions"] = versions()
+    report(args, figures)
+    if problems:
+        raise Failed("\n".join(problems))
+
+
+def versions():
+    frr = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "frr"], capture_output=True, text=True,
+                         check=False).stdout.strip() or "?"
+    return "FRR %s, ExaBGP %s" % (frr, importlib.metadata.version("exabgp"))
+
+
+def preflight(args):
+    problems = []
+    if os.geteuid() != 0:
+        problems.append("must run as root (network namespaces, FRR daemons)")
+    if not os.access("/usr/lib/frr/bgpd", os.X_OK) or shutil.which("ip") is None:
+        problems.append("FRR (/usr/lib/frr/bgpd) and iproute2 are needed: make setup")
+    for tool in (EXABGP, SAMCTL):
+        if not os.access(tool, os.X_OK):
+            problems.append("%s missing: make setup (requirements-dev.txt pins exabgp)" % tool)
+    if args.leaves < 4 or args.leaves > 1000:
+        # 4: the hostile plan needs four distinct leaves; 1000: render_frr's default bgp listen limit.
+        problems.append("--leaves must be within 4..1000")
+    return problems
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--leaves", type=int, default=200, help="number of leaves (default 200)")
+    parser.add_argument("--speaker-procs", type=int, default=2,
+                        help="ExaBGP processes holding the sessions (default 2: one per vCPU here)")
+    parser.add_argument("--timeout", type=int, default=600, help="seconds each phase may take")
+    parser.add_argument("--settle", type=float, default=5.0, help="seconds after convergence before steady figures")
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, configs); namespaces go anyway")
+    args = parser.parse_args()
+    problems = preflight(args)
+    if problems:
+        print("lab_scale: " + "; ".join(problems), file=sys.stderr)
+        return 2
+
+    install_signal_handlers()
+    cleanup_stale(PREFIX)   # only runs of this bench whose owner process is gone
+    workdir = pathlib.Path(tempfile.mkdtemp(prefix="boma-scale-"))
+    state, code, topo = {}, 1, None
+    try:
+        topo = Topology(workdir / "topology", prefix=PREFIX)
+        run(args, topo, workdir, state)
+        code = 0
+    except (Failed, AssertionError) as exc:   # AssertionError: a harness wait_for timed out
+        print("\nlab_scale: FAILED\n%s" % exc, file=sys.stderr)
+        print_logs(state, 10)
+    except KeyboardInterrupt:
+        print("\nlab_scale: interrupted, cleaning up", file=sys.stderr)
+        code = 130
+    except Exception:
+        print_logs(state, 30)
+        raise
+    finally:
+        teardown(state, topo)
+        if args.keep:
+            print("lab_scale: work dir kept: %s" % workdir, file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return code
+
+
+def install_signal_handlers():
+    owner = os.getpid()
+
+    def terminate(signum, _frame):
+        if os.getpid() != owner:
+            # pyroute2 forks helpers (to enter a namespace) that inherit this handler and are stopped with
+            # SIGTERM: one must die as by default, not unwind into our clean-up and delete the namespaces.
+            os._exit(128 + signum)
+        raise SystemExit(128 + signum)   # unwinds through main's clean-up, like Ctrl-C does
+
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGHUP, terminate)
+
+
+def print_logs(state, lines):
+    for service in state.get("services", {}).values():
+        print("--- %s service log (last lines) ---\n%s" % (service.node, service.tail(lines)), file=sys.stderr)
+
+
+def teardown(state, topo):
+    """Speakers, then services, then FRR and the namespaces; a step that fails does not skip the later ones."""
+    with contextlib.ExitStack() as stack:   # callbacks run last-in first-out, every one of them
+        if topo is not None:
+            stack.callback(topo.close)
+        for service in state.get("services", {}).values():
+            stack.callback(service.stop)
+        if state.get("speakers"):
+            stack.callback(state["speakers"].stop)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
