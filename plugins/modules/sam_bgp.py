@@ -9,8 +9,9 @@ short_description: Render a node's SAM BGP state for FRR and apply it with frr-r
 version_added: 0.1.0
 description:
   - Renders the BGP part of a node's desired state from M(boma.mesh.sam_materialize) as FRR configuration
-    (RR - dynamic peer-group, listen range, route-reflector clients, per-leaf admission route-map; leaf - one
-    neighbor per RR exporting only its owned C(/32)s), or takes a ready O(config).
+    (RR - dynamic peer-group, listen range, route-reflector clients, per-leaf admission route-map, RR peers
+    when the state has them; leaf - one neighbor per RR exporting only its owned C(/32)s; the documents' timer
+    preset as C(timers K H)), or takes a ready O(config).
   - Validates the candidate (C(vtysh -C) grammar plus a semantic lint for undefined route-maps and
     prefix-lists and listen ranges before their peer-group), asks C(frr-reload.py --test) for the delta and
     reloads only when there is one. Sessions stay up across the reload.
@@ -40,7 +41,11 @@ options:
       - A complete FRR configuration to apply instead of rendering O(state).
     type: str
   bfd:
-    description: Enable BFD on every neighbor / peer-group for fast failover (needs C(bfdd) running).
+    description:
+      - Enable BFD for fast failover (needs C(bfdd) running) on every neighbor and peer-group - a leaf's RR neighbors,
+        the RR's leaf peer-group and its RR peers.
+      - On an RR, give the enrollment service the same setting (C(samctl serve --bgp-bfd)), or its reconcile
+        removes it again.
     type: bool
     default: false
   connect_timer:

@@ -12,27 +12,17 @@ set, 4 leaf-b's claim is revoked through rr-b's API, 5 rr-a's bgpd is killed. Fi
 the prefix ``LAB-GATE:`` (run with -s, as make test-netns does).
 """
 
-import json
 import os
 import re
-import secrets
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tools" / "lab"))
-import topology  # noqa: E402 - tools/lab is not a package
+from boma_sam import admin_client, bgp_status
 
-from boma_sam import admin_client, bgp_status  # noqa: E402
+from .labrun import LEAVES, RRS, lab_session, poll, topology
 
-INVENTORY = ROOT / "inventories" / "lab"
-RRS = ["rr-a", "rr-b"]
-LEAVES = ["leaf-pve", "leaf-a", "leaf-b"]
 GROUP = "cloudedge-leaves"      # the RRs' dynamic-peer group (BGPDynamicPeer of the SAMRRSet's policy)
 POOL = "10.77.60.0/24"
 HOSTILE_LEAF = "leaf-b"
@@ -46,122 +36,12 @@ def figure(text):
     print(f"LAB-GATE: {text}", flush=True)
 
 
-def poll(predicate, timeout, interval=0.05):
-    """(value, seconds) of the first truthy predicate(); (last value, seconds) at the timeout."""
-    start = time.monotonic()
-    while True:
-        value = predicate()
-        elapsed = time.monotonic() - start
-        if value or elapsed > timeout:
-            return value, elapsed
-        time.sleep(interval)
-
-
-class Gate:
-    def __init__(self):
-        self.prefix = "lab-gate-%s" % secrets.token_hex(3)
-        self.lab = topology.load(INVENTORY, self.prefix)
-        self.keeper = None
-        ids = topology.identities(self.lab)
-        self.tunnel = {h: str(ids[h][0][0].ip) for h in RRS + LEAVES}
-        self.owned = {h: [str(i.network) for i in ids[h][1]] for h in LEAVES}
-        self.frr = {}
-
-    def vty(self, host):
-        if host not in self.frr:
-            self.frr[host] = topology._frr(self.lab, host, self.keeper)
-        return self.frr[host]
-
-    def vtysh(self, host, *commands):
-        argv = self.vty(host)._vtysh_argv()
-        for command in commands:
-            argv += ["-c", command]
-        res = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
-        assert res.returncode == 0, f"{host}: {commands}: rc={res.returncode}\n{res.stdout}\n{res.stderr}"
-        return res.stdout
-
-    def json(self, host, command):
-        out = self.vtysh(host, command)
-        return json.loads(out) if out.strip() else {}
-
-    def rib(self, host):
-        return self.json(host, "show bgp ipv4 unicast json").get("routes", {})
-
-    def fib(self, host):
-        """{prefix: [next hops]} of the BGP routes zebra installed in the host's kernel.
-
-        A leaf's routes are ECMP over both RRs (next-hop-self): each RR's tunnel address and the underlay
-        address it resolves through.
-        """
-        out = {}
-        for prefix, entries in self.json(host, "show ip route bgp json").items():
-            for entry in entries:
-                if entry.get("installed"):
-                    out[prefix] = sorted(n.get("ip", "") for n in entry.get("nexthops", []) if n.get("active"))
-        return out
-
-    def summary(self, host):
-        return self.json(host, "show bgp ipv4 unicast summary json").get("peers", {})
-
-    def leaf_peers(self, host):
-        """{leaf: summary row} of the RR's sessions with the leaves (by their tunnel address)."""
-        peers = self.summary(host)
-        return {leaf: peers[self.tunnel[leaf]] for leaf in LEAVES if self.tunnel[leaf] in peers}
-
-    def hostdir(self, host):
-        return topology.run_dir(self.lab, host)
-
-    def rr_endpoint(self, host):
-        return "unix:" + str(self.hostdir(host) / "state" / f"{host}.sock")
-
-    def admin_token(self, host):
-        return (self.hostdir(host) / "etc" / "admin-token").read_text().strip()
-
-    def children(self):
-        """Pids this process started for the lab (FRR daemons, the RR launchers), to reap after down."""
-        pids = [pid for pid, _start in topology._tracked(topology.run_dir(self.lab) / "pids.json")]
-        for host in RRS:
-            pid = topology._service_pid(self.lab, host)
-            if pid:
-                pids.append(pid)
-        return pids
-
-
-def _reap(pids, timeout=10):
-    """waitpid our children that down killed: no zombie is left behind (PID 1 here reaps nothing)."""
-    deadline = time.monotonic() + timeout
-    for pid in pids:
-        while True:
-            try:
-                done, _status = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if done or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-
-
 @pytest.fixture(scope="module")
 def gate():
-    gate = Gate()
     start = time.monotonic()
-    pids = []
-    try:
-        try:
-            topology.bringup(gate.lab, wait=60)
-        except SystemExit as exc:   # a failed playbook or no convergence: fail the module, still tear down
-            pytest.fail(f"lab {gate.prefix}: bringup failed: {exc}")
-        gate.keeper = topology._Keeper(gate.lab)
-        figure(f"lab {gate.prefix} up (topology.py bringup, as make lab) in {time.monotonic() - start:.1f} s")
-        yield gate
-    finally:
-        pids = gate.children()
-        topology.down(gate.lab)
-        _reap(pids)
-    left = [name for name in topology._netns_list() if name.startswith(gate.prefix + "-")]
-    assert not left and not topology.run_dir(gate.lab).exists(), left
-    zombies = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
-    assert not zombies, f"processes left after down: {zombies}"
+    with lab_session("lab-gate", fail=pytest.fail) as run:
+        figure(f"lab {run.prefix} up (topology.py bringup, as make lab) in {time.monotonic() - start:.1f} s")
+        yield run
 
 
 def test_1_rrs_peer_with_the_leaves_only_dynamically(gate):
