@@ -218,4 +218,3 @@ def test_6_the_peer_rr_cannot_inject_unadmitted_routes(lab):
     assert not set(HOSTILE) & set(lab.rib("leaf-a")), sorted(lab.rib("leaf-a"))
     figure(f"rr-b announced {HOSTILE} to rr-a: received (soft-reconfiguration) after {seconds:.1f} s, none "
            f"accepted (SAM-RR-IN: admitted claims' /32s only), so leaf-a (only rr-a) never saw them")
-

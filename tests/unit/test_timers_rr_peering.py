@@ -145,8 +145,8 @@ def test_routes_from_the_other_rr_are_limited_to_admitted_claims(peered):
 
 
 def test_a_revoked_claim_leaves_the_rr_peer_filter_too():
-    claims = [c for c in (host_vars("cloudedge", leaf)["sam_node_resources"] for leaf in ("leaf-a", "leaf-pve"))]
-    claims = [r for group in claims for r in group if r["kind"] == "SAMEnrollmentClaim"]
+    claims = [r for leaf in ("leaf-a", "leaf-pve") for r in host_vars("cloudedge", leaf)["sam_node_resources"]
+              if r["kind"] == "SAMEnrollmentClaim"]
     docs = node_view("cloudedge", "rr-a", claims=claims)
     resources, findings = load_resources([("rr-a", docs)])
     text = render_frr(materialize(validate(resources, now=NOW, findings=findings), "rr-a", rr_peering=True))
