@@ -2,9 +2,12 @@
 
 import copy
 import importlib
+import io
+import json
 
 import pytest
 import tomllib
+import yaml
 from inprocess import collection_on_path, run_module
 from mesh_views import NOW, host_vars, node_view
 
@@ -199,3 +202,14 @@ def test_serve_reconcile_renders_with_the_roles_options(monkeypatch):
                                            "--token-file", "t", "--reconcile", "bgp"])
     reconcile.factory(object(), plain)()
     assert seen == {"node": "rr-a", "rr_peering": False, "options": {"bfd": False}}
+
+
+def test_samctl_materialize_rr_peering(tmp_path):
+    path = tmp_path / "rr-a.yml"
+    path.write_text(yaml.safe_dump({"sam_resources": node_view("cloudedge", "rr-a")}))
+    base = ["materialize", "--config", str(path), "--node", "rr-a", "--now", "2026-06-28T01:00:00Z"]
+    for extra, peers in (([], []), (["--rr-peering"], ["rr-b"])):
+        out = io.StringIO()
+        assert cli.main(base + extra, out=out) == 0
+        state = json.loads(out.getvalue())
+        assert [r["metadata"]["name"] for r in state["resources"] if r["kind"] == "BGPPeer"] == peers

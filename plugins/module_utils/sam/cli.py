@@ -101,7 +101,7 @@ def _state(args):
                 if res.kind == "SAMRRSet":
                     fetched[res.name] = parse_rrset(res, [])
     try:
-        return materialize(report, args.node, fetched)
+        return materialize(report, args.node, fetched, rr_peering=getattr(args, "rr_peering", False))
     except MaterializeError as exc:
         raise FindingsError(exc.findings) from None
 
@@ -171,6 +171,7 @@ def build_parser():
 
     p = sub.add_parser("materialize", help="print a node's desired state as JSON")
     _add_node_args(p)
+    p.add_argument("--rr-peering", action="store_true", help="RR: add BGPPeers to the other SAMRRSet members")
     p.set_defaults(func=cmd_materialize)
 
     cli_serve.add_parser(sub, reconcile_factory)
