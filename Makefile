@@ -29,14 +29,15 @@ APT_PACKAGES := openssl git make iproute2 iputils-ping frr frr-pythontools gobgp
 .PHONY: help setup apt venv collection lint lint-python lint-ansible sanity docs-check changelog-lint \
         test test-unit test-service test-integration test-netns bench clean \
         kernel-setup test-kernel molecule-setup test-molecule check-argspecs check-tags \
-        init-vault edit-vault check-vault lab lab-down lab-status
+        init-vault edit-vault check-vault lab lab-down lab-status lab-host test-lab
 
 help:
 	@echo "make setup   - create .venv, install pinned Python and Debian packages, samctl (safe to re-run)"
 	@echo "make test    - lint + every test lane"
 	@echo "make lint    - ruff, ansible-lint (production), ansible-test sanity, ansible-doc, changelog lint"
 	@echo "make bench   - print performance figures (bench/)"
-	@echo "make lab     - the cloudedge topology as namespaces: BGP + enrollment, no tunnels (root; lab-down, lab-status)"
+	@echo "make lab     - the runbook topology in a qemu guest with Debian's kernel, left running (root; lab-down, lab-status)"
+	@echo "make test-lab - the slow lane: the lab's Full Topology Gate in the guest (about 15 min)"
 
 setup: apt venv kernel-setup molecule-setup
 
@@ -152,20 +153,30 @@ test-netns: collection
 test-kernel:
 	tools/kernel/run-tests.sh
 
-# The lab (inventories/lab/README.md): namespaces, FRR, RR services and the roles, on this machine's kernel
-# (needs root). BGP and enrollment only: tunnels need the qemu guest (make test-kernel). Not part of `test`.
+# The lab (inventories/lab/README.md), needs root: the runbook topology as network namespaces inside the qemu
+# guest (Debian's kernel: ipip, fou, WireGuard), FRR, the RR services, configured by site.yml through the
+# roles from here (tools/lab/guestlab.py). lab-host: the same on this machine's kernel without tunnels.
 LAB_PREFIX ?= boma-lab
 LAB_TOPO := $(BIN)/python tools/lab/topology.py --prefix $(LAB_PREFIX)
+LAB_GUEST := $(BIN)/python tools/lab/guestlab.py --prefix $(LAB_PREFIX)
 
-lab: venv
-	# topology.py bringup: up, site.yml --tags service --limit sam_rrs, services, site.yml --tags mesh, status --wait 60
+lab: venv kernel-setup
+	# guest, topology up + keys in it, lab-vars, site.yml --tags service --limit sam_rrs, services, --tags mesh, status
+	$(LAB_GUEST) bringup
+
+lab-host: venv
 	$(LAB_TOPO) bringup
 
 lab-down:
+	$(LAB_GUEST) down
 	$(LAB_TOPO) down
 
 lab-status:
-	$(LAB_TOPO) status
+	if $(BIN)/python tools/lab/vm.py --prefix $(LAB_PREFIX) ping; then $(LAB_GUEST) status; else $(LAB_TOPO) status; fi
+
+# Slow lane (CI runs it after `make test`): the Full Topology Gate in the guest, tests/lab.
+test-lab: collection kernel-setup
+	$(BIN)/python -m pytest -q -s tests/lab
 
 bench:
 	$(BIN)/python bench/validate_claims.py

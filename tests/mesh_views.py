@@ -17,21 +17,23 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOW = datetime.datetime(2026, 6, 28, 1, 0, tzinfo=datetime.timezone.utc)
 
 
-# host -> expected counts (runbook "Expected preflight state" / "Expected local evidence")
+# host -> expected counts (runbook "Expected preflight state" / "Expected local evidence"). IPv4Route also
+# counts one route per WireGuard allowed IP into the WireGuard interface: the runbook's WireGuard
+# controller part, next to the SAM transport's endpoint route per tunnel.
 EXPECTED = {
     ("cloudedge", "leaf-b"): {"BGPRouter": 1, "TunnelInterface": 2, "IPv4Route": 2, "BGPPeer": 2},
-    ("cloudedge", "leaf-a"): {"BGPRouter": 1, "TunnelInterface": 2, "IPv4Route": 2, "BGPPeer": 2, "WireGuardPeer": 2},
+    ("cloudedge", "leaf-a"): {"BGPRouter": 1, "TunnelInterface": 2, "IPv4Route": 4, "BGPPeer": 2, "WireGuardPeer": 2},
     ("cloudedge", "leaf-pve"): {"BGPRouter": 1, "TunnelInterface": 2, "IPv4Route": 2, "BGPPeer": 2},
-    ("cloudedge", "rr-a"): {"BGPRouter": 1, "TunnelInterface": 3, "IPv4Route": 3, "WireGuardPeer": 1,
+    ("cloudedge", "rr-a"): {"BGPRouter": 1, "TunnelInterface": 3, "IPv4Route": 4, "WireGuardPeer": 1,
                             "BGPDynamicPeer": 1},
-    ("cloudedge", "rr-b"): {"BGPRouter": 1, "TunnelInterface": 3, "IPv4Route": 3, "WireGuardPeer": 1,
+    ("cloudedge", "rr-b"): {"BGPRouter": 1, "TunnelInterface": 3, "IPv4Route": 4, "WireGuardPeer": 1,
                             "BGPDynamicPeer": 1},
-    ("pve-minimal", "pve-leaf-a"): {"BGPRouter": 1, "TunnelInterface": 2, "IPv4Route": 2, "BGPPeer": 2,
+    ("pve-minimal", "pve-leaf-a"): {"BGPRouter": 1, "TunnelInterface": 2, "IPv4Route": 4, "BGPPeer": 2,
                                     "WireGuardPeer": 2},
     ("pve-minimal", "pve-leaf-b"): {"BGPRouter": 1, "TunnelInterface": 2, "IPv4Route": 2, "BGPPeer": 2},
-    ("pve-minimal", "pve-rr-a"): {"BGPRouter": 1, "TunnelInterface": 2, "IPv4Route": 2, "WireGuardPeer": 1,
+    ("pve-minimal", "pve-rr-a"): {"BGPRouter": 1, "TunnelInterface": 2, "IPv4Route": 3, "WireGuardPeer": 1,
                                   "BGPDynamicPeer": 1},
-    ("pve-minimal", "pve-rr-b"): {"BGPRouter": 1, "TunnelInterface": 2, "IPv4Route": 2, "WireGuardPeer": 1,
+    ("pve-minimal", "pve-rr-b"): {"BGPRouter": 1, "TunnelInterface": 2, "IPv4Route": 3, "WireGuardPeer": 1,
                                   "BGPDynamicPeer": 1},
 }
 

@@ -55,6 +55,7 @@ def factory(service, args):
     confdir = getattr(args, "frr_confdir", None) or "/etc/frr"
 
     rr_peering = bool(getattr(args, "rr_peering", False))
+    wireguard = {"key_file": getattr(args, "wg_key_file", None), "listen_port": getattr(args, "wg_listen_port", None)}
     options = {"bfd": bool(getattr(args, "bgp_bfd", False))}
 
     def apply():
@@ -66,7 +67,7 @@ def factory(service, args):
             failed.append("bgp failed: %s" % exc)
         if mode == "all":
             try:
-                parts.extend(apply_dataplane(state))
+                parts.extend(apply_dataplane(state, wireguard))
             except (netlink.NetlinkConfigError, netlink.Pyroute2Error, OSError, ReconcileError) as exc:
                 failed.append("dataplane failed: %s" % exc)
         if failed:
@@ -116,8 +117,32 @@ def _writable_dir(path):
     return bool(path) and os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
 
 
-def apply_dataplane(state):
-    """Tunnels, endpoint routes and owned loopback /32s, as sam_tunnel and sam_route with purge: true."""
+def _wireguard_plan(ipr, resources, wireguard, errors):
+    """(plan, private key, interface) for the WireGuard peers of the admitted claims, as sam_wireguard with purge.
+
+    None when the state has no WireGuardPeer: the interface then keeps its peers until the next playbook run
+    (the role owns the interface; the service only follows claims admitted or revoked in between).
+    """
+    specs = list(netlink.resources_of_kind(resources, "WireGuardPeer"))
+    if not specs:
+        return None
+    peers = [peer for peer in (netlink.peer_from_spec(spec, path, errors) for path, spec in specs) if peer]
+    interface, local = specs[0][1].get("interface"), specs[0][1].get("localAddress")
+    private = netlink.read_private_key(wireguard.get("key_file")) if wireguard.get("key_file") else None
+    if private is None:
+        errors.append("WireGuardPeer: no private key (--wg-key-file %s; the sam_rr role creates it)"
+                      % wireguard.get("key_file"))
+        return None
+    address = netlink.parse_interface("%s/32" % local, "WireGuardPeer.localAddress", errors) if local else None
+    if errors:
+        return None
+    desired = {"public_key": netlink.public_key_of(private), "listen_port": wireguard.get("listen_port"),
+               "address": address, "peers": peers}
+    return netlink.plan_wireguard(ipr, None, interface, desired, "present", True), private, interface
+
+
+def apply_dataplane(state, wireguard=None):
+    """WireGuard peers, tunnels, endpoint routes and owned loopback /32s, as the role's modules with purge: true."""
     resources = state["resources"]
     errors, tunnels, paths, routes = [], [], [], []
     for path, spec in netlink.resources_of_kind(resources, "TunnelInterface"):
@@ -136,14 +161,21 @@ def apply_dataplane(state):
         raise netlink.NetlinkConfigError(errors)
     ipr = netlink.open_ipr()            # this process's namespace: the service runs where FRR runs
     try:
-        # Tunnels first: routes point at the tunnel devices (the playbook orders the modules the same way).
+        # WireGuard, then tunnels (ipip over WireGuard starts at its address), then the routes pointing at
+        # both: the order of the role's tasks.
+        wg = _wireguard_plan(ipr, resources, wireguard or {}, errors)
+        if errors:
+            raise netlink.NetlinkConfigError(errors)
+        if wg:
+            netlink.apply_actions(ipr, wg[0], None, private_key=wg[1], interface=wg[2])
         tunnel_actions = netlink.plan_tunnels(ipr, tunnels, "present", True)
         netlink.apply_actions(ipr, tunnel_actions)
         route_actions = netlink.plan_routes(ipr, routes, loopbacks, "present", True)
         netlink.apply_actions(ipr, route_actions)
     finally:
         ipr.close()
-    return [_count("tunnels", tunnel_actions, "tunnel"), _count("routes", route_actions, "route")]
+    counts = [_count("tunnels", tunnel_actions, "tunnel"), _count("routes", route_actions, "route")]
+    return counts + ([_count("wireguard peers", wg[0], "wireguard-peer")] if wg else [])
 
 
 def _count(label, actions, kind):

@@ -33,11 +33,13 @@ import agent_proto  # noqa: E402 - sibling module, not a package
 
 CLONE_NEWNET = 0x40000000
 PR_SET_CHILD_SUBREAPER = 36
+MODULE_NAME = re.compile(rb"ansible_collections\.\w+\.\w+\.plugins\.modules\.\w+|ansible\.modules\.\w+")
 ENV_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 PRELOAD = ("ansible.module_utils._internal._ansiballz._loader", "ansible.module_utils.basic",
            "ansible.module_utils.common.json", "pyroute2", "pyroute2.iproute", "pyroute2.nslink",
            "yaml", "zipfile", "runpy", "shutil", "base64", "ipaddress", "hashlib", "hmac")
 LIBC = ctypes.CDLL(None, use_errno=True)
+LOG_FD = 2   # the console (vm.py keeps it in console.log); forks move fds 1 and 2 while serving a module
 
 
 def preload(collections):
@@ -144,6 +146,19 @@ def handle(conn, token):
         agent_proto.write_response(conn, 255, err=f"lab agent: network namespace {header.get('netns')}: {exc}\n"
                                    .encode())
         return
+    started = time.monotonic()
+    what = op
+    if op == "exec" and pipelined_python(header["cmd"])[1]:
+        found = MODULE_NAME.search(body[:4096] if len(body) < 4096 else body[-4096:]) or MODULE_NAME.search(body)
+        what = "module " + (found.group(0).decode() if found else "?")
+    try:
+        _serve_op(conn, op, header, body)
+    finally:
+        os.write(LOG_FD, f"agent: {header.get('netns') or '-'} {what} {time.monotonic() - started:.2f}s "
+                         f"{header.get('cmd', header.get('path', ''))[:100]!r}\n".encode())
+
+
+def _serve_op(conn, op, header, body):
     if op == "ping":
         agent_proto.write_response(conn, 0, out=b"pong\n")
     elif op == "exec":
@@ -181,6 +196,8 @@ def reap():
 def nic_up(address):
     """The virtio NIC behind qemu's user network (10.0.2.0/24, the host forwards one port to it)."""
     subprocess.run(["modprobe", "virtio_net"], check=False)
+    # The lab's tunnels: fou has no module alias, so nothing would autoload it (run-tests.sh does the same).
+    subprocess.run(["modprobe", "-a", "veth", "ipip", "fou", "ip_gre", "wireguard"], check=False)
     from pyroute2 import IPRoute  # noqa: PLC0415 - imported after the module is loaded
 
     with IPRoute() as ipr:
@@ -196,6 +213,8 @@ def nic_up(address):
 
 
 def serve(args):
+    global LOG_FD  # noqa: PLW0603 - set once before the first fork
+    LOG_FD = os.dup(2)
     token = Path(args.token_file).read_text().strip()
     LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     nic_up(args.address)

@@ -87,7 +87,7 @@ def load(inventory, prefix=None, kernel="host"):
     """
     inventory = Path(inventory)
     lab = yaml.safe_load((inventory / "group_vars" / "all" / "lab.yml").read_text())
-    hosts = {}
+    hosts, ifnames = {}, {}
 
     def mine(entry):
         return entry.get("kernel", kernel) == kernel
@@ -96,6 +96,7 @@ def load(inventory, prefix=None, kernel="host"):
         for name, hvars in ((group or {}).get("hosts") or {}).items():
             underlay = [u for u in (hvars or {}).get("lab_underlay", []) if mine(u)]
             hosts[name] = [(u["segment"], ipaddress.ip_interface(u["address"])) for u in underlay]
+            ifnames.update({(name, u["segment"]): u["ifname"] for u in underlay if "ifname" in u})
         for child in ((group or {}).get("children") or {}).values():
             walk(child)
 
@@ -116,7 +117,12 @@ def load(inventory, prefix=None, kernel="host"):
 
     walk_groups(yaml.safe_load((inventory / "hosts.yml").read_text())["all"])
     return {"prefix": prefix or lab["lab_netns_prefix"], "segments": segments, "hosts": hosts,
-            "groups": groups, "inventory": inventory, "kernel": kernel}
+            "groups": groups, "inventory": inventory, "kernel": kernel, "ifnames": ifnames}
+
+
+def ifname(lab, host, segment):
+    """The host's interface on a segment: the entry's ifname (the documents' underlayInterface) or <segment>-wan."""
+    return lab["ifnames"].get((host, segment), f"{segment}-wan")
 
 
 def run_dir(lab, host=None):
@@ -173,7 +179,7 @@ def _identity_up(lab, host, ids):
         for iface in [*ids[host][0], *ids[host][1]]:
             if not _has_addr(ipr, lo, iface):
                 ipr.addr("add", index=lo, address=str(iface.ip), prefixlen=iface.network.prefixlen)
-        dev = _index(ipr, f"{segment}-wan")
+        dev = _index(ipr, ifname(lab, host, segment))
         for other, (tunnels, _owned) in ids.items():
             if other == host:
                 continue
@@ -512,7 +518,7 @@ def _host_complete(lab, host):
         return False
     with NetNS(name) as ipr:
         for segment, addr in lab["hosts"][host]:
-            idx = _index(ipr, f"{segment}-wan")
+            idx = _index(ipr, ifname(lab, host, segment))
             if idx is None or not _has_addr(ipr, idx, addr):
                 return False
         return not lab["hosts"][host] or bool(ipr.get_default_routes(family=2))
@@ -526,11 +532,11 @@ def _host_up(lab, host, underlay):
     _new_ns(name)
     with NetNS(name) as ipr, NetNS(underlay) as uipr:
         for segment, addr in lab["hosts"][host]:
-            ifname, peer = f"{segment}-wan", f"{host}-{segment}"[:15]
+            name_in_host, peer = ifname(lab, host, segment), f"{host}-{segment}"[:15]
             with contextlib.suppress(Exception):   # a peer left in the underlay by an interrupted up
                 uipr.link("del", index=_index(uipr, peer))
-            ipr.link("add", ifname=ifname, kind="veth", peer={"ifname": peer, "net_ns_fd": underlay})
-            idx = _index(ipr, ifname)
+            ipr.link("add", ifname=name_in_host, kind="veth", peer={"ifname": peer, "net_ns_fd": underlay})
+            idx = _index(ipr, name_in_host)
             ipr.addr("add", index=idx, address=str(addr.ip), prefixlen=addr.network.prefixlen)
             ipr.link("set", index=idx, state="up")
             uipr.link("set", index=_index(uipr, peer), master=_index(uipr, f"br-{segment}"), state="up")
@@ -538,7 +544,7 @@ def _host_up(lab, host, underlay):
             gateway = lab["segments"][lab["hosts"][host][0][0]][1]
             ipr.route("add", dst="0.0.0.0", dst_len=0, gateway=str(gateway))
         # Carrier comes up asynchronously; the first packet of a test must not race it.
-        wait_for(lambda: all(ipr.link("get", index=_index(ipr, f"{s}-wan"))[0].get("IFLA_OPERSTATE") == "UP"
+        wait_for(lambda: all(ipr.link("get", index=_index(ipr, ifname(lab, host, s)))[0].get("IFLA_OPERSTATE") == "UP"
                              for s, _a in lab["hosts"][host]),
                  timeout=5, interval=0.02, message=f"{name} underlay up")  # fmt: skip
     return True

@@ -156,5 +156,7 @@ def add_parser(sub, reconcile_factory=None):
     # The same BGP options the sam_rr role gives sam_materialize/sam_bgp, so both writers render alike.
     p.add_argument("--bgp-bfd", action="store_true", help="reconcile: BFD on the leaves' peer-group (needs bfdd)")
     p.add_argument("--rr-peering", action="store_true", help="reconcile: iBGP with the other SAMRRSet members")
+    p.add_argument("--wg-key-file", help="reconcile all: the WireGuard interface's private key file (0600)")
+    p.add_argument("--wg-listen-port", type=int, help="reconcile all: the WireGuard interface's UDP port")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging (never tokens or bodies)")
     p.set_defaults(func=lambda args, out: cmd_serve(args, out, reconcile_factory))

@@ -59,6 +59,21 @@ def _route(name, peer_addr, local_addr):
                                     "owner": OWNER})
 
 
+def _wireguard(profile, name, spec):
+    """A WireGuardPeer and a route per allowed IP through the WireGuard interface (what wg-quick would add).
+
+    The ipip tunnel over WireGuard runs between the profiles' localEndpoints, so the interface carries the
+    local one (localAddress) and each peer's allowed IPs must route into it.
+    """
+    spec = dict(spec, interface=profile.underlay, localAddress=str(profile.local_endpoint), owner=OWNER)
+    out = [_res("WireGuardPeer", name, spec)]
+    for index, net in enumerate(spec["allowedIPs"]):
+        out.append(_res("IPv4Route", "wg-%s-%d" % (name, index), {
+            "destination": str(net), "device": profile.underlay, "source": str(profile.local_endpoint),
+            "owner": OWNER}))
+    return out
+
+
 def _timers(*presets):
     """{"profile", "keepalive", "holdTime"} of the first preset set (routerd order), or None (daemon default)."""
     name = next((p for p in presets if p), None)
@@ -155,10 +170,10 @@ def _leaf_peers(profile, rrset, claim, router, timers):
             "address": _ip(member.tunnel_address), "remoteASN": member.asn or profile.peer_asn or router.asn,
             "localAddress": _ip(claim.tunnel_address), "nodeRef": member.node, "owner": OWNER}, timers)))
         if wireguard:
-            out.append(_res("WireGuardPeer", member.node, {
-                "interface": profile.underlay, "publicKey": member.wg_public_key, "endpoint": member.wg_endpoint,
-                "allowedIPs": list(member.wg_allowed_ips), "persistentKeepalive": member.wg_keepalive or 0,
-                "nodeRef": member.node, "owner": OWNER}))
+            out.extend(_wireguard(profile, member.node, {
+                "publicKey": member.wg_public_key, "endpoint": member.wg_endpoint,
+                "allowedIPs": [str(net) for net in member.wg_allowed_ips],
+                "persistentKeepalive": member.wg_keepalive or 0, "nodeRef": member.node}))
     return out
 
 
@@ -215,10 +230,10 @@ def _rr_claim(profile, policy, claim, member, router):
             _timers(profile.timers, router.timers))))
     if profile.encryption == "wireguard":
         keepalive = claim.wg_keepalive if claim.wg_keepalive is not None else (policy.wg_keepalive or 0)
-        out.append(_res("WireGuardPeer", claim.leaf_id, {
-            "interface": profile.underlay, "publicKey": claim.wg_public_key, "endpoint": claim.wg_endpoint,
+        out.extend(_wireguard(profile, claim.leaf_id, {
+            "publicKey": claim.wg_public_key, "endpoint": claim.wg_endpoint,
             "allowedIPs": [str(net) for _i, _t, net in claim.wg_allowed_ips if net is not None],
-            "persistentKeepalive": keepalive, "claimRef": claim.ref, "owner": OWNER}))
+            "persistentKeepalive": keepalive, "claimRef": claim.ref}))
     return out
 
 

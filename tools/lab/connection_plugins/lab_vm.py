@@ -2,6 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # A lab tool, not part of the collection: tools/lab/topology.py puts this directory on
 # ANSIBLE_CONNECTION_PLUGINS for the guest lab (make lab).
+# ruff: noqa: E402
 from __future__ import annotations
 
 DOCUMENTATION = r"""
