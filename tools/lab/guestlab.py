@@ -14,6 +14,7 @@ checkout, venv and FRR binaries run on both sides.
   WireGuard user's key); lab-vars.yml here with those public keys in the documents and the claims signed
   with them, the data plane on, and the lab_vm connection; `site.yml --tags service --limit sam_rrs`;
   `topology.py services` in the guest; `site.yml --tags mesh`; `topology.py status --wait`.
+- prepare: bringup up to (not including) the mesh run (molecule/kernel's create step).
 - play: ansible-playbook site.yml against the running lab with the lab's variables and connection
   (arguments after -- are passed on, e.g. `-- --tags mesh`).
 - status: the status table (from the guest). down: stop the guest (everything it ran goes with it) and
@@ -74,23 +75,25 @@ class GuestLab:
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(ROOT)
 
-    def bringup(self, wait=120):
-        start = time.monotonic()
+    def prepare(self):
+        """Everything before the mesh run: guest, topology, lab-vars, the RRs' install run and services."""
         self.base.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._link_collection()
         self.vm.start(collections=self.collections)
-        booted = time.monotonic()
         self.topology("up")
         keys = topology.json.loads(self.topology("keys"))
         topology.write_lab_vars(self.lab, wg_public=keys, extra={
             "lab_connection": "lab_vm", "ansible_lab_vm_state": str(self.vm.state_path),
             "ansible_pipelining": True, "ansible_user": "root",
             "sam_rr__manage_dataplane": True, "sam_leaf__manage_dataplane": True})
-        steps = {"guest boot": booted - start}
-        t = time.monotonic()
         self.play("--tags", "service", "--limit", "sam_rrs")
         self.topology("services")
-        steps["service install run"], t = time.monotonic() - t, time.monotonic()
+
+    def bringup(self, wait=120):
+        start = time.monotonic()
+        self.prepare()
+        steps = {"guest, topology and the RRs' install run": time.monotonic() - start}
+        t = time.monotonic()
         self.play("--tags", "mesh")
         steps["mesh run"], t = time.monotonic() - t, time.monotonic()
         out = self.topology("status", "--wait", str(wait), check=False)
@@ -111,12 +114,15 @@ def main(argv=None):
     parser.add_argument("--prefix")
     parser.add_argument("--inventory")
     parser.add_argument("--wait", type=float, default=120)
-    parser.add_argument("action", choices=("bringup", "status", "down", "play"))
+    parser.add_argument("action", choices=("bringup", "prepare", "status", "down", "play"))
     parser.add_argument("args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     lab = GuestLab(args.prefix, args.inventory)
     if args.action == "bringup":
         return 0 if lab.bringup(args.wait) else 1
+    if args.action == "prepare":
+        lab.prepare()
+        return 0
     if args.action == "down":
         print(f"lab {lab.prefix}: {'guest stopped' if lab.down() else 'no guest was running'}")
         return 0
