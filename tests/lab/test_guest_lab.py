@@ -106,8 +106,8 @@ def test_2_each_leaf_runs_its_transport_to_both_rrs(gate):
         tunnels[leaf] = {name: i.get("info_kind") for name, i in info.items()}
         data = [i.get("info_data", {}) for i in info.values()]
         if leaf == "leaf-b":   # fou 5555/5555, no WireGuard
-            assert all(d.get("encap_type") == "fou" and d.get("encap_sport") == 5555 and d.get("encap_dport") == 5555
-                       for d in data), data
+            assert all(d.get("encap", {}).get("type") == "fou" and d["encap"].get("sport") == 5555
+                       and d["encap"].get("dport") == 5555 for d in data), data
             assert not [n for n, lk in links.items() if lk.get("linkinfo", {}).get("info_kind") == "wireguard"]
         elif leaf == "leaf-a":  # ipip over WireGuard: the tunnels start at the WireGuard address
             assert links["wg-cloudedge"]["linkinfo"]["info_kind"] == "wireguard"
@@ -115,7 +115,7 @@ def test_2_each_leaf_runs_its_transport_to_both_rrs(gate):
             handshakes = gate.sh(leaf, "wg show wg-cloudedge latest-handshakes")
             assert len([line for line in handshakes.splitlines() if line.split()[-1] != "0"]) == 2, handshakes
         else:                   # plain ipip on the private underlay
-            assert all(d.get("encap_type") in (None, "none") for d in data), data
+            assert all(d.get("encap", {}).get("type") in (None, "none") for d in data), data
         assert set(tunnels[leaf].values()) == {"ipip"}, tunnels[leaf]
     for rr in RRS:
         names = {n for n in gate.links(rr) if n.startswith("sam-leaf-")}

@@ -434,6 +434,8 @@ def converged(rows):
     for r in rows:
         if not r.get("sessions") or any(s != "Established" for s in r["sessions"].values()):
             return False
+        if "service" in r and len(r["sessions"]) < len(leaves):   # an RR: one session per leaf at least
+            return False
         if r in leaves and not all(set(o) <= set(r.get("fib", ())) for h, o in owned.items() if h != r["host"]):
             return False
     return True
@@ -456,7 +458,8 @@ def status(lab, keeper=None, wait=0):
             time.sleep(0.5)
             rows = collect()
         print(f"converged: {converged(rows)} (waited {time.monotonic() - start:.1f}s, at most {wait}s)")
-    print(f"lab {lab['prefix']} (tunnels off: ipip/fou/gre/wireguard need the qemu guest, make test-kernel)")
+    print(f"lab {lab['prefix']} " + ("(qemu guest: Debian's kernel, tunnels on)" if lab["kernel"] == "guest"
+                                     else "(this kernel: tunnels off; make lab runs them in the qemu guest)"))
     print(f"{'host':10} {'netns':6} {'frr':4} {'svc':4} {'BGP sessions':52} {'claims admitted':26} BGP routes (FIB)")
     for r in rows:
         sessions = ",".join(f"{p}={s[:5]}" for p, s in sorted(r.get("sessions", {}).items())) or "-"
