@@ -65,7 +65,7 @@ qemu=(
 )
 if [ -n "${VM_HOSTFWD:-}" ]; then
   # restrict=on: the guest reaches nothing outside; only the forwarded port reaches the guest.
-  qemu+=(-netdev "user,id=net0,restrict=on,hostfwd=$VM_HOSTFWD" -device virtio-net-pci,netdev=net0)
+  qemu+=(-netdev "user,id=net0,restrict=on,hostfwd=$VM_HOSTFWD" -device "virtio-net-pci,netdev=net0")
 fi
 
 if [ $# -eq 0 ]; then

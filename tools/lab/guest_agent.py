@@ -201,7 +201,7 @@ def nic_up(address):
     from pyroute2 import IPRoute  # noqa: PLC0415 - imported after the module is loaded
 
     with IPRoute() as ipr:
-        for _ in range(100):
+        for _attempt in range(100):
             links = [link for link in ipr.get_links() if link.get_attr("IFLA_IFNAME") not in ("lo",)]
             if links:
                 break
