@@ -67,9 +67,10 @@ def test_1_fast_preset_and_bfd_reach_frr(lab):
             row = lab.json(leaf, f"show bgp neighbors {lab.tunnel[rr]} json")[lab.tunnel[rr]]
             assert row["bgpTimerConfiguredHoldTimeMsecs"] == HOLD_MS, (leaf, rr, row)
             assert row["bgpTimerHoldTimeMsecs"] == HOLD_MS and row["bgpTimerKeepAliveIntervalMsecs"] == 3000, row
-        bfd = _bfd_peers(lab, leaf)
         expect = {lab.tunnel[rr]: "up" for rr in RRS} if leaf in BFD_LEAVES else {}
-        assert bfd == expect, (leaf, bfd)
+        # A loaded 2-vCPU machine can starve bfdd past 3 x 300 ms: a flap re-establishes within seconds.
+        ok, _seconds = poll(lambda leaf=leaf, expect=expect: _bfd_peers(lab, leaf) == expect, 15, 0.5)
+        assert ok, (leaf, _bfd_peers(lab, leaf))
     for rr in RRS:
         config = lab.vtysh(rr, "show running-config")
         assert " neighbor cloudedge-leaves timers 3 9" in config and " neighbor cloudedge-leaves bfd" in config
