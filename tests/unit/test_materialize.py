@@ -43,12 +43,20 @@ def test_leaf_a_runs_ipip_over_wireguard_to_both_rrs():
     peers = _of(state, "WireGuardPeer")
     assert sorted(p["endpoint"] for p in peers) == ["203.0.113.10:51820", "203.0.113.11:51820"]
     assert all(p["publicKey"] and p["interface"] == "wg-cloudedge" for p in peers)
+    # The ipip tunnels start at the WireGuard interface's address and reach the RRs' ends through it.
+    assert {p["localAddress"] for p in peers} == {"10.20.0.31"}
+    wg_routes = sorted((r["destination"], r["device"], r["source"]) for r in _of(state, "IPv4Route")
+                       if r["device"] == "wg-cloudedge")
+    assert wg_routes == [("10.20.0.2/32", "wg-cloudedge", "10.20.0.31"), ("10.20.0.3/32", "wg-cloudedge", "10.20.0.31")]
 
 
 def test_rr_has_no_static_leaf_peers_and_wireguard_only_for_leaf_a():
     state, _report = node_state("cloudedge", "rr-a")
     assert _of(state, "BGPPeer") == []
     assert [p["claimRef"] for p in _of(state, "WireGuardPeer")] == ["SAMEnrollmentClaim/leaf-a"]
+    assert [p["localAddress"] for p in _of(state, "WireGuardPeer")] == ["10.20.0.2"]
+    assert [(r["destination"], r["source"]) for r in _of(state, "IPv4Route") if r["device"] == "wg-cloudedge"] \
+        == [("10.20.0.31/32", "10.20.0.2")]
     by_leaf = {t["leafID"]: t for t in _of(state, "TunnelInterface")}
     assert by_leaf["leaf-b"]["mode"] == "fou" and by_leaf["leaf-b"]["encapDport"] == 5555
     assert by_leaf["leaf-a"]["local"] == "10.20.0.2" and by_leaf["leaf-a"]["remote"] == "10.20.0.31"

@@ -1,0 +1,47 @@
+"""reconcile: the WireGuard step of `--reconcile all` (the kernel part runs in tests/lab)."""
+
+from boma_mesh_utils import netlink, reconcile
+
+
+def _peer(name, key="A" * 43 + "=", allowed=("10.20.0.31/32",)):
+    return {"kind": "WireGuardPeer", "metadata": {"name": name},
+            "spec": {"interface": "wg0", "publicKey": key, "endpoint": "198.51.100.31:51820",
+                     "allowedIPs": list(allowed), "persistentKeepalive": 0, "localAddress": "10.20.0.2"}}
+
+
+def test_no_wireguard_peers_means_no_wireguard_step():
+    assert reconcile._wireguard_plan(None, [], {"key_file": "/nonexistent"}, []) is None
+
+
+def test_a_missing_key_file_is_a_named_error_not_a_new_key(tmp_path):
+    errors = []
+    assert reconcile._wireguard_plan(None, [_peer("leaf-a")], {"key_file": str(tmp_path / "wg.key")}, errors) is None
+    assert errors and "no private key" in errors[0] and not (tmp_path / "wg.key").exists()
+
+
+def test_a_bad_peer_key_is_reported_before_netlink(tmp_path):
+    key = tmp_path / "wg.key"
+    netlink.create_private_key(str(key))
+    errors = []
+    assert reconcile._wireguard_plan(None, [_peer("leaf-a", key="short")], {"key_file": str(key)}, errors) is None
+    assert any("publicKey [wireguard-key]" in e for e in errors)
+
+
+def test_the_plan_uses_the_local_address_and_purges(tmp_path, monkeypatch):
+    key = tmp_path / "wg.key"
+    netlink.create_private_key(str(key))
+    seen = {}
+
+    def plan(ipr, netns, interface, desired, state, purge):
+        seen.update(interface=interface, desired=desired, state=state, purge=purge)
+        return ["planned"]
+
+    monkeypatch.setattr(reconcile.netlink, "plan_wireguard", plan)
+    errors = []
+    actions, private, interface = reconcile._wireguard_plan(None, [_peer("leaf-a")], {"key_file": str(key),
+                                                                                      "listen_port": 51820}, errors)
+    assert errors == [] and actions == ["planned"] and interface == "wg0" and private
+    assert seen["desired"]["address"] == "10.20.0.2/32" and seen["desired"]["listen_port"] == 51820
+    assert [p["allowed_ips"] for p in seen["desired"]["peers"]] == [["10.20.0.31/32"]]
+    assert seen["purge"] is True and seen["state"] == "present"
+    assert private not in repr(seen["desired"])
