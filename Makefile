@@ -178,6 +178,13 @@ lab-status:
 test-lab: collection kernel-setup
 	$(BIN)/python -m pytest -q -s tests/lab
 
+# The same lab as a Molecule test (molecule/kernel, docs/molecule.md): create = guestlab prepare, converge and
+# idempotence = site.yml --tags mesh twice (changed=0 on all five hosts), verify = tests/lab, destroy = down.
+# CI runs either this or test-lab; not part of `make test`.
+.PHONY: test-molecule-kernel
+test-molecule-kernel: collection kernel-setup
+	$(BIN)/molecule test -s kernel
+
 bench:
 	$(BIN)/python bench/validate_claims.py
 	$(BIN)/python bench/render.py
