@@ -546,6 +546,16 @@ def _host_up(lab, host, underlay):
         if lab["hosts"][host]:
             gateway = lab["segments"][lab["hosts"][host][0][0]][1]
             ipr.route("add", dst="0.0.0.0", dst_len=0, gateway=str(gateway))
+        # A guest "internet" segment that is not the host's first (the RRs' inet-rr): the other internet segments
+        # through its gateway, so WireGuard replies leave from the documents' endpoint. Otherwise they leave via
+        # the private default route, leaf-a's WireGuard roams the RR peers to 10.10.0.x, and every site.yml run
+        # sets them back (changed=1).
+        for segment, _addr in lab["hosts"][host][1:]:
+            if segment.startswith("inet-"):
+                via = lab["segments"][segment][1]
+                for other, (net, _gw) in lab["segments"].items():
+                    if other.startswith("inet-") and other != segment:
+                        ipr.route("add", dst=str(net.network_address), dst_len=net.prefixlen, gateway=str(via))
         # Carrier comes up asynchronously; the first packet of a test must not race it.
         wait_for(lambda: all(ipr.link("get", index=_index(ipr, ifname(lab, host, s)))[0].get("IFLA_OPERSTATE") == "UP"
                              for s, _a in lab["hosts"][host]),
