@@ -651,7 +651,7 @@ def bringup(lab, wait=60, env=None):
     if not converged(rows):
         raise SystemExit(f"lab {lab['prefix']}: BGP did not converge within {wait}s")
     print(f"lab {lab['prefix']} up in {(time.monotonic() - start) * 1000:.0f} ms "
-          "(tunnels off: they need the qemu guest, make test-kernel)")
+          "(this kernel: tunnels off; make lab runs them in the qemu guest)")
     return rows
 
 
