@@ -13,6 +13,7 @@ from inprocess import collection_on_path, run_module
 
 from boma_sam import cli_preflight
 from boma_sam import preflight as preflight_module
+from boma_sam.fields import parse_time
 
 _COLLECTION_BASE = collection_on_path()
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,7 +89,7 @@ def test_now_is_compared(tmp_path):
 def test_report_equals_samctl_preflight():
     inventory = cli_preflight.load_inventory(str(ROOT / "inventories" / "cloudedge"))
     names = cli_preflight.vault_names(str(ROOT / "vault" / "vault.example.yml"))
-    review = cli_preflight.build_review(inventory, cli_preflight.parse_time(NOW), names)
+    review = cli_preflight.build_review(inventory, parse_time(NOW), names)
     result, _raw = preflight({"now": NOW, "vault_names": names})
     assert result["report"] == cli_preflight.render(review)
     assert not result["changed"] and "dest" not in result

@@ -13,8 +13,7 @@ import json
 import sys
 
 from . import cli_enroll, cli_preflight, cli_serve, payload, tokens
-from .cli_io import FindingsError, InputError, load_configs, load_file
-from .fields import parse_time
+from .cli_io import FindingsError, InputError, load_configs, load_file, parse_now
 from .findings import ERROR
 from .loader import load_resources
 from .materialize import MaterializeError, materialize
@@ -49,7 +48,7 @@ def cmd_enrollment_hmac(args, out):
 
 
 def cmd_validate(args, out):
-    now = _now(args)
+    now = parse_now(getattr(args, "now", None))
     paths = {}
     for item in args.token_file or []:
         policy, sep, path = item.partition("=")
@@ -88,7 +87,7 @@ def cmd_validate(args, out):
 
 
 def _state(args):
-    now = _now(args)
+    now = parse_now(getattr(args, "now", None))
     resources, findings = load_resources(load_configs(args.config))
     report = validate(resources, now=now, findings=findings)
     if not report.ok:
@@ -110,15 +109,6 @@ def cmd_materialize(args, out):
     json.dump(_state(args), out, indent=2, sort_keys=True)
     out.write("\n")
     return 0
-
-
-def _now(args):
-    if not getattr(args, "now", None):
-        return None
-    now = parse_time(args.now)
-    if now is None:
-        raise InputError("--now %r is not an RFC 3339 timestamp" % args.now)
-    return now
 
 
 def _add_node_args(p):

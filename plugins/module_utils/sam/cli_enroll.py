@@ -12,8 +12,8 @@ import random
 import sys
 
 from . import admin_client, enroll_client, tokens
-from .cli_io import InputError, load_configs
-from .fields import format_time, parse_time
+from .cli_io import InputError, load_configs, parse_now
+from .fields import format_time
 from .loader import load_resources
 from .model import build_mesh, split_ref
 
@@ -50,15 +50,6 @@ def _check_ca(path):
             raise InputError("--ca-file %s: %s" % (path, (exc.strerror or "unreadable").lower())) from None
 
 
-def _now(args):
-    if not args.now:
-        return datetime.datetime.now(datetime.timezone.utc)
-    now = parse_time(args.now)
-    if now is None:
-        raise InputError("--now %r is not an RFC 3339 timestamp" % args.now)
-    return now
-
-
 def _claim(args):
     """(name, spec, join key) of --claim from the --config files."""
     resources, findings = load_resources(load_configs(args.config))
@@ -90,7 +81,7 @@ def cmd_enrollment_join(args, out):
     name, spec, key = _claim(args)
     api_token = _token(args.token_file, "--token-file")
     _check_ca(args.ca_file)
-    now = _now(args)
+    now = parse_now(args.now, datetime.datetime.now(datetime.timezone.utc))
     state, note = enroll_client.read_state(args.state_file)
     if note:
         sys.stderr.write("samctl: note: %s\n" % note)

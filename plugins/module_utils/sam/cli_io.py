@@ -4,6 +4,8 @@
 
 import json
 
+from .fields import parse_time
+
 
 class InputError(Exception):
     """Unreadable input: exit code 2."""
@@ -15,6 +17,16 @@ class FindingsError(Exception):
     def __init__(self, findings):
         super().__init__("%d finding(s)" % len(findings))
         self.findings = findings
+
+
+def parse_now(text, default=None):
+    """The --now option: an RFC 3339 time, or ``default`` when it is not given."""
+    if not text:
+        return default
+    now = parse_time(text)
+    if now is None:
+        raise InputError("--now %r is not an RFC 3339 timestamp" % text)
+    return now
 
 
 def load_file(path):

@@ -13,8 +13,7 @@ import datetime
 import os
 import sys
 
-from .cli_io import InputError, load_file
-from .fields import parse_time
+from .cli_io import InputError, load_file, parse_now
 from .preflight import build_review
 from .preflight_md import render
 
@@ -34,7 +33,7 @@ def add_parser(sub):
 
 
 def cmd_preflight(args, out):
-    now = _now(args.now)
+    now = parse_now(args.now, datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0))
     inventory = load_inventory(args.inventory)
     example = args.vault_example or _default_example(args.inventory)
     names = vault_names(example) if example else ()
@@ -50,15 +49,6 @@ def cmd_preflight(args, out):
     else:
         out.write(text)
     return 0 if review["ok"] else 1
-
-
-def _now(text):
-    if not text:
-        return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-    now = parse_time(text)
-    if now is None:
-        raise InputError("--now %r is not an RFC 3339 timestamp" % text)
-    return now
 
 
 def _default_example(inventory_dir):
