@@ -149,7 +149,7 @@ def handle(conn, token):
     started = time.monotonic()
     what = op
     if op == "exec" and pipelined_python(header["cmd"])[1]:
-        found = MODULE_NAME.search(body[:4096] if len(body) < 4096 else body[-4096:]) or MODULE_NAME.search(body)
+        found = MODULE_NAME.search(body)
         what = "module " + (found.group(0).decode() if found else "?")
     try:
         _serve_op(conn, op, header, body)

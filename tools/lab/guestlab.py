@@ -22,6 +22,7 @@ checkout, venv and FRR binaries run on both sides.
 """
 
 import argparse
+import json
 import os
 import shlex
 import shutil
@@ -81,7 +82,7 @@ class GuestLab:
         self._link_collection()
         self.vm.start(collections=self.collections)
         self.topology("up")
-        keys = topology.json.loads(self.topology("keys"))
+        keys = json.loads(self.topology("keys"))
         topology.write_lab_vars(self.lab, wg_public=keys, extra={
             "lab_connection": "lab_vm", "ansible_lab_vm_state": str(self.vm.state_path),
             "ansible_pipelining": True, "ansible_user": "root",
