@@ -45,6 +45,18 @@ def _bfd_peers(run, host):
     return {p.get("peer"): p.get("status") for p in run.json(host, "show bfd peers json")}
 
 
+def _bfd_diagnosis(run, host, expect):
+    """Why a host's BFD peers differ from what is expected: bgpd's view of each peer and the daemons' logs."""
+    frr = run.vty(host)
+    lines = [f"{host}: BFD peers {_bfd_peers(run, host)}, expected {expect}"]
+    for peer in expect:
+        row = run.json(host, f"show bgp neighbors {peer} json").get(peer, {})
+        lines.append(f"  bgpd {peer}: state {row.get('bgpState')} bfdInfo {row.get('peerBfdInfo')}")
+    lines.append("--- bfdd ---\n" + frr.log_tail("bfdd", 15))
+    lines.append("--- bgpd ---\n" + frr.log_tail("bgpd", 25))
+    return "\n".join(lines)
+
+
 def _converged(run, bfd=True):
     """Every leaf Established with both RRs, BFD up where configured, the other leaves' /32s via both RRs."""
     for leaf in LEAVES:
@@ -69,8 +81,8 @@ def test_1_fast_preset_and_bfd_reach_frr(lab):
             assert row["bgpTimerHoldTimeMsecs"] == HOLD_MS and row["bgpTimerKeepAliveIntervalMsecs"] == 3000, row
         expect = {lab.tunnel[rr]: "up" for rr in RRS} if leaf in BFD_LEAVES else {}
         # A loaded 2-vCPU machine can starve bfdd past 3 x 300 ms: a flap re-establishes within seconds.
-        ok, _seconds = poll(lambda leaf=leaf, expect=expect: _bfd_peers(lab, leaf) == expect, 15, 0.5)
-        assert ok, (leaf, _bfd_peers(lab, leaf))
+        ok, _seconds = poll(lambda leaf=leaf, expect=expect: _bfd_peers(lab, leaf) == expect, 45, 0.5)
+        assert ok, _bfd_diagnosis(lab, leaf, expect)
     for rr in RRS:
         config = lab.vtysh(rr, "show running-config")
         assert " neighbor cloudedge-leaves timers 3 9" in config and " neighbor cloudedge-leaves bfd" in config
@@ -117,7 +129,8 @@ def _failover(run, src, dst):
         assert row.get("state") == "Established" and row.get("peerUptimeMsec", 0) > failed_for * 1000 - 5000, (
             leaf, survivor, row)
     ok, seconds = poll(lambda: _converged(run), 90, 0.5)
-    assert ok, f"{rr} back, but the lab did not converge again in 90 s"
+    assert ok, f"{rr} back, but the lab did not converge again in 90 s\n" + "\n".join(
+        _bfd_diagnosis(run, leaf, dict.fromkeys(run.tunnel[r] for r in RRS)) for leaf in BFD_LEAVES)
     return rr, outage, back - t0, seconds
 
 
