@@ -42,6 +42,24 @@ class TokenSource:
 
 
 @dataclass(frozen=True)
+class JoinToken:
+    """One join token a policy accepts: its id, where it is read from, and when it stops being accepted."""
+
+    id: str
+    source: TokenSource
+    not_after: object = None   # aware datetime or None
+
+    @property
+    def retiring(self):
+        return self.not_after is not None
+
+
+# routerd's single joinTokenFrom is the token with this id; spec.joinTokens (ours) names each token.
+DEFAULT_TOKEN_ID = "default"
+TOKEN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+@dataclass(frozen=True)
 class RRMember:
     node: str
     endpoint: object
@@ -82,6 +100,7 @@ class Policy:
     ttl: object
     ttl_invalid: bool = False
     wg_keepalive: int = None
+    tokens: tuple = ()   # JoinToken, in the policy's order; token is tokens[0].source (None: unsigned)
 
 
 @dataclass(frozen=True)
@@ -195,14 +214,43 @@ def _host(r, path, required=False):
     return net
 
 
+def _token_source(r, prefix, where):
+    tf, te = r.str(prefix + "file"), r.str(prefix + "env")
+    if bool(tf) == bool(te):
+        r.error(where, "secret-source", "exactly one of file or env must be set")
+    return TokenSource(file=tf, env=te, base64=r.bool(prefix + "base64"))
+
+
+def _join_tokens(r):
+    """spec.joinTokenFrom (one token, id 'default') or spec.joinTokens (ours: several, for rotation)."""
+    if r.raw("joinTokenFrom") is not None:
+        if r.raw("joinTokens") is not None:
+            r.error(r.at("joinTokens"), "join-token-sources", "set joinTokenFrom or joinTokens, not both")
+        return (JoinToken(DEFAULT_TOKEN_ID, _token_source(r, "joinTokenFrom.", r.at("joinTokenFrom"))),)
+    out, seen = [], set()
+    for index, item in enumerate(r.list("joinTokens")):
+        path = "joinTokens[%d]" % index
+        if not isinstance(item, dict):
+            r.error(r.at(path), "type", "must be a mapping")
+            continue
+        sub = Reader(r.ref, item, r.findings, base=r.at(path))
+        ident = sub.str("id", required=True)
+        if ident is not None and not TOKEN_ID.fullmatch(ident):
+            sub.error(sub.at("id"), "join-token-id", "%r must match %s" % (ident, TOKEN_ID.pattern))
+        elif ident in seen:
+            sub.error(sub.at("id"), "join-token-id", "%r is listed twice" % ident)
+        seen.add(ident)
+        out.append(JoinToken(ident or "", _token_source(sub, "", sub.base), sub.time("notAfter")))
+    if r.raw("joinTokens") is not None and not out:
+        r.error(r.at("joinTokens"), "required", "must list at least one token (or leave it out for an unsigned "
+                "policy with allowUnsigned: true)")
+    return tuple(out)
+
+
 def parse_policy(res, findings):
     r = Reader(res.ref, res.spec, findings)
-    token = None
-    if r.raw("joinTokenFrom") is not None:
-        tf, te = r.str("joinTokenFrom.file"), r.str("joinTokenFrom.env")
-        if bool(tf) == bool(te):
-            r.error("spec.joinTokenFrom", "secret-source", "exactly one of file or env must be set")
-        token = TokenSource(file=tf, env=te, base64=r.bool("joinTokenFrom.base64"))
+    tokens = _join_tokens(r)
+    token = tokens[0].source if tokens else None
     pattern = None
     text = r.str("allowedLeafIDs.pattern")
     if text is not None:
@@ -219,7 +267,7 @@ def parse_policy(res, findings):
         wg_extra_prefixes=tuple(r.prefixes("wireGuard.allowedExtraIPPrefixes")),
         pool_refs=tuple(r.str_list("mobilityPoolRefs")), mobility_prefixes=tuple(r.prefixes("mobilityPrefixes")),
         ttl=r.duration("ttl"), ttl_invalid=r.str("ttl") is not None and r.duration("ttl") is None,
-        wg_keepalive=r.int("wireGuard.persistentKeepalive", minimum=0, maximum=65535))
+        wg_keepalive=r.int("wireGuard.persistentKeepalive", minimum=0, maximum=65535), tokens=tokens)
 
 
 def parse_claim(res, findings):

@@ -1,6 +1,6 @@
 # Copyright: boma.mesh contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Edge helper (does I/O): read join tokens named by joinTokenFrom for the pure validator.
+"""Edge helper (does I/O): read the join tokens a policy names (joinTokenFrom or joinTokens) for the pure core.
 
 Returns key bytes, or a string saying why the token is unavailable.  The
 reason names the file or variable, never the value.
@@ -9,6 +9,7 @@ reason names the file or variable, never the value.
 import errno
 import os
 
+from .keyring import JoinKey
 from .payload import SecretError, secret_key
 
 
@@ -38,13 +39,19 @@ def read_token(file=None, env=None, is_base64=False, environ=None):
         return "%s: %s" % (source, exc)
 
 
+def policy_keys(policy, environ=None):
+    """[keyring.JoinKey] of a policy's tokens, each read from its file or variable (or why it is unavailable)."""
+    return [JoinKey(t.id, read_token(t.source.file, t.source.env, t.source.base64, environ), t.not_after)
+            for t in policy.tokens]
+
+
 def policy_tokens(mesh, overrides=None, environ=None):
-    """{policy name: key bytes | reason} for every policy, overrides (name -> key bytes) first."""
+    """{policy name: key bytes (override) | [keyring.JoinKey]} for every signed policy, overrides first."""
     overrides = overrides or {}
     out = {}
     for name, policy in mesh.policies.items():
         if name in overrides:
             out[name] = overrides[name]
-        elif policy.token is not None:
-            out[name] = read_token(policy.token.file, policy.token.env, policy.token.base64, environ)
+        elif policy.tokens:
+            out[name] = policy_keys(policy, environ)
     return out

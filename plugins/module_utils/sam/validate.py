@@ -2,8 +2,9 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Every configuration and claim rule, returning Findings; nothing here raises on bad input.
 
-``tokens`` maps a policy name to its join-token key bytes, or to a string
-saying why the token is unavailable (or is a callable(mesh) returning that).  Without a key, claims are still checked
+``tokens`` maps a policy name to its join-token key bytes, to a string
+saying why the token is unavailable, or to a list of keyring.JoinKey (spec.joinTokens); it may also be a
+callable(mesh) returning that mapping.  Without a key, claims are still checked
 for field presence and policy scope, and the report says the HMAC was not
 verified (routerd's "reviewable before secrets are installed" rule).
 """
@@ -15,10 +16,10 @@ import datetime
 import ipaddress
 from dataclasses import dataclass, field
 
-from . import admission, payload
+from . import admission, keyring, payload
 from .findings import ERROR, WARNING, Finding
 from .loader import load_resources
-from .model import build_mesh, parse_claim, split_ref
+from .model import DEFAULT_TOKEN_ID, build_mesh, parse_claim, split_ref
 from .rules import check_config
 
 DEFAULT_SKEW = datetime.timedelta(minutes=5)
@@ -32,6 +33,7 @@ class Report:
     skipped: list = field(default_factory=list)    # claim names
     verified: list = field(default_factory=list)   # claim names whose HMAC was verified
     unverified: list = field(default_factory=list)  # claim names checked without a token
+    signed_with: dict = field(default_factory=dict)  # claim name -> keyring.JoinKey that verified its HMAC
 
     @property
     def errors(self):
@@ -115,7 +117,7 @@ def _check_claim(mesh, policy, claim, tokens, now, skew, findings, report):
                                 "%s is more than %s in the future" % (claim.timestamp.isoformat(), skew)))
     if policy is None:
         return False
-    _check_join_auth(policy, claim, tokens, findings, report)
+    _check_join_auth(policy, claim, tokens, now, findings, report)
     _check_scope(mesh, policy, claim, findings)
     if policy.ttl is not None and claim.timestamp is not None and claim.expires_at is not None \
             and claim.expires_at > claim.timestamp + policy.ttl:
@@ -132,28 +134,43 @@ def _check_claim(mesh, policy, claim, tokens, now, skew, findings, report):
     return True
 
 
-def _check_join_auth(policy, claim, tokens, findings, report):
+def _check_join_auth(policy, claim, tokens, now, findings, report):
     if policy.token is None:
         return  # unsigned policies are reported once, by check_config
     for key, value in (("joinNonce", claim.nonce), ("joinTimestamp", claim.spec.get("joinTimestamp")),
                        ("joinHMAC", claim.hmac)):
         if value is None or (isinstance(value, str) and not value.strip()):
             findings.append(Finding(claim.ref, "spec." + key, "join-auth-required",
-                                    "is required because %s sets joinTokenFrom" % _pref(policy)))
+                                    "is required because %s sets %s" % (_pref(policy), _token_field(policy))))
     if claim.hmac is None:
         return
-    key = tokens.get(policy.name)
-    if not isinstance(key, (bytes, bytearray)):
+    keys = keyring.keys_of(tokens.get(policy.name))
+    if not any(key.usable for key in keys):
         report.unverified.append(claim.name)
         return
     if not payload.is_hmac_hex(claim.hmac):
         findings.append(Finding(claim.ref, "spec.joinHMAC", "join-hmac-format",
                                 "must be 64 lowercase hexadecimal characters"))
-    elif not payload.verify_join_hmac(bytes(key), claim.spec):
+        return
+    key = keyring.signer(keys, claim.spec)
+    if key is None and keyring.unavailable(keys):
+        report.unverified.append(claim.name)   # it may be signed with the token this host cannot read
+    elif key is None:
+        single = [k.id for k in keys] == [DEFAULT_TOKEN_ID]
+        what = "joinTokenFrom" if single else "join tokens (%s)" % keyring.describe(keys)
         findings.append(Finding(claim.ref, "spec.joinHMAC", "join-hmac",
-                                "does not match %s joinTokenFrom" % _pref(policy)))
+                                "does not match %s %s" % (_pref(policy), what)))
+    elif key.expired(now):
+        findings.append(Finding(claim.ref, "spec.joinHMAC", "join-token-expired",
+                                "signed with join token %r of %s, which is not accepted after %s: re-sign the claim "
+                                "with a current token" % (key.id, _pref(policy), key.not_after.isoformat())))
     else:
         report.verified.append(claim.name)
+        report.signed_with[claim.name] = key
+
+
+def _token_field(policy):
+    return "joinTokenFrom" if [t.id for t in policy.tokens] == [DEFAULT_TOKEN_ID] else "joinTokens"
 
 
 def _pref(policy):
@@ -238,10 +255,12 @@ def _token_notes(mesh, tokens, report):
         claim = mesh.claims[name]
         by_policy.setdefault(split_ref(claim.policy_ref, "SAMEnrollmentPolicy"), []).append(name)
     for policy_name, names in sorted(by_policy.items()):
-        reason = tokens.get(policy_name)
-        reason = reason if isinstance(reason, str) else "no join token was supplied"
+        keys = keyring.keys_of(tokens.get(policy_name))
+        reason = "; ".join(key.key if len(keys) == 1 else "%s: %s" % (key.id, key.key)
+                           for key in keys if not key.usable) or "no join token was supplied"
         report.findings.append(Finding(
-            "SAMEnrollmentPolicy/" + policy_name, "spec.joinTokenFrom", "hmac-not-verified",
+            "SAMEnrollmentPolicy/" + policy_name, "spec." + _token_field(mesh.policies[policy_name]),
+            "hmac-not-verified",
             "joinHMAC of %d claim(s) not verified (%s): field presence and policy scope were checked"
             % (len(names), reason), WARNING))
 
