@@ -26,7 +26,7 @@ APT_PACKAGES := openssl git make iproute2 iputils-ping frr frr-pythontools gobgp
                 podman runc conmon containernetworking-plugins golang-github-containernetworking-plugin-dnsname \
                 catatonit uidmap slirp4netns passt fuse-overlayfs mmdebstrap
 
-.PHONY: help setup apt venv collection lint lint-python lint-ansible sanity docs-check changelog-lint \
+.PHONY: help setup apt venv collection lint lint-python lint-ansible sanity docs-check docs changelog-lint \
         test test-unit test-service test-integration test-netns bench clean \
         kernel-setup test-kernel molecule-setup test-molecule check-argspecs check-tags \
         init-vault edit-vault check-vault lab lab-down lab-status lab-host test-lab
@@ -35,6 +35,7 @@ help:
 	@echo "make setup   - create .venv, install pinned Python and Debian packages, samctl (safe to re-run)"
 	@echo "make test    - lint + every test lane"
 	@echo "make lint    - ruff, ansible-lint (production), ansible-test sanity, ansible-doc, changelog lint"
+	@echo "make docs    - the docs site (antsibull-docs, Sphinx) in .build/docs/html; fails on any warning"
 	@echo "make bench   - print performance figures (bench/)"
 	@echo "make lab     - the runbook topology in a qemu guest with Debian's kernel, left running (root; lab-down, lab-status)"
 	@echo "make test-lab - the slow lane: the lab's Full Topology Gate in the guest (about 15 min)"
@@ -106,6 +107,29 @@ sanity: collection
 
 docs-check: collection
 	$(BIN)/python tools/check_docs.py $(COLL)
+
+# The docs site from the copied collection (module, plugin and role docs, docs/docsite) with antsibull-docs and
+# Sphinx into .build/docs/html, rebuilt from scratch; any lint problem or Sphinx warning fails it. The intersphinx
+# inventories fall back to local files (tools/docs_intersphinx.py) when docs.ansible.com is not reachable.
+DOCS := $(BUILD)/docs
+
+docs: collection venv
+	rm -rf $(DOCS) && mkdir -p $(DOCS)
+	start=$$(date +%s)
+	(cd $(COLL) && $(BIN)/antsibull-docs lint-collection-docs --plugin-docs .)
+	$(BIN)/antsibull-docs sphinx-init --use-current --squash-hierarchy --fail-on-error --dest-dir $(DOCS) \
+	  --project boma.mesh --copyright 'boma.mesh contributors' --title 'boma.mesh collection' boma.mesh >/dev/null
+	$(BIN)/python tools/docs_intersphinx.py $(DOCS)
+	mkdir -p $(DOCS)/rst && chmod og-w $(DOCS)/rst
+	$(BIN)/antsibull-docs --config-file $(DOCS)/antsibull-docs.cfg collection --use-current --squash-hierarchy \
+	  --fail-on-error --cleanup everything --dest-dir $(DOCS)/rst boma.mesh
+	status=0
+	$(BIN)/sphinx-build -q -b html -W --keep-going -w $(DOCS)/warnings.log -c $(DOCS) -d $(DOCS)/doctrees \
+	  $(DOCS)/rst $(DOCS)/html || status=$$?
+	warnings=$$(grep -c -E '(WARNING|ERROR|CRITICAL):' $(DOCS)/warnings.log || true)
+	pages=$$(find $(DOCS)/html -name '*.html' | wc -l)
+	echo "docs: $$warnings warning(s), $$pages HTML pages in $(DOCS)/html ($$(( $$(date +%s) - start )) s)"
+	[ "$$status" = 0 ] && [ "$$warnings" = 0 ]
 
 changelog-lint:
 	$(BIN)/antsibull-changelog lint
