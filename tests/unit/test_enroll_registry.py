@@ -30,7 +30,8 @@ def record(doc, generation=1, **extra):
 def test_a_valid_claim_passes_and_a_forged_one_names_the_field():
     reg = registry()
     doc = synthetic.signed_claims(1, KEY, timestamp=STAMP)[0]
-    claim, policy = reg.check("leaf-0", doc["spec"], {"bench": KEY}, NOW)
+    claim, policy, signer = reg.check("leaf-0", doc["spec"], {"bench": KEY}, NOW)
+    assert signer.id == "default" and signer.key == KEY
     assert (claim.name, policy) == ("leaf-0", "bench")
     with pytest.raises(Rejection) as exc:
         reg.check("leaf-0", doc["spec"], {"bench": b"another-token"}, NOW)

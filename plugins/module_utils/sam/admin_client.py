@@ -35,9 +35,10 @@ def set_expiry(endpoint, admin_token, name, expires_at, timeout=DEFAULT_TIMEOUT,
                   timeout, ca_file)
 
 
-def list_claims(endpoint, admin_token, timeout=DEFAULT_TIMEOUT, ca_file=None):
-    """``{"items": [{"name", "policy", "leafID", "generation", "acceptedAt", "expiresAt", "revoked", ...}]}``."""
-    return _admin(endpoint, "GET", wire.claims_path(), admin_token, timeout=timeout, ca_file=ca_file)
+def list_claims(endpoint, admin_token, timeout=DEFAULT_TIMEOUT, ca_file=None, retiring=False):
+    """``{"items": [{"name", "policy", "leafID", "generation", "acceptedAt", "expiresAt", "revoked", "joinToken",
+    ...}]}``; ``retiring``: only active claims signed with a retiring (notAfter) or removed join token."""
+    return _admin(endpoint, "GET", wire.claims_path(retiring), admin_token, timeout=timeout, ca_file=ca_file)
 
 
 def audit(endpoint, admin_token, limit=100, timeout=DEFAULT_TIMEOUT, ca_file=None):

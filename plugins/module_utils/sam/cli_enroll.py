@@ -11,7 +11,7 @@ import json
 import random
 import sys
 
-from . import admin_client, enroll_client, tokens
+from . import admin_client, enroll_client, keyring, tokens
 from .cli_io import InputError, load_configs, parse_now
 from .fields import format_time
 from .loader import load_resources
@@ -66,10 +66,21 @@ def _claim(args):
         is_base64 = args.join_token_base64 or bool(token_source and token_source.base64)
         key = tokens.read_token(file=args.join_token_file, is_base64=is_base64)
     elif token_source is not None:
-        key = tokens.read_token(token_source.file, token_source.env, token_source.base64)
+        # During a rotation the policy lists several tokens: the RRs answer with the one that signed the claim.
+        keys = tokens.policy_keys(policy)
+        found = keyring.signer(keys, spec)
+        if not any(k.usable for k in keys):
+            raise InputError("join token: " + "; ".join(k.key if len(keys) == 1 else "%s: %s" % (k.id, k.key)
+                                                        for k in keys))
+        if found is None:
+            raise InputError("%s/%s spec.joinHMAC matches none of SAMEnrollmentPolicy/%s's readable join tokens "
+                             "(%s)%s" % (KIND, name, policy.name, keyring.describe(keys),
+                                         "; unavailable: " + "; ".join(keyring.unavailable(keys))
+                                         if keyring.unavailable(keys) else ""))
+        key = found.key
     else:
         raise InputError("no join token for %s/%s: pass --join-token-file or include its SAMEnrollmentPolicy "
-                         "with joinTokenFrom in --config" % (KIND, name))
+                         "with joinTokenFrom or joinTokens in --config" % (KIND, name))
     if isinstance(key, str):
         raise InputError("join token: " + key)
     return name, spec, key
@@ -155,10 +166,22 @@ def _claim_lines(doc):
     lines = []
     for item in items:
         status = "revoked" if item.get("revoked") else ("active" if item.get("active") else "inactive")
-        lines.append("%s\t%s\tgeneration %s\texpires %s\tpolicy %s\tleafID %s%s" % (
+        lines.append("%s\t%s\tgeneration %s\texpires %s\tpolicy %s\tleafID %s\t%s%s" % (
             item.get("name"), status, item.get("generation"), item.get("expiresAt"), item.get("policy"),
-            item.get("leafID"), ("\treason " + item["revokedReason"]) if item.get("revokedReason") else ""))
+            item.get("leafID"), _token_text(item.get("joinToken")),
+            ("\treason " + item["revokedReason"]) if item.get("revokedReason") else ""))
     return lines + ["%d claim(s)" % len(items)]
+
+
+def _token_text(token):
+    """'token 2026-05 (retiring, not after T)' from a listing item's joinToken."""
+    if not isinstance(token, dict):
+        return "token -"
+    if token.get("status") in ("retired", "unsigned", "unverified"):
+        return "token %s" % token["status"]
+    if token.get("notAfter"):
+        return "token %s (retiring, not after %s)" % (token.get("id"), token["notAfter"])
+    return "token %s" % token.get("id")
 
 
 def _audit_lines(doc):
@@ -173,7 +196,7 @@ def _detail(detail):
 
 
 def cmd_claim_list(args, out):
-    return _run_admin(args, out, admin_client.list_claims, _claim_lines)
+    return _run_admin(args, out, admin_client.list_claims, _claim_lines, retiring=args.retiring)
 
 
 def cmd_claim_audit(args, out):
@@ -211,7 +234,7 @@ def add_parsers(sub):
     p.add_argument("--state-file", required=True, metavar="PATH", help="the leaf's enrollment state (JSON, 0600)")
     p.add_argument("--token-file", required=True, metavar="F", help="file holding the API bearer token")
     p.add_argument("--join-token-file", metavar="F",
-                   help="file holding the join token (default: the claim's policy joinTokenFrom)")
+                   help="file holding the join token (default: the policy's token that signed the claim)")
     p.add_argument("--join-token-base64", action="store_true", help="the --join-token-file content is base64")
     _transport_args(p)
     p.add_argument("--force", action="store_true", help="submit and fetch even when the state is fresh")
@@ -230,6 +253,8 @@ def add_parsers(sub):
     q.add_argument("--expires-at", required=True, metavar="T", help="RFC 3339 time, not later than the current one")
     q.set_defaults(func=cmd_claim_expire)
     q = actions.add_parser("list", parents=[parent], help="list the claims the RR knows")
+    q.add_argument("--retiring", action="store_true",
+                   help="only active claims signed with a retiring join token (one with notAfter, or removed)")
     q.set_defaults(func=cmd_claim_list)
     q = actions.add_parser("audit", parents=[parent], help="show the audit log, newest first")
     q.add_argument("--limit", type=int, default=100)

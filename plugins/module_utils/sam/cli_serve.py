@@ -35,7 +35,7 @@ def read_secret_file(path, what):
 
 
 class PolicyTokens:
-    """Join-token keys by policy, read once and re-read while a token is unavailable (installed later)."""
+    """Join-token keys by policy ([keyring.JoinKey]), read once and re-read while one is unavailable."""
 
     def __init__(self, mesh):
         self.mesh = mesh
@@ -44,25 +44,49 @@ class PolicyTokens:
 
     def __call__(self, name):
         with self.lock:
-            key = self.cache.get(name)
-            if isinstance(key, (bytes, bytearray)):
-                return key
+            keys = self.cache.get(name)
+            if keys is not None and all(key.usable for key in keys):
+                return keys
             policy = self.mesh.policies.get(name)
-            if policy is None or policy.token is None:
+            if policy is None or not policy.tokens:
                 return None
-            key = tokens.read_token(policy.token.file, policy.token.env, policy.token.base64)
-            self.cache[name] = key
-            return key
+            keys = tokens.policy_keys(policy)
+            self.cache[name] = keys
+            return keys
 
 
-def build_service(args, reconcile_factory=None):
+def load_documents(args):
+    """The RR's documents (validated) and their token resolver; FindingsError/InputError when unusable."""
     resources, findings = load_resources(load_configs(args.config))
     report = validate([r for r in resources if r.kind != "SAMEnrollmentClaim"], findings=findings)
     if not report.ok:
         raise FindingsError(report.errors)
+    return resources, PolicyTokens(report.mesh)
+
+
+def reload_service(service, args):
+    """SIGHUP: re-read --config and the token files; a bad document set is refused and the old one kept."""
+    try:
+        resources, resolver = load_documents(args)
+    except FindingsError as exc:
+        LOG.error("reload refused, still serving the previous documents: %s",
+                  "; ".join(f.describe() for f in exc.findings[:5]))
+        return False
+    except InputError as exc:
+        LOG.error("reload refused, still serving the previous documents: %s", exc)
+        return False
+    service.reload(resources, resolver)
+    policies = sorted(resolver.mesh.policies)
+    LOG.info("reloaded documents: %d policies, join tokens %s", len(policies),
+             {name: [key.id for key in resolver(name) or ()] for name in policies})
+    return True
+
+
+def build_service(args, reconcile_factory=None):
+    resources, resolver = load_documents(args)
     leaf = read_secret_file(args.token_file, "--token-file")
     admin = read_secret_file(args.admin_token_file, "--admin-token-file") if args.admin_token_file else None
-    service = Service(args.node, resources, args.db, leaf, admin, PolicyTokens(report.mesh))
+    service = Service(args.node, resources, args.db, leaf, admin, resolver)
     if args.peer:
         peer_token = read_secret_file(args.peer_token_file, "--peer-token-file") if args.peer_token_file else admin
         if not peer_token:
@@ -115,12 +139,18 @@ def cmd_serve(args, out, reconcile_factory=None):
     reconciler = service.reconciler
     if reconciler is not None:
         reconciler.start()
-    done = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_args: done.set())
+    wake, pending = threading.Event(), []
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, lambda signo, _frame: (pending.append(signo), wake.set()))
     out.write(where + "\n")
     out.flush()
-    done.wait()
+    while True:
+        wake.wait()
+        wake.clear()
+        signals, pending[:] = list(pending), []
+        if any(signo != signal.SIGHUP for signo in signals):
+            break
+        reload_service(service, args)
     LOG.info("stopping")
     http_edge.stop(servers)
     if service.replicator is not None:

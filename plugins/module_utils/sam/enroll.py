@@ -12,7 +12,7 @@ every *active* accepted claim, looked up in hash maps so a submission costs the 
 10,000 claims.  Nonce replay is the store's job: it remembers nonces forever.
 """
 
-from . import admission
+from . import admission, keyring
 from .client import claim_digest
 from .fields import format_time, parse_time
 from .findings import ERROR, SKIPPED
@@ -21,6 +21,8 @@ from .model import build_mesh, parse_claim, split_ref
 from .validate import DEFAULT_SKEW, validate_claim
 
 CONTROL_API_VERSION = "control.routerd.net/v1alpha1"
+# A record none of its policy's listed tokens signed (its token was removed): never active again.
+RETIRED = "retired"
 # The nonce is unique forever in the store, not only among active claims.
 _FIELDS = tuple(f for f in admission.UNIQUE_FIELDS if f[0] != "duplicate-join-nonce")
 
@@ -58,12 +60,15 @@ def _index_keys(policy, claim):
 
 
 class Registry:
-    def __init__(self, config_resources, records=()):
+    def __init__(self, config_resources, records=(), tokens=None):
         self.config = [r for r in config_resources if r.kind != "SAMEnrollmentClaim"]
         self.mesh = build_mesh(self.config, [])
         self.rrset_docs = {r.name: r for r in self.config if r.kind == "SAMRRSet"}
+        # The validator's token mapping (policy -> keys): tells which of its policy's tokens signed a record.
+        self.tokens = tokens if tokens is not None else {}
         self.records = {}
         self.claims = {}
+        self.signed_with = {}   # name -> JoinKey, RETIRED (no listed token signed it) or None (not known here)
         self.index = {}
         self.reserved = {}   # identities of claims being committed right now (group commit)
         for record in records:
@@ -71,7 +76,7 @@ class Registry:
 
     # -- admission -------------------------------------------------------------------------------
     def check(self, name, spec, tokens, now, skew=DEFAULT_SKEW):
-        """(Claim, policy name) when ``spec`` may be admitted as SAMEnrollmentClaim/name, else Rejection."""
+        """(Claim, policy name, JoinKey that signed it or None) when ``spec`` may be admitted, else Rejection."""
         res = Resource("SAMEnrollmentClaim", name, spec)
         report = validate_claim(self.mesh, res, tokens=tokens, now=now, skew=skew)
         mine = [f for f in report.findings if f.resource == res.ref]
@@ -84,10 +89,10 @@ class Registry:
         claim = report.mesh.claims[name]
         policy = split_ref(claim.policy_ref, "SAMEnrollmentPolicy")
         if name in report.unverified:
-            reason = tokens.get(policy) if isinstance(tokens.get(policy), str) else "no join token configured"
+            reason = "; ".join(keyring.unavailable(keyring.keys_of(tokens.get(policy)))) or "no join token configured"
             raise Rejection(503, "token-unavailable",
                             "SAMEnrollmentPolicy/%s join token is unavailable on this RR (%s)" % (policy, reason))
-        return claim, policy
+        return claim, policy, report.signed_with.get(name)
 
     def check_conflicts(self, claim, policy, now):
         """Refuse an identity held by another active claim (call under the writer's lock)."""
@@ -115,27 +120,44 @@ class Registry:
                 del self.reserved[key]
 
     def expiry_of(self, name):
-        """Effective expiry (datetime or None) of an accepted claim."""
+        """Effective expiry (datetime or None) of an accepted claim: its lease, capped at its token's notAfter."""
         claim = self.claims[name]
         policy = self.mesh.policies.get(split_ref(claim.policy_ref, "SAMEnrollmentPolicy") or "")
-        return admission.expiry(policy, claim)
+        until = admission.expiry(policy, claim)
+        key = self.signed_with.get(name)
+        cap = key.not_after if isinstance(key, keyring.JoinKey) else None
+        return cap if cap is not None and (until is None or cap < until) else until
 
     def is_active(self, name, now):
         record = self.records.get(name)
-        if record is None or record.get("revoked"):
+        if record is None or record.get("revoked") or self.signed_with.get(name) is RETIRED:
             return False
         until = self.expiry_of(name)
         return until is None or until > now
 
+    def _signer(self, record):
+        """The JoinKey that signed a record, RETIRED when none of its policy's tokens did, None if unknown."""
+        keys = keyring.keys_of(self.tokens.get(record["policy"]))
+        policy = self.mesh.policies.get(record["policy"])
+        if not keys or policy is None or not policy.tokens:
+            return None
+        key = keyring.signer(keys, record["spec"])
+        if key is None and not keyring.unavailable(keys):
+            return RETIRED
+        return key
+
     # -- records ---------------------------------------------------------------------------------
-    def put(self, record, claim=None):
-        """Add or replace an accepted record (after the store committed it); ``claim`` if already parsed."""
+    def put(self, record, claim=None, signer=None):
+        """Add or replace an accepted record (after the store committed it); ``claim``/``key`` if known."""
         name = record["name"]
         self.drop(name)
         if claim is None or record.get("expiresAt") != claim.spec.get("expiresAt") or record.get("revoked"):
             claim = parse_claim(Resource("SAMEnrollmentClaim", name, overlay(record)), [])
         self.records[name] = record
         self.claims[name] = claim
+        # A reload may have changed the tokens since the claim was checked: then the signer is found again.
+        known = signer is not None and signer in keyring.keys_of(self.tokens.get(record["policy"]))
+        self.signed_with[name] = signer if known else self._signer(record)
         if not record.get("revoked"):
             for key in _index_keys(record["policy"], claim):
                 self.index.setdefault(key, name)
@@ -143,6 +165,7 @@ class Registry:
     def drop(self, name):
         old = self.claims.pop(name, None)
         record = self.records.pop(name, None)
+        self.signed_with.pop(name, None)
         if old is None:
             return
         for key in _index_keys(record["policy"], old):
@@ -177,6 +200,9 @@ class Registry:
         record, claim = self.records[name], self.claims[name]
         if record.get("revoked"):
             raise Rejection(410, "claim-revoked", "SAMEnrollmentClaim/%s was revoked" % name)
+        if self.signed_with.get(name) is RETIRED:
+            raise Rejection(410, "join-token-retired", "SAMEnrollmentClaim/%s was signed with a join token "
+                            "SAMEnrollmentPolicy/%s no longer lists: re-sign it" % (name, record["policy"]))
         if not self.is_active(name, now):
             raise Rejection(410, "claim-expired", "SAMEnrollmentClaim/%s has expired" % name)
         if split_ref(claim.rrset_ref or "", "SAMRRSet") != rrset_name:
@@ -193,16 +219,38 @@ class Registry:
                 "rrSet": {"apiVersion": "mobility.routerd.net/v1alpha1", "kind": "SAMRRSet",
                           "metadata": {"name": rrset_name}, "spec": doc.spec}}
 
-    def listing(self, now):
+    def listing(self, now, retiring=False):
+        """Every record (or, with ``retiring``, the active ones whose token is retiring or gone) for the admin."""
         items = []
         for name in sorted(self.records):
             record, claim = self.records[name], self.claims[name]
+            token = self.token_info(name)
+            if retiring and not (token["retiring"] and not record.get("revoked")):
+                continue
             until = self.expiry_of(name)
             items.append({"name": name, "policy": record["policy"], "leafID": claim.leaf_id,
                           "generation": record["generation"], "acceptedAt": record["acceptedAt"],
                           "expiresAt": format_time(until) if until else None, "revoked": bool(record.get("revoked")),
-                          "revokedReason": record.get("revokedReason"), "active": self.is_active(name, now)})
+                          "revokedReason": record.get("revokedReason"), "active": self.is_active(name, now),
+                          "joinToken": token})
         return {"items": items}
+
+    def token_info(self, name):
+        """{id, notAfter, retiring, status} of the token that signed a record (no key material)."""
+        key = self.signed_with.get(name)
+        if key is RETIRED:
+            return {"id": None, "notAfter": None, "retiring": True, "status": "retired"}
+        if key is None:
+            policy = self.mesh.policies.get(self.records[name]["policy"])
+            status = "unsigned" if policy is None or not policy.tokens else "unverified"
+            return {"id": None, "notAfter": None, "retiring": False, "status": status}
+        return {"id": key.id, "notAfter": format_time(key.not_after) if key.not_after else None,
+                "retiring": key.not_after is not None, "status": "retiring" if key.not_after else "current"}
+
+    def mac_key(self, name):
+        """Key bytes of the token that signed an accepted claim (the leaf verifies the answer with it), or None."""
+        key = self.signed_with.get(name)
+        return bytes(key.key) if isinstance(key, keyring.JoinKey) and key.usable else None
 
     def policy_of(self, name):
         record = self.records.get(name)
@@ -213,6 +261,14 @@ class Registry:
 
         Cheap on purpose: the caller takes it under the writers' lock and validates outside it.
         """
-        claims = [Resource("SAMEnrollmentClaim", n, overlay(r)) for n, r in sorted(self.records.items())
-                  if not r.get("revoked")]
+        claims = []
+        for name, record in sorted(self.records.items()):
+            key = self.signed_with.get(name)
+            if record.get("revoked") or key is RETIRED:
+                continue
+            spec = overlay(record)
+            if isinstance(key, keyring.JoinKey) and key.not_after is not None:
+                until = self.expiry_of(name)
+                spec["expiresAt"] = format_time(until)   # the token's notAfter ends the lease too
+            claims.append(Resource("SAMEnrollmentClaim", name, spec))
         return self.config + claims

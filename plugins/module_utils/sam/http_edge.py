@@ -86,7 +86,7 @@ class Handler(BaseHTTPRequestHandler):
             if role is not None:
                 self.authorize(service, role)
             args = list(params.values())
-            if fn in ("topology", "audit"):
+            if fn in ("topology", "audit", "listing"):
                 args.append(query)
             if takes_body:
                 args.append(self.read_json())

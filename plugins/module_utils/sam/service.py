@@ -14,7 +14,7 @@ import logging
 import threading
 from urllib.parse import parse_qs
 
-from . import wire
+from . import keyring, wire
 from .enroll import Registry, Rejection
 from .fields import format_time
 from .store import Store, StoreRejected
@@ -34,8 +34,8 @@ class Service:
                  on_change=None, replicator=None, clock=utcnow):
         self.node = node
         self.store = Store(db_path)
-        self.registry = Registry(config_resources, self.store.claims())
-        self.tokens = policy_tokens          # callable(policy) -> key bytes | reason
+        self.tokens = policy_tokens          # callable(policy) -> [JoinKey] | key bytes | reason
+        self.registry = Registry(config_resources, self.store.claims(), _TokenView(self.tokens, config_resources))
         self.bearer = {LEAF: leaf_token, ADMIN: admin_token}
         self.lock = threading.Lock()         # registry and the pending batch
         self.store_lock = threading.Lock()   # the one SQLite connection
@@ -60,8 +60,22 @@ class Service:
         return None
 
     def mac_key(self, policy):
-        key = self.tokens(policy) if policy else None
-        return bytes(key) if isinstance(key, (bytes, bytearray)) else None
+        """The key a refusal is signed with: the policy's first usable token (the claim's own when known)."""
+        key = keyring.first_usable(keyring.keys_of(self.tokens(policy)), self.clock()) if policy else None
+        return bytes(key.key) if key is not None else None
+
+    def reload(self, config_resources, policy_tokens):
+        """New documents and token sources (SIGHUP): the records stay, each re-checked against the new tokens.
+
+        In-flight submissions finish against the registry they were checked with; the swap happens under the
+        writers' lock, so no admitted claim is lost or half applied.
+        """
+        with self.commit_lock, self.lock:
+            with self.store_lock:
+                records = self.store.claims()
+            registry = Registry(config_resources, records, _TokenView(policy_tokens, config_resources))
+            self.tokens, self.registry = policy_tokens, registry
+        self.on_change()
 
     # -- leaf endpoints --------------------------------------------------------------------------
     def submit(self, document):
@@ -70,7 +84,7 @@ class Service:
         now = self.clock()
         policy_hint = _policy_hint(spec)
         try:
-            claim, policy = self.registry.check(name, spec, _TokenView(self.tokens, self.registry), now)
+            claim, policy, signer = self.registry.check(name, spec, self.registry.tokens, now)
         except Rejection as exc:
             exc.mac_key = self.mac_key(policy_hint)
             raise
@@ -81,8 +95,9 @@ class Service:
                 exc.mac_key = self.mac_key(policy)
                 raise
             self.registry.reserve(claim, policy)
-            ticket = _Ticket(claim, policy, {"name": name, "policy": policy, "nonce": claim.nonce, "spec": spec,
-                                             "expiresAt": spec.get("expiresAt") or None})
+            ticket = _Ticket(claim, policy, signer, {
+                "name": name, "policy": policy, "nonce": claim.nonce, "spec": spec,
+                "expiresAt": spec.get("expiresAt") or None, "joinToken": signer.id if signer else None})
             self.pending.append(ticket)
         self._group_commit(ticket)
         if isinstance(ticket.result, StoreRejected):
@@ -96,7 +111,8 @@ class Service:
         record = ticket.result
         self._changed([record], [{"policy": policy, "nonce": claim.nonce, "claim": name,
                                   "usedAt": record["acceptedAt"]}])
-        return self.registry.submit_answer(name, record["generation"], now), self.mac_key(policy)
+        key = bytes(signer.key) if signer is not None else self.mac_key(policy)
+        return self.registry.submit_answer(name, record["generation"], now), key
 
     def _group_commit(self, ticket):
         """Commit every pending submission in one transaction; whoever gets the commit lock leads.
@@ -119,19 +135,19 @@ class Service:
                 for done, result in zip(batch, results):
                     self.registry.release(done.claim, done.policy)
                     if isinstance(result, dict):
-                        self.registry.put(result, done.claim)
+                        self.registry.put(result, done.claim, done.signer)
                     done.result, done.done = result, True
 
     def topology(self, rrset, query):
         claim_ref = (parse_qs(query).get("claim") or [""])[0]
+        name = claim_ref.rpartition("/")[2]
         try:
             answer = self.registry.topology(rrset, claim_ref, self.clock())
         except Rejection as exc:
             # A refusal about a known claim is signed too, so the leaf can trust it.
-            exc.mac_key = self.mac_key(self.registry.policy_of(claim_ref.rpartition("/")[2]))
+            exc.mac_key = self.registry.mac_key(name) or self.mac_key(self.registry.policy_of(name))
             raise
-        name = answer["claimRef"].split("/", 1)[1]
-        return answer, self.mac_key(self.registry.policy_of(name))
+        return answer, self.registry.mac_key(name) or self.mac_key(self.registry.policy_of(name))
 
     # -- admin endpoints -------------------------------------------------------------------------
     def revoke(self, name, document):
@@ -168,9 +184,12 @@ class Service:
             self._changed([record], [])
         return {"claimRef": "SAMEnrollmentClaim/" + name, "expiresAt": when, "changed": changed}, None
 
-    def listing(self):
+    def listing(self, query=""):
+        retiring = (parse_qs(query).get("retiring") or ["false"])[0].lower()
+        if retiring not in ("true", "false"):
+            raise Rejection(400, "malformed-request", "retiring: must be true or false")
         with self.lock:
-            return self.registry.listing(self.clock()), None
+            return self.registry.listing(self.clock(), retiring=retiring == "true"), None
 
     def audit(self, query):
         try:
@@ -227,17 +246,17 @@ class Service:
 class _Ticket:
     """One submission waiting for its group commit; result is the stored record or the error."""
 
-    def __init__(self, claim, policy, item):
-        self.claim, self.policy, self.item = claim, policy, item
+    def __init__(self, claim, policy, signer, item):
+        self.claim, self.policy, self.signer, self.item = claim, policy, signer, item
         self.result, self.done = None, False
 
 
 class _TokenView:
     """The validator's token mapping, read through the service's resolver (re-read while unavailable)."""
 
-    def __init__(self, resolve, registry):
+    def __init__(self, resolve, config_resources):
         self.resolve = resolve
-        self.policies = registry.mesh.policies
+        self.policies = {r.name for r in config_resources if r.kind == "SAMEnrollmentPolicy"}
 
     def get(self, policy, default=None):
         return self.resolve(policy) if policy in self.policies else default

@@ -93,7 +93,10 @@ class Store:
                 self.db.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?, ?, ?, 0, NULL)",
                                 (name, policy, nonce, json.dumps(item["spec"], sort_keys=True), generation, now,
                                  item.get("expiresAt")))
-                self._audit(now, "accepted", name, {"policy": policy, "nonce": nonce, "generation": generation})
+                detail = {"policy": policy, "nonce": nonce, "generation": generation}
+                if item.get("joinToken"):
+                    detail["joinToken"] = item["joinToken"]   # which of the policy's tokens signed it (rotation)
+                self._audit(now, "accepted", name, detail)
                 out.append(record)
             return out
         return self._tx(work)

@@ -33,8 +33,8 @@ def expiry_path(claim_name):
     return "%s/sam-enrollment-claims/%s/expiry" % (API_PREFIX, claim_name)
 
 
-def claims_path():
-    return API_PREFIX + "/sam-enrollment-claims"
+def claims_path(retiring=False):
+    return API_PREFIX + "/sam-enrollment-claims" + ("?retiring=true" if retiring else "")
 
 
 def audit_path(limit=100):
