@@ -66,6 +66,15 @@ options:
       - Unix sockets of RR enrollment services on the managed host, tried in order after O(rr_urls).
     type: list
     elements: path
+  secrets:
+    description:
+      - Every join token of the claim's policy, for a rotation (C(spec.joinTokens)); the module uses the one whose
+        HMAC matches the claim's C(joinHMAC) and fails naming the claim when none does. Decoded like O(secret).
+      - Never logged, never returned, never in an error message.
+      - Mutually exclusive with O(secret) and O(secret_file); one of the three is required.
+    type: list
+    elements: str
+    version_added: 0.1.0
   state_file:
     description:
       - The leaf's enrollment state (JSON). Created with mode C(0600); a damaged file is replaced.
@@ -196,10 +205,30 @@ def find_claim(params):
     return name, claims[name].spec
 
 
-def read_secrets(module):
+def signing_key(module, spec):
+    """The O(secrets) entry whose HMAC matches the claim (each is registered as a no_log value first)."""
+    keys = []
+    for index, text in enumerate(module.params["secrets"]):
+        module.no_log_values.add(text)
+        try:
+            keys.append(payload.secret_key(text, module.params["secret_base64"]))
+        except payload.SecretError as exc:
+            raise EnrollInputError("secrets[%d] [secret] %s" % (index, exc)) from None
+    for key in keys:
+        module.no_log_values.add(key.decode("utf-8", "replace"))
+    for key in keys:
+        if payload.verify_join_hmac(key, spec):
+            return key
+    raise EnrollInputError("claim.spec.joinHMAC [join-hmac] matches none of the %d join token(s) in secrets: re-sign "
+                           "the claim with a current token of its policy" % len(keys))
+
+
+def read_secrets(module, spec):
     """(API bearer token, join key); both are registered as no_log values before anything can echo them."""
     params = module.params
-    if params["secret"] is not None:
+    if params["secrets"] is not None:
+        key = signing_key(module, spec)
+    elif params["secret"] is not None:
         try:
             key = payload.secret_key(params["secret"], params["secret_base64"])
         except payload.SecretError as exc:
@@ -232,7 +261,7 @@ def outcome(result, state, params):
 def run(module, result):
     params = module.params
     name, spec = find_claim(params)
-    token, key = read_secrets(module)
+    token, key = read_secrets(module, spec)
     targets = endpoints(params)
     state, note = enroll_client.read_state(params["state_file"])
     if note:
@@ -285,12 +314,14 @@ def main():
             secret=dict(type="str", no_log=True),
             secret_file=dict(type="path", no_log=False),
             secret_base64=dict(type="bool", default=False, no_log=False),
+            secrets=dict(type="list", elements="str", no_log=True),
             ca_file=dict(type="path"),
             timeout=dict(type="int", default=10),
             force=dict(type="bool", default=False),
         ),
-        mutually_exclusive=[("secret", "secret_file"), ("api_token", "api_token_file"), ("claim", "resources")],
-        required_one_of=[("secret", "secret_file"), ("api_token", "api_token_file"), ("claim", "resources"),
+        mutually_exclusive=[("secret", "secret_file", "secrets"), ("api_token", "api_token_file"),
+                            ("claim", "resources")],
+        required_one_of=[("secret", "secret_file", "secrets"), ("api_token", "api_token_file"), ("claim", "resources"),
                          ("rr_urls", "rr_sockets")],
         required_by={"resources": "claim_name"},
         supports_check_mode=True,

@@ -29,6 +29,7 @@ def enroll(rr_urls, state_file, check=False, **extra):
     args = {"claim": claim(), "rr_urls": rr_urls, "state_file": str(state_file), "api_token": API_TOKEN,
             "secret": JOIN_TOKEN.decode(), "timeout": 2}
     args.update(extra)
+    args = {key: value for key, value in args.items() if value is not None}
     result, raw = run_module("sam_enroll", args, check=check, diff=True)
     for secret in SECRETS:
         assert secret not in raw
@@ -93,6 +94,19 @@ def test_enroll_input_errors(rr, tmp_path):
     result = enroll([rr.url], tmp_path / "s.json", api_token="has space")
     assert result["failed"] and "not allowed in an HTTP header" in result["msg"]
     assert rr.requests == []
+
+
+def test_enroll_with_rotation_secrets_uses_the_token_that_signed_the_claim(rr, tmp_path):
+    # The next token first, as during a rotation: the claim is still signed with the current one.
+    result = enroll([rr.url], tmp_path / "s.json", secret=None, secrets=["next-token-unused", JOIN_TOKEN.decode()])
+    assert result["changed"] and not result.get("failed") and result["rrset"] == rr.rrset
+    seen = len(rr.requests)
+    result, raw = run_module("sam_enroll", {
+        "claim": claim(), "rr_urls": [rr.url], "state_file": str(tmp_path / "t.json"), "api_token": API_TOKEN,
+        "secrets": ["next-token-unused", "an-old-one"], "timeout": 2})
+    assert result["failed"] and "claim.spec.joinHMAC [join-hmac] matches none of the 2 join token(s)" in result["msg"]
+    assert "next-token-unused" not in raw and "an-old-one" not in raw and API_TOKEN not in raw
+    assert len(rr.requests) == seen   # nothing was sent
 
 
 def admin(rr, check=False, **args):
