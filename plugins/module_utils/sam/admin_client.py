@@ -37,7 +37,7 @@ def set_expiry(endpoint, admin_token, name, expires_at, timeout=DEFAULT_TIMEOUT,
 
 def list_claims(endpoint, admin_token, timeout=DEFAULT_TIMEOUT, ca_file=None, retiring=False):
     """``{"items": [{"name", "policy", "leafID", "generation", "acceptedAt", "expiresAt", "revoked", "joinToken",
-    ...}]}``; ``retiring``: only active claims signed with a retiring (notAfter) or removed join token."""
+    ...}]}``; ``retiring``: only unrevoked claims signed with a retiring (notAfter) or removed join token."""
     return _admin(endpoint, "GET", wire.claims_path(retiring), admin_token, timeout=timeout, ca_file=ca_file)
 
 

@@ -254,7 +254,7 @@ def add_parsers(sub):
     q.set_defaults(func=cmd_claim_expire)
     q = actions.add_parser("list", parents=[parent], help="list the claims the RR knows")
     q.add_argument("--retiring", action="store_true",
-                   help="only active claims signed with a retiring join token (one with notAfter, or removed)")
+                   help="only unrevoked claims signed with a retiring join token (one with notAfter, or removed)")
     q.set_defaults(func=cmd_claim_list)
     q = actions.add_parser("audit", parents=[parent], help="show the audit log, newest first")
     q.add_argument("--limit", type=int, default=100)

@@ -100,7 +100,8 @@ def build_service(args, reconcile_factory=None):
     if args.reconcile:
         if reconcile_factory is None:
             raise InputError("--reconcile needs the collection's apply helpers (boma_mesh_utils.reconcile)")
-        reconciler = Reconciler(reconcile_factory(service, args), interval=args.reconcile_interval)
+        reconciler = Reconciler(reconcile_factory(service, args), interval=args.reconcile_interval,
+                                next_due=service.seconds_to_next_expiry)
         service.on_change = reconciler.trigger
         service.reconciler = reconciler
     return service
@@ -145,7 +146,10 @@ def cmd_serve(args, out, reconcile_factory=None):
     out.write(where + "\n")
     out.flush()
     while True:
-        wake.wait()
+        # A timed wait: the kernel may deliver a signal to any thread, and Python runs the handler only when the
+        # main thread next executes bytecode, so a blocked main thread would sit on a SIGHUP indefinitely.
+        if not wake.wait(0.5):
+            continue
         wake.clear()
         signals, pending[:] = list(pending), []
         if any(signo != signal.SIGHUP for signo in signals):

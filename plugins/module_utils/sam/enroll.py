@@ -135,6 +135,12 @@ class Registry:
         until = self.expiry_of(name)
         return until is None or until > now
 
+    def next_expiry(self, now):
+        """The earliest effective expiry after ``now`` among active claims (datetime), or None."""
+        ends = [until for name in self.records if self.is_active(name, now)
+                for until in (self.expiry_of(name),) if until is not None]
+        return min(ends) if ends else None
+
     def _signer(self, record):
         """The JoinKey that signed a record, RETIRED when none of its policy's tokens did, None if unknown."""
         keys = keyring.keys_of(self.tokens.get(record["policy"]))
@@ -220,7 +226,7 @@ class Registry:
                           "metadata": {"name": rrset_name}, "spec": doc.spec}}
 
     def listing(self, now, retiring=False):
-        """Every record (or, with ``retiring``, the active ones whose token is retiring or gone) for the admin."""
+        """Every record or, with ``retiring``, the unrevoked ones whose token is retiring or gone (to re-sign)."""
         items = []
         for name in sorted(self.records):
             record, claim = self.records[name], self.claims[name]

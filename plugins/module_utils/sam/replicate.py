@@ -96,11 +96,13 @@ class Replicator:
 
 
 class Reconciler:
-    """Runs ``apply()`` after changes, at most once per ``interval`` seconds, never concurrently."""
+    """Runs ``apply()`` after changes and when a lease ends, at most once per ``interval`` s, never concurrently."""
 
-    def __init__(self, apply, interval=2.0):
+    def __init__(self, apply, interval=2.0, next_due=None):
         self.apply = apply
         self.interval = interval
+        # seconds until the next lease (or join token) ends, else None: expiry changes the state with no request
+        self.next_due = next_due or (lambda: None)
         self.pending = threading.Event()
         self.stopping = threading.Event()
         self.runs = 0
@@ -119,7 +121,9 @@ class Reconciler:
 
     def _loop(self):
         while True:
-            self.pending.wait()
+            due = self.next_due()
+            # +0.5 s: wake after the lease has ended, not just before it
+            self.pending.wait(None if due is None else max(0.0, min(due + 0.5, 3600.0)))
             if self.stopping.is_set():
                 return
             self.pending.clear()

@@ -219,6 +219,13 @@ class Service:
             self.on_change()
         return {"imported": changed}, None
 
+    def seconds_to_next_expiry(self):
+        """For the reconciler: when the next admitted claim's lease (or its join token) ends."""
+        now = self.clock()
+        with self.lock:
+            until = self.registry.next_expiry(now)
+        return None if until is None else (until - now).total_seconds()
+
     def health(self):
         now = self.clock()
         active = sum(1 for name in list(self.registry.records) if self.registry.is_active(name, now))
