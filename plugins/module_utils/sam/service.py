@@ -67,13 +67,18 @@ class Service:
     def reload(self, config_resources, policy_tokens):
         """New documents and token sources (SIGHUP): the records stay, each re-checked against the new tokens.
 
-        In-flight submissions finish against the registry they were checked with; the swap happens under the
-        writers' lock, so no admitted claim is lost or half applied.
+        The new registry is built outside the locks (about a second per 10,000 claims), then records that changed
+        meanwhile are carried over and it is swapped in under the writers' locks, with the reservations of
+        submissions in flight: no admitted claim is lost and submissions do not stall.
         """
+        with self.lock:
+            snapshot = dict(self.registry.records)
+        registry = Registry(config_resources, snapshot.values(), _TokenView(policy_tokens, config_resources))
         with self.commit_lock, self.lock:
-            with self.store_lock:
-                records = self.store.claims()
-            registry = Registry(config_resources, records, _TokenView(policy_tokens, config_resources))
+            for name, record in self.registry.records.items():
+                if snapshot.get(name) is not record:
+                    registry.put(record)
+            registry.reserved = dict(self.registry.reserved)
             self.tokens, self.registry = policy_tokens, registry
         self.on_change()
 
