@@ -89,6 +89,16 @@ def test_complete_vault_passes_without_printing_values(tmp_path, password_file):
     assert value not in proc.stdout + proc.stderr
 
 
+def test_rotation_form_vault_lists_token_ids_not_values(tmp_path, password_file):
+    value = "s3cr3t-" + secrets.token_hex(8)
+    doc = {"vault": {"sam": {"api_token": value, "join_tokens": {
+        "cloudedge-leaves": {"default": value, "2026-07": "CHANGEME"}, "pve-fou-leaves": value}}}}
+    proc = check_vault(encrypt(doc, tmp_path / "vault.yml", password_file), password_file)
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines()[0] == "still CHANGEME: vault.sam.join_tokens.cloudedge-leaves.2026-07"
+    assert "cloudedge-leaves.default" not in proc.stdout and value not in proc.stdout + proc.stderr
+
+
 def test_plaintext_vault_is_refused(tmp_path, password_file):
     plain = tmp_path / "vault.yml"
     plain.write_text("vault:\n  netbird:\n    setup_key: plain-value-123\n")

@@ -35,21 +35,78 @@ def _knob(view, key):
     return view["knobs"].get(prefix + key)
 
 
-def secrets(review):
-    rrs, leaves = _by_role(review, "rr"), _by_role(review, "leaf")
+DEFAULT_TOKEN_ID = "default"   # routerd's single joinTokenFrom is the token with this id (model.py)
+
+
+def _source(token):
+    """Where a join token is read from (file, env): a JoinToken's source, or the token itself."""
+    return getattr(token, "source", None) or token
+
+
+def _join_tokens(policy):
+    """The policy's tokens as (id, file, env, not_after), in its order; [] when the policy is unsigned."""
+    tokens = getattr(policy, "tokens", None) or ()
+    if not tokens and policy.token is not None:
+        return [(DEFAULT_TOKEN_ID, policy.token.file, policy.token.env, None)]
+    out = []
+    for token in tokens:
+        source = _source(token)
+        out.append((token.id, getattr(source, "file", None), getattr(source, "env", None),
+                    getattr(token, "not_after", None)))
+    return out
+
+
+def _rotating(tokens):
+    """A policy whose vault entry must be a mapping {token id: token}: its ids are not just default (the roles'
+    preflights take a string, or {default: token}, for a policy whose only token is default)."""
+    return [t[0] for t in tokens] != [DEFAULT_TOKEN_ID]
+
+
+def _vault_name(policy_name, token_id, rotating):
+    base = "vault.sam.join_tokens.%s" % policy_name
+    return "%s.%s" % (base, token_id) if rotating else base
+
+
+def _token_rows(review, rrs):
+    """Secrets rows of the join tokens, and {per-id vault name: the string-form name it replaces}."""
     claims = review["mesh"]["claims"].values()
-    rows = []
+    rows, superseded = [], {}
     for name, policy in sorted(review["mesh"]["policies"].items()):
-        token = policy.token
-        if token is None:
+        tokens = _join_tokens(policy)
+        if not tokens:
             rows.append((None, "SAMEnrollmentPolicy/%s: no joinTokenFrom (claims are unsigned)" % name, "—"))
             continue
-        where = "file `%s`" % token.file if token.file else "environment `%s`" % token.env
         signers = sorted({c.leaf_id for c in claims if c.policy_ref and c.policy_ref.endswith("/" + name)
                           and c.leaf_id})
-        rows.append(("vault.sam.join_tokens.%s" % name, "join token of SAMEnrollmentPolicy/%s" % name,
-                     "%s (0600) on %s; passed to sam_enroll on %s (not written)" % (
-                         where, _names(rrs), ", ".join(signers) or "no leaf")))
+        rotating = _rotating(tokens)
+        for token_id, file, env, not_after in tokens:
+            where = "file `%s`" % file if file else "environment `%s`" % env
+            what = "join token %sof SAMEnrollmentPolicy/%s" % ("`%s` " % token_id if rotating else "", name)
+            if not_after is not None:
+                what += ", accepted until %s" % format_time(not_after)
+            elif rotating:
+                what += ", no notAfter"
+            if rotating:   # the string form of the vault entry is replaced by {id: token}
+                superseded[_vault_name(name, token_id, True)] = _vault_name(name, token_id, False)
+            rows.append((_vault_name(name, token_id, rotating), what,
+                         "%s (0600) on %s; passed to sam_enroll on %s (not written)" % (
+                             where, _names(rrs), ", ".join(signers) or "no leaf")))
+    return rows, superseded
+
+
+def _in_example(name, known, superseded):
+    if not name or not known:
+        return "—"
+    if name in known:
+        return "yes"
+    if superseded.get(name) in known:   # the example shows the string form of a rotating policy
+        return "no (the example has the string form: make it a mapping {token id: token})"
+    return "**MISSING**"
+
+
+def secrets(review):
+    rrs, leaves = _by_role(review, "rr"), _by_role(review, "leaf")
+    rows, superseded = _token_rows(review, rrs)
     rows.append(("vault.sam.api_token", "bearer token of the enrollment API",
                  "; ".join(["`%s/api-token` (0600) on %s" % (_knob(v, "config_dir"), v["name"]) for v in rrs]
                            + ["passed to sam_enroll on %s (not written)" % _names(leaves)])))
@@ -67,13 +124,12 @@ def secrets(review):
                  "used on %s" % _names(netbird) if netbird else
                  "not used: base__mesh_enabled is not true on any host"))
     known = set(review["vault_names"])
-    table_rows = [(("`%s`" % n) if n else "—", what, where,
-                   "—" if not n or not known else ("yes" if n in known else "**MISSING**"))
+    table_rows = [(("`%s`" % n) if n else "—", what, where, _in_example(n, known, superseded))
                   for n, what, where in rows]
     out = ["Names and paths only; no value is read by preflight. Set them with `make edit-vault` and check "
            "with `make check-vault`.", ""]
     out += table(("Vault name", "Secret", "Where it goes", "In vault example"), table_rows)
-    used = {n for n, _w, _p in rows if n}
+    used = {n for n, _w, _p in rows if n} | set(superseded.values())
     unused = sorted(n for n in known if n not in used and n.startswith("vault.") and not n.endswith(".vault"))
     if unused:
         out += ["Vault names not used by this inventory: " + ", ".join("`%s`" % n for n in unused) + ".", ""]
@@ -93,8 +149,13 @@ def _rr_artifacts(view, review):
     out = ["`%s` (bgpd=yes)" % k["sam_rr__frr_daemons_file"]]
     if k["sam_rr__manage_bgp"]:
         out.append("`%s/frr.conf` (rendered config below, applied with frr-reload)" % k["sam_rr__frr_confdir"])
-    out += ["`%s` (join token of SAMEnrollmentPolicy/%s, 0600)" % (p.token.file, name)
-            for name, p in sorted(review["mesh"]["policies"].items()) if p.token is not None and p.token.file]
+    for name, policy in sorted(review["mesh"]["policies"].items()):
+        tokens = _join_tokens(policy)
+        out += ["`%s` (join token %sof SAMEnrollmentPolicy/%s, 0600)" % (
+            file, "`%s` " % token_id if _rotating(tokens) else "", name)
+            for token_id, file, _env, _not_after in tokens if file]
+    out.append("`%s/join-tokens.installed.json` (the token files the role installed, so that it removes only "
+               "those of retired ids)" % conf)
     out += ["`%s/api-token`, `%s/admin-token` (0600)" % (conf, conf),
             "`%s/rr-%s.json` (the RR's documents, 0600)" % (conf, node),
             "`%s/%s.db` (claim store: accepted claims, nonces, audit)" % (state_dir, node),
