@@ -169,6 +169,13 @@ test-service:
 test-integration: collection
 	$(BIN)/python -m pytest -q tests/integration
 
+# The collection as users get it (tests/package/run.sh, docs/packaging.md): build the tarball and check it for
+# clutter, install it into a temporary collections path (the only one), then ansible-doc and a playbook of every
+# module, role and filter by FQCN from there, and the ansible-builder context of execution-environment.yml.
+.PHONY: test-package
+test-package: venv
+	BIN=$(BIN) tests/package/run.sh
+
 # Real daemons in network namespaces (FRR, gobgpd); needs root, as CI has.
 test-netns: collection
 	$(BIN)/python -m pytest -q -s tests/netns
