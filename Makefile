@@ -220,6 +220,7 @@ bench:
 	$(BIN)/python bench/validate_claims.py
 	$(BIN)/python bench/render.py
 	$(BIN)/python bench/enroll_load.py 32 5000
+	$(BIN)/python bench/token_rotation.py 10000
 	tools/kernel/vm-run.sh -t 900 -- bash -c 'modprobe ipip && BOMA_KERNEL_GUEST=1 $(BIN)/python bench/tunnels.py' \
 	  | grep -v '^\[' || true
 

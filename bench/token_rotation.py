@@ -10,7 +10,7 @@ every token before it. Prints seconds and the ratio to the one-token case (ratio
 import copy
 import datetime
 import sys
-import time
+import timeit
 
 from boma_sam import synthetic
 from boma_sam.enroll import Registry
@@ -36,12 +36,7 @@ def records(count, key):
 
 
 def best_of(runs, work):
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return min(timeit.repeat(work, number=1, repeat=runs))
 
 
 def main(count):
@@ -50,14 +45,15 @@ def main(count):
     two = {"bench": [JoinKey("current", CURRENT), JoinKey("next", NEXT)]}
     single = best_of(3, lambda: Registry(documents(["next"]), rows, one))
     rotation = best_of(3, lambda: Registry(documents(["current", "next"]), rows, two))
-    print("reload at %d claims: one token %.3f s, two tokens %.3f s (x%.2f)" % (count, single, rotation,
-                                                                             rotation / single))
+    ratio = rotation / single
+    print("reload at %d claims: one token %.3f s, two tokens %.3f s (x%.2f)" % (count, single, rotation, ratio))
     doc = synthetic.signed_claims(1, NEXT, timestamp=STAMP, start=count)[0]
     reg_one, reg_two = Registry(documents(["next"]), rows, one), Registry(documents(["current", "next"]), rows, two)
     check_one = best_of(200, lambda: reg_one.check(doc["metadata"]["name"], doc["spec"], one, NOW))
     check_two = best_of(200, lambda: reg_two.check(doc["metadata"]["name"], doc["spec"], two, NOW))
+    ratio = check_two / check_one
     print("submission check: one token %.0f us, two tokens %.0f us (x%.2f)" % (check_one * 1e6, check_two * 1e6,
-                                                                             check_two / check_one))
+                                                                              ratio))
     retiring = Registry(documents(["current", "next"]), rows,
                         {"bench": [JoinKey("current", CURRENT), JoinKey("next", NEXT, NOW)]})
     best = best_of(5, lambda: retiring.listing(NOW, retiring=True))
