@@ -134,7 +134,7 @@ docs: collection venv
 changelog-lint:
 	$(BIN)/antsibull-changelog lint
 
-test: lint test-unit test-service test-integration test-netns test-kernel test-molecule
+test: lint docs test-unit test-service test-integration test-package test-netns test-kernel test-molecule
 
 # Vault: the password file comes from $$ANSIBLE_VAULT_PASSWORD_FILE only (never a prompt, never argv).
 init-vault:
