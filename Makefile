@@ -134,6 +134,13 @@ docs: collection venv
 changelog-lint:
 	$(BIN)/antsibull-changelog lint
 
+# make release VERSION=x.y.z: the fragments become changelogs/changelog.yaml and CHANGELOG.rst (bump galaxy.yml
+# and execution-environment.yml's tarball name first). antsibull-changelog lists new plugins with ansible-doc.
+.PHONY: release
+release: collection
+	test -n "$(VERSION)" || { echo "usage: make release VERSION=x.y.z"; exit 2; }
+	$(BIN)/antsibull-changelog release --version "$(VERSION)"
+
 test: lint docs test-unit test-service test-integration test-package test-netns test-kernel test-molecule
 
 # Vault: the password file comes from $$ANSIBLE_VAULT_PASSWORD_FILE only (never a prompt, never argv).

@@ -23,7 +23,7 @@ import yaml
 
 # What a collection user gets: the product (plugins, roles, playbooks), its metadata, documentation, the example
 # inventories the README points at and the vault layout. Anything else at the top level is a packaging mistake.
-ALLOWED_TOP = {"MANIFEST.json", "FILES.json", "README.md", "COPYING", "LICENSES", "changelogs", "docs",
+ALLOWED_TOP = {"MANIFEST.json", "FILES.json", "README.md", "CHANGELOG.rst", "COPYING", "LICENSES", "changelogs", "docs",
                "inventories", "meta", "playbooks", "plugins", "roles", "vault"}
 
 # Clutter, matched against every member path and against each of its path components (fnmatch).
@@ -36,7 +36,7 @@ FORBIDDEN_NAMES = ("__pycache__", "*.pyc", "*.pyo", "*.egg-info", ".pytest_cache
                    ".vault-pass*", "*.vault-password", "*.decrypted", "*.plain", "*.dec.yml", ".DS_Store")
 
 # Files every install needs, whatever the tree looks like.
-REQUIRED = ("MANIFEST.json", "FILES.json", "README.md", "COPYING", "meta/runtime.yml",
+REQUIRED = ("MANIFEST.json", "FILES.json", "README.md", "CHANGELOG.rst", "COPYING", "meta/runtime.yml",
             "meta/execution-environment.yml", "meta/ee-requirements.txt", "meta/bindep.txt", "playbooks/site.yml",
             "playbooks/preflight.yml", "vault/vault.example.yml", "changelogs/changelog.yaml")
 
