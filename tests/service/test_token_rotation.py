@@ -9,10 +9,11 @@ with that token: not one legitimate enrollment may be refused at any step.
 
 import datetime
 import json
+import subprocess
 import threading
 import time
 
-from harness import JOIN_KEY, claims, now_text, rule, secret, wait_for
+from harness import JOIN_KEY, SAMCTL, claims, now_text, rule, secret, wait_for
 
 from boma_sam import synthetic, wire
 from boma_sam.fields import format_time
@@ -166,6 +167,11 @@ def test_removing_a_token_deactivates_its_claims_at_once(mesh, pair):
         assert set(listing(rr, retiring=True)) == {"leaf-0"}   # out until re-signed with a listed token
         resp = rr.topology("leaf-0")
         assert resp.status == 410 and rule(resp) == "join-token-retired", resp.body
+    cli = subprocess.run([SAMCTL, "claim", "list", "--retiring", "--rr-socket", rr_a.socket, "--admin-token-file",
+                          mesh.admin_token], capture_output=True, text=True, timeout=30, check=False)
+    assert cli.returncode == 0, cli.stderr
+    assert cli.stdout.splitlines()[0].startswith("leaf-0\tinactive\t") and "\ttoken retired" in cli.stdout
+    assert cli.stdout.splitlines()[-1] == "1 claim(s)"
 
 
 def test_a_bad_reload_keeps_serving_the_previous_documents(mesh, pair):
