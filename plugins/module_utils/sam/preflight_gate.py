@@ -7,6 +7,7 @@ what the roles will write, not a generic one.  Secret values are never an input 
 """
 
 from .fields import format_time
+from .model import DEFAULT_TOKEN_ID
 from .preflight_text import table
 
 MODES = ("fou", "gre", "ipip")
@@ -35,25 +36,9 @@ def _knob(view, key):
     return view["knobs"].get(prefix + key)
 
 
-DEFAULT_TOKEN_ID = "default"   # routerd's single joinTokenFrom is the token with this id (model.py)
-
-
-def _source(token):
-    """Where a join token is read from (file, env): a JoinToken's source, or the token itself."""
-    return getattr(token, "source", None) or token
-
-
 def _join_tokens(policy):
     """The policy's tokens as (id, file, env, not_after), in its order; [] when the policy is unsigned."""
-    tokens = getattr(policy, "tokens", None) or ()
-    if not tokens and policy.token is not None:
-        return [(DEFAULT_TOKEN_ID, policy.token.file, policy.token.env, None)]
-    out = []
-    for token in tokens:
-        source = _source(token)
-        out.append((token.id, getattr(source, "file", None), getattr(source, "env", None),
-                    getattr(token, "not_after", None)))
-    return out
+    return [(t.id, t.source.file, t.source.env, t.not_after) for t in policy.tokens]
 
 
 def _rotating(tokens):
