@@ -8,18 +8,22 @@ down at the end (nothing left: namespaces, /run/<prefix>, daemons reaped). Tunne
 ipip/fou/wireguard here), so BGP runs between the documents' tunnel addresses over the underlay.
 
 The tests run in order and build on each other: 1-2 the converged mesh, 3 leaf-b announces a hostile
-set, 4 leaf-b's claim is revoked through rr-b's API, 5 rr-a's bgpd is killed. Figures are printed with
+set, 4 leaf-b's claim is revoked through rr-b's API, 4b a new claim for leaf-b is accepted and its /32
+reaches the other leaves without Ansible, 5 rr-a's bgpd is killed. Figures are printed with
 the prefix ``LAB-GATE:`` (run with -s, as make test-netns does).
 """
 
+import datetime
+import json
 import os
 import re
 import signal
 import time
 
 import pytest
+import yaml
 
-from boma_sam import admin_client, bgp_status
+from boma_sam import admin_client, bgp_status, enroll_client
 
 from .labrun import LEAVES, RRS, lab_session, poll, topology
 
@@ -161,6 +165,53 @@ def test_4_a_claim_revoked_on_rr_b_disappears_from_both_rrs_without_ansible(gate
            + ", ".join(f"{leaf} {seen[leaf + '-route']:.2f} s" for leaf in others)
            + f"; all within {seconds:.2f} s (no Ansible run)")
 
+
+
+def _lab_secret(gate, key):
+    vault = yaml.safe_load((topology.run_dir(gate.lab) / "vault.yml").read_text())["vault"]["sam"]
+    return vault[key]
+
+
+def test_4b_a_new_claim_for_the_leaf_is_admitted_and_its_32_reaches_the_others_without_ansible(gate):
+    """The 'claim accepted -> /32 visible on the other leaf' figure: the revoked leaf enrolls again.
+
+    Its FRR still dials both RRs (connect timer 2 s), so nothing but the RRs' reconcile stands between the
+    accepted claim and the route: no Ansible run.
+    """
+    leaf, owned = REVOKED, gate.owned[REVOKED]
+    others = [other for other in LEAVES if other != leaf]
+    lab_vars = json.loads((topology.run_dir(gate.lab) / "lab-vars.yml").read_text())
+    claim = next(d for d in lab_vars["lab_node_resources"][leaf] if d["kind"] == "SAMEnrollmentClaim")
+    policy = claim["spec"]["policyRef"].split("/", 1)[-1]
+    token = _lab_secret(gate, "join_tokens")[policy]
+    spec = topology._signed([claim], token)[0]["spec"]     # a new nonce: the revoked one is burned
+    start = time.monotonic()
+    result = enroll_client.join([gate.rr_endpoint("rr-a")], claim["metadata"]["name"], spec,
+                                _lab_secret(gate, "api_token"), token.encode(), {},
+                                datetime.datetime.now(datetime.timezone.utc), 0.0, force=True)
+    accepted = time.monotonic() - start
+    assert result.ok and result.changed, result
+    seen = {}
+
+    def visible():
+        now = time.monotonic() - start
+        for rr in RRS:
+            if rr not in seen and set(owned) <= set(gate.rib(rr)):     # received, admitted and selected
+                seen[rr] = now
+        for other in others:
+            if other not in seen and set(owned) <= set(gate.fib(other)):
+                seen[other] = now
+        return len(seen) == len(RRS) + len(others)
+
+    ok, seconds = poll(visible, timeout=60, interval=0.1)
+    assert ok, f"after {seconds:.1f} s only {seen} (claim for {leaf} accepted by rr-a)"
+    for rr in RRS:
+        rib = gate.rib(rr)
+        assert sorted(rib) == sorted(p for lf in LEAVES for p in gate.owned[lf]), \
+            f"{rr} at {time.monotonic() - start:.2f} s (seen {seen}): RIB {sorted(rib)}; {gate.summary(rr)}"
+    figure(f"new claim for {leaf} accepted by rr-a in {accepted:.2f} s; its /32 in the BGP table of "
+           + ", ".join(f"{rr} {seen[rr]:.2f} s" for rr in RRS) + f"; {owned} in the FIB of "
+           + ", ".join(f"{other} {seen[other]:.2f} s" for other in others) + " after the submission (no Ansible run)")
 
 def test_5_leaves_keep_their_routes_through_rr_b_when_rr_a_bgpd_stops(gate):
     leaves = [leaf for leaf in LEAVES if leaf != REVOKED]
