@@ -16,6 +16,8 @@ import select
 import subprocess
 import sys
 
+from netns.procs import _stop_procs  # tests/ is on sys.path (lab_scale.py puts it there)
+
 from boma_sam import enroll_client, synthetic, wire
 
 SAMCTL = str(pathlib.Path(sys.executable).with_name("samctl"))
@@ -124,13 +126,7 @@ class RRService:
     def stop(self):
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        _stop_procs([self.proc], grace=15)
         self.proc.stdout.close()
         self.proc = None
 

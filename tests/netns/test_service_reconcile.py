@@ -23,6 +23,7 @@ from boma_sam import enroll_client, payload, wire
 from boma_sam.fields import format_time
 from boma_sam.render_frr import render_frr
 from netns.harness import wait_for
+from netns.procs import _stop_procs
 
 SAMCTL = str(pathlib.Path(sys.executable).with_name("samctl"))
 JOIN_TOKEN = "reconcile-join-token-0123456789"
@@ -91,13 +92,7 @@ class Service:
         return [line for line in self.log.read_text().splitlines() if "reconcile: bgp" in line]
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        _stop_procs([self.proc], grace=10)
         self.proc.stdout.close()
 
 
