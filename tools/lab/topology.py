@@ -34,20 +34,17 @@ Usage: topology.py [--inventory DIR] [--prefix P] [--hosts h1,h2] {up,services,d
 - status: the namespaces of the lab that exist; when FRR runs, per RR: BGP sessions, admitted claims
   (samctl claim list on the unix socket) and BGP routes, per leaf: BGP routes.
 
-The namespace and daemon helpers are tests/netns/procs.py and daemons.py (shared with the test harness,
-not duplicated).
+This module is the lab's command line and its sequence (up, down, bringup, status); labnet.py (namespaces,
+underlay, identity /32s), labvars.py (identities, test vault, lab-vars.yml, WireGuard keys) and labdaemons.py
+(FRR, the RR services) hold the pieces. The namespace and daemon helpers underneath are tests/netns/procs.py
+and daemons.py (shared with the test harness, not duplicated).
 """
 
 import argparse
-import base64
 import contextlib
-import copy
-import datetime
 import ipaddress
 import json
 import os
-import pwd
-import secrets
 import shutil
 import subprocess
 import sys
@@ -55,27 +52,35 @@ import time
 from pathlib import Path
 
 import yaml
-from pyroute2 import NetNS, netns
 
-ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from netns.daemons import Frr  # noqa: E402 - needs tests/ on sys.path
-from netns.procs import (  # noqa: E402
-    _mkdir,
-    _netns_list,
-    _pid_alive,
-    _proc_stat,
-    _remove_frr_tmp,
-    _remove_netns,
-    _write,
-    wait_for,
+sys.path.insert(0, str(HERE))
+# The pieces live in sibling modules (each one concern); their names are re-exported here because the lab
+# tests and guestlab.py use the lab through this module.
+from labdaemons import (  # noqa: E402, F401 - re-exported
+    _frr,
+    _frr_running,
+    _Keeper,
+    _pidfile,
+    _service_paths,
+    _service_pid,
+    _tracked,
+    frr_up,
+    services_up,
 )
+from labnet import (  # noqa: E402, F401 - re-exported
+    UNDERLAY,
+    _host_up,
+    _identity_up,
+    _public,
+    _underlay_up,
+    ns_name,
+)
+from labvars import _signed, identities, run_dir, wg_keys, write_lab_vars  # noqa: E402, F401 - re-exported
+from netns.procs import _netns_list, _remove_frr_tmp, _remove_netns  # noqa: E402
 
-from boma_sam import payload  # noqa: E402
-from boma_sam.fields import format_time  # noqa: E402
-
-UNDERLAY = "underlay"
-SERVICE = "boma-sam-rr"   # sam_rr__service_name (the launcher under <host>/bin)
 API_PREFIX = "/api/control.routerd.net/v1alpha1"
 
 
@@ -118,279 +123,6 @@ def load(inventory, prefix=None, kernel="host"):
     walk_groups(yaml.safe_load((inventory / "hosts.yml").read_text())["all"])
     return {"prefix": prefix or lab["lab_netns_prefix"], "segments": segments, "hosts": hosts,
             "groups": groups, "inventory": inventory, "kernel": kernel, "ifnames": ifnames}
-
-
-def ifname(lab, host, segment):
-    """The host's interface on a segment: the entry's ifname (the documents' underlayInterface) or <segment>-wan."""
-    return lab["ifnames"].get((host, segment), f"{segment}-wan")
-
-
-def run_dir(lab, host=None):
-    base = Path("/run") / lab["prefix"]
-    return base / host if host else base
-
-
-# --------------------------------------------------------------------------- documents
-
-
-def _docs(lab):
-    """(sam_resources, {host: host_vars}) from the inventory (group_vars/all/sam.yml and host_vars, symlinks)."""
-    inv = lab["inventory"]
-    shared = yaml.safe_load((inv / "group_vars" / "all" / "sam.yml").read_text())["sam_resources"]
-    hostvars = {}
-    for host in lab["hosts"]:
-        path = inv / "host_vars" / f"{host}.yml"
-        hostvars[host] = yaml.safe_load(path.read_text()) if path.exists() else {}
-    return shared, hostvars
-
-
-def identities(lab):
-    """{host: (tunnel /32s, owned /32s)}: RRs from the SAMRRSet members, leaves from their claim."""
-    shared, hostvars = _docs(lab)
-    out = {host: ([], []) for host in lab["hosts"]}
-    for doc in shared:
-        if doc["kind"] == "SAMRRSet":
-            for member in doc["spec"].get("members", []):
-                if member.get("nodeRef") in out and member.get("tunnelAddress"):
-                    out[member["nodeRef"]][0].append(ipaddress.ip_interface(member["tunnelAddress"]))
-    for host, hv in hostvars.items():
-        for doc in hv.get("sam_node_resources") or []:
-            if doc["kind"] == "SAMEnrollmentClaim":
-                out[host][0].append(ipaddress.ip_interface(doc["spec"]["tunnelAddress"]))
-                owned = doc["spec"].get("mobility", {}).get("ownedAddresses", [])
-                out[host][1].extend(ipaddress.ip_interface(a) for a in owned)
-    return out
-
-
-def _public(lab, host):
-    """The host's address on the segment every lab host shares (the leaves' endpoint segment)."""
-    shared = set.intersection(*({seg for seg, _a in links} for links in lab["hosts"].values()))
-    for segment, addr in lab["hosts"][host]:
-        if segment in shared:
-            return segment, addr.ip
-    raise ValueError(f"{host}: no segment shared by every lab host")
-
-
-def _identity_up(lab, host, ids):
-    """Tunnel and owned /32s on lo; the other hosts' tunnel /32s via their address on the shared segment."""
-    segment, _addr = _public(lab, host)
-    with NetNS(ns_name(lab, host)) as ipr:
-        lo = _index(ipr, "lo")
-        for iface in [*ids[host][0], *ids[host][1]]:
-            if not _has_addr(ipr, lo, iface):
-                ipr.addr("add", index=lo, address=str(iface.ip), prefixlen=iface.network.prefixlen)
-        dev = _index(ipr, ifname(lab, host, segment))
-        for other, (tunnels, _owned) in ids.items():
-            if other == host:
-                continue
-            gateway = str(_public(lab, other)[1])
-            for iface in tunnels:
-                ipr.route("replace", dst=str(iface.ip), dst_len=32, gateway=gateway, oif=dev)
-
-
-def _signed(resources, token):
-    out = copy.deepcopy(resources)
-    for doc in out:
-        if doc["kind"] == "SAMEnrollmentClaim":
-            doc["spec"].update(joinNonce=f"lab-{doc['spec']['leafID']}-{time.time_ns()}",
-                               joinTimestamp=format_time(datetime.datetime.now(datetime.timezone.utc)))
-            doc["spec"]["joinHMAC"] = payload.join_hmac(token.encode(), doc["spec"])
-    return out
-
-
-def write_lab_vars(lab, wg_public=None, extra=None):
-    """/run/<prefix>/vault.yml (test values) and lab-vars.yml (the lab-only overrides), kept when present.
-
-    ``wg_public`` ({host: public key}, the guest lab's generated WireGuard keys) replaces the documents'
-    example keys before the claims are signed; ``extra`` is merged into lab-vars.yml.
-    """
-    base = _mkdir(run_dir(lab), mode=0o700)
-    vault_path, vars_path = base / "vault.yml", base / "lab-vars.yml"
-    shared, hostvars = _docs(lab)
-    policies = [d["metadata"]["name"] for d in shared if d["kind"] == "SAMEnrollmentPolicy"]
-    if vault_path.exists():
-        vault = yaml.safe_load(vault_path.read_text())
-    else:
-        vault = {"vault": {"sam": {"api_token": "lab-api-" + secrets.token_hex(16),
-                                   "admin_token": "lab-admin-" + secrets.token_hex(16),
-                                   "join_tokens": {p: "lab-join-" + secrets.token_hex(16) for p in policies}}}}
-        _write(vault_path, "---\n# boma.mesh lab test values (tools/lab/topology.py); removed by down.\n"
-               + yaml.safe_dump(vault), mode=0o600)
-    if vars_path.exists():
-        return vault_path, vars_path
-    lab_shared = copy.deepcopy(shared)
-    hostvars = {h: _with_wg_keys(hv, h, wg_public or {}) for h, hv in hostvars.items()}
-    for member in (m for d in lab_shared if d["kind"] == "SAMRRSet" for m in d["spec"].get("members", [])):
-        if member.get("wireGuard") and member.get("nodeRef") in (wg_public or {}):
-            member["wireGuard"]["publicKey"] = wg_public[member["nodeRef"]]
-    for doc in lab_shared:
-        if doc["kind"] == "SAMEnrollmentPolicy" and "joinTokenFrom" in doc["spec"]:
-            # Per RR host (templated by Ansible for each host): the role installs the token there.
-            doc["spec"]["joinTokenFrom"]["file"] = "{{ lab_dir }}/join-tokens/" + doc["metadata"]["name"]
-    tokens = vault["vault"]["sam"]["join_tokens"]
-    nodes = {}
-    for host, hv in hostvars.items():
-        resources = hv.get("sam_node_resources") or []
-        claim = next((d for d in resources if d["kind"] == "SAMEnrollmentClaim"), None)
-        if claim is not None:
-            policy = claim["spec"]["policyRef"].split("/", 1)[-1]
-            resources = _signed(resources, tokens[policy])
-        nodes[host] = resources
-    data = {"boma_vault_file": str(vault_path), "sam_resources": lab_shared,
-            "lab_node_resources": nodes, "sam_node_resources": "{{ lab_node_resources[inventory_hostname] }}",
-            **(extra or {})}
-    # JSON (valid YAML): joinTimestamp stays the exact signed text, not a YAML timestamp.
-    _write(vars_path, json.dumps(data, indent=1) + "\n", mode=0o600)
-    return vault_path, vars_path
-
-
-def _with_wg_keys(hostvars, host, wg_public):
-    out = copy.deepcopy(hostvars)
-    for doc in out.get("sam_node_resources") or []:
-        if doc["kind"] == "SAMEnrollmentClaim" and doc["spec"].get("wireGuard") and host in wg_public:
-            doc["spec"]["wireGuard"]["publicKey"] = wg_public[host]
-    return out
-
-
-def wg_keys(lab):
-    """Guest lab: a WireGuard key per host whose documents use one, where the roles keep it (<host>/etc/wg.key).
-
-    The roles would generate them too, but the documents (and the claims' HMAC) must carry the public keys
-    before the first run, as an operator's would. Returns {host: public key}; an existing key is kept.
-    """
-    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - guest lab only
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  # noqa: PLC0415
-
-    shared, hostvars = _docs(lab)
-    users = {m["nodeRef"] for d in shared if d["kind"] == "SAMRRSet" for m in d["spec"].get("members", [])
-             if m.get("wireGuard")}
-    users |= {h for h, hv in hostvars.items() for d in hv.get("sam_node_resources") or []
-              if d["kind"] == "SAMEnrollmentClaim" and d["spec"].get("wireGuard")}
-    raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    out = {}
-    for host in sorted(users & set(lab["hosts"])):
-        path = run_dir(lab, host) / "etc" / "wg.key"
-        if not path.exists():
-            _mkdir(path.parent, mode=0o700)
-            key = base64.b64encode(X25519PrivateKey.generate().private_bytes(
-                serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()))
-            _write(path, key.decode() + "\n", mode=0o600)
-        private = X25519PrivateKey.from_private_bytes(base64.b64decode(path.read_text().strip()))
-        out[host] = base64.b64encode(private.public_key().public_bytes(*raw)).decode()
-    return out
-
-
-# --------------------------------------------------------------------------- daemons
-
-
-class _Keeper:
-    """What tests/netns/daemons.Frr expects of its topology: pid bookkeeping (pids.json) and the frr user."""
-
-    def __init__(self, lab):
-        self.path = run_dir(lab) / "pids.json"
-        self._frr_user = pwd.getpwnam("frr")
-
-    def _track(self, pid):
-        stat = _proc_stat(pid)
-        _write(self.path, json.dumps([*_tracked(self.path), [pid, stat[1] if stat else None]]))
-
-
-def _tracked(path):
-    """[[pid, start], ...] of the daemons started by up (pids.json)."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return []
-
-
-def _frr(lab, host, keeper):
-    frr_dir = run_dir(lab, host) / "frr"
-    vty = frr_dir / "run"
-    # bfdd always: cheap, and sam_*__bgp_bfd can then be switched on by a playbook run (failover tests).
-    frr = Frr(keeper, host, ns_name(lab, host), vty, ("zebra", "bgpd", "bfdd"))
-    frr.config_dir, frr.config_path = str(frr_dir), str(frr_dir / "frr.conf")   # the roles' sam_*__frr_confdir
-    return frr
-
-
-def _frr_running(frr):
-    return all(os.path.exists(os.path.join(frr.vty_dir, f"{d}.vty")) and _pid_alive(_pidfile(frr, d))
-               for d in frr.daemons)  # fmt: skip
-
-
-def _pidfile(frr, daemon):
-    try:
-        return int(Path(frr.vty_dir, f"{daemon}.pid").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return -1
-
-
-def frr_up(lab, host, keeper):
-    """zebra+bgpd in the host's namespace on the roles' per-host FRR paths (kept if they already run)."""
-    frr = _frr(lab, host, keeper)
-    if _frr_running(frr):
-        return False
-    running = [d for d in frr.daemons if os.path.exists(os.path.join(frr.vty_dir, f"{d}.vty"))
-               and _pid_alive(_pidfile(frr, d))]  # fmt: skip
-    if "zebra" in running:   # a lab started before bfdd was in the set: start only the missing daemons
-        frr.daemons = tuple(d for d in frr.daemons if d not in running)
-        frr._start()
-        return True
-    user = keeper._frr_user
-    _mkdir(frr.config_dir, owner=user, mode=0o755)
-    _mkdir(frr.vty_dir, owner=user, mode=0o755)
-    if not Path(frr.config_path).exists():
-        _write(frr.config_path, f"frr defaults traditional\nhostname {host}\nip forwarding\n!\n", owner=user,
-               mode=0o640)
-    vtysh = Path(frr.config_dir) / "vtysh.conf"
-    if not vtysh.exists():
-        _write(vtysh, f"service integrated-vtysh-config\nhostname {host}\n", owner=user, mode=0o640)
-    frr._start()
-    return True
-
-
-# --------------------------------------------------------------------------- enrollment services
-
-
-def _service_paths(lab, host):
-    hostdir = run_dir(lab, host)
-    return hostdir / "bin" / SERVICE, hostdir / "service.log", hostdir / "service.pid"
-
-
-def _service_pid(lab, host):
-    _launcher, _log, pidfile = _service_paths(lab, host)
-    with contextlib.suppress(OSError, ValueError):
-        pid, start = json.loads(pidfile.read_text())
-        if _pid_alive(pid, start):
-            return pid
-    return None
-
-
-def services_up(lab, hosts=None, timeout=30):
-    started = []
-    for host in hosts or lab["hosts"]:
-        if lab["groups"].get(host) != "sam_rrs" or _service_pid(lab, host):
-            continue
-        launcher, log, pidfile = _service_paths(lab, host)
-        if not launcher.exists():
-            raise SystemExit(f"{host}: no {launcher} (run the playbook first: the sam_rr role writes it)")
-        offset = log.stat().st_size if log.exists() else 0
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(["ip", "netns", "exec", ns_name(lab, host), str(launcher)],
-                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)  # fmt: skip
-        stat = _proc_stat(proc.pid)
-        _write(pidfile, json.dumps([proc.pid, stat[1] if stat else None]))
-
-        def listening(log=log, offset=offset, proc=proc, host=host):
-            if proc.poll() is not None:
-                raise SystemExit(f"{host}: service exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-            with open(log, "rb") as fh:
-                fh.seek(offset)
-                return b"listening on" in fh.read()
-
-        wait_for(listening, timeout=timeout, interval=0.1, message=f"{host}: enrollment service listening")
-        started.append(host)
-    return started
 
 
 # --------------------------------------------------------------------------- status
@@ -470,97 +202,6 @@ def status(lab, keeper=None, wait=0):
               f"{routes}")
     print("(* = installed in the namespace's kernel by zebra)")
     return rows
-
-
-def ns_name(lab, host):
-    return f"{lab['prefix']}-{host}"
-
-
-def _sysctl(ns, *settings):
-    # sysctl under net.* is per namespace; nsenter keeps it to the child (our process stays where it is).
-    subprocess.run(["nsenter", f"--net=/run/netns/{ns}", "--", "sysctl", "-q", "-e", "-w", *settings],
-                   check=True, capture_output=True, text=True)  # fmt: skip
-
-
-def _index(ipr, ifname):
-    found = ipr.link_lookup(ifname=ifname)
-    return found[0] if found else None
-
-
-def _has_addr(ipr, index, iface):
-    return any(a.get("index") == index and a.get_attr("IFA_ADDRESS") == str(iface.ip)
-               for a in ipr.get_addr(family=2 if iface.version == 4 else 10))  # fmt: skip
-
-
-def _new_ns(name):
-    netns.create(name)
-    with NetNS(name) as ipr:
-        ipr.link("set", index=_index(ipr, "lo"), state="up")
-    _sysctl(name, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
-
-
-def _underlay_up(lab):
-    name = ns_name(lab, UNDERLAY)
-    if name not in _netns_list():
-        _new_ns(name)
-    with NetNS(name) as ipr:
-        for segment, (net, gateway) in lab["segments"].items():
-            bridge = f"br-{segment}"
-            if _index(ipr, bridge) is None:
-                ipr.link("add", ifname=bridge, kind="bridge")
-            idx = _index(ipr, bridge)
-            if not _has_addr(ipr, idx, ipaddress.ip_interface(f"{gateway}/{net.prefixlen}")):
-                ipr.addr("add", index=idx, address=str(gateway), prefixlen=net.prefixlen)
-            ipr.link("set", index=idx, state="up")
-    return name
-
-
-def _host_complete(lab, host):
-    name = ns_name(lab, host)
-    if name not in _netns_list():
-        return False
-    with NetNS(name) as ipr:
-        for segment, addr in lab["hosts"][host]:
-            idx = _index(ipr, ifname(lab, host, segment))
-            if idx is None or not _has_addr(ipr, idx, addr):
-                return False
-        return not lab["hosts"][host] or bool(ipr.get_default_routes(family=2))
-
-
-def _host_up(lab, host, underlay):
-    name = ns_name(lab, host)
-    if _host_complete(lab, host):
-        return False
-    _remove_netns(name)   # half built (an interrupted up): start this host again from nothing
-    _new_ns(name)
-    with NetNS(name) as ipr, NetNS(underlay) as uipr:
-        for segment, addr in lab["hosts"][host]:
-            name_in_host, peer = ifname(lab, host, segment), f"{host}-{segment}"[:15]
-            with contextlib.suppress(Exception):   # a peer left in the underlay by an interrupted up
-                uipr.link("del", index=_index(uipr, peer))
-            ipr.link("add", ifname=name_in_host, kind="veth", peer={"ifname": peer, "net_ns_fd": underlay})
-            idx = _index(ipr, name_in_host)
-            ipr.addr("add", index=idx, address=str(addr.ip), prefixlen=addr.network.prefixlen)
-            ipr.link("set", index=idx, state="up")
-            uipr.link("set", index=_index(uipr, peer), master=_index(uipr, f"br-{segment}"), state="up")
-        if lab["hosts"][host]:
-            gateway = lab["segments"][lab["hosts"][host][0][0]][1]
-            ipr.route("add", dst="0.0.0.0", dst_len=0, gateway=str(gateway))
-        # A guest "internet" segment that is not the host's first (the RRs' inet-rr): the other internet segments
-        # through its gateway, so WireGuard replies leave from the documents' endpoint. Otherwise they leave via
-        # the private default route, leaf-a's WireGuard roams the RR peers to 10.10.0.x, and every site.yml run
-        # sets them back (changed=1).
-        for segment, _addr in lab["hosts"][host][1:]:
-            if segment.startswith("inet-"):
-                via = lab["segments"][segment][1]
-                for other, (net, _gw) in lab["segments"].items():
-                    if other.startswith("inet-") and other != segment:
-                        ipr.route("add", dst=str(net.network_address), dst_len=net.prefixlen, gateway=str(via))
-        # Carrier comes up asynchronously; the first packet of a test must not race it.
-        wait_for(lambda: all(ipr.link("get", index=_index(ipr, ifname(lab, host, s)))[0].get("IFLA_OPERSTATE") == "UP"
-                             for s, _a in lab["hosts"][host]),
-                 timeout=5, interval=0.02, message=f"{name} underlay up")  # fmt: skip
-    return True
 
 
 def _seed_files(lab, host):

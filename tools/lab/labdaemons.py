@@ -1,0 +1,127 @@
+# Copyright: boma.mesh contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The lab's processes (topology.py): FRR per host and the RRs' enrollment service launchers."""
+
+import contextlib
+import json
+import os
+import pwd
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+from labnet import ns_name  # noqa: E402 - sibling module
+from labvars import run_dir  # noqa: E402
+from netns.daemons import Frr  # noqa: E402 - needs tests/ on sys.path
+from netns.procs import _mkdir, _pid_alive, _proc_stat, _write, wait_for  # noqa: E402
+
+SERVICE = "boma-sam-rr"   # sam_rr__service_name (the launcher under <host>/bin)
+
+
+class _Keeper:
+    """What tests/netns/daemons.Frr expects of its topology: pid bookkeeping (pids.json) and the frr user."""
+
+    def __init__(self, lab):
+        self.path = run_dir(lab) / "pids.json"
+        self._frr_user = pwd.getpwnam("frr")
+
+    def _track(self, pid):
+        stat = _proc_stat(pid)
+        _write(self.path, json.dumps([*_tracked(self.path), [pid, stat[1] if stat else None]]))
+
+
+def _tracked(path):
+    """[[pid, start], ...] of the daemons started by up (pids.json)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return []
+
+
+def _frr(lab, host, keeper):
+    frr_dir = run_dir(lab, host) / "frr"
+    vty = frr_dir / "run"
+    # bfdd always: cheap, and sam_*__bgp_bfd can then be switched on by a playbook run (failover tests).
+    frr = Frr(keeper, host, ns_name(lab, host), vty, ("zebra", "bgpd", "bfdd"))
+    frr.config_dir, frr.config_path = str(frr_dir), str(frr_dir / "frr.conf")   # the roles' sam_*__frr_confdir
+    return frr
+
+
+def _frr_running(frr):
+    return all(os.path.exists(os.path.join(frr.vty_dir, f"{d}.vty")) and _pid_alive(_pidfile(frr, d))
+               for d in frr.daemons)  # fmt: skip
+
+
+def _pidfile(frr, daemon):
+    try:
+        return int(Path(frr.vty_dir, f"{daemon}.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return -1
+
+
+def frr_up(lab, host, keeper):
+    """zebra+bgpd in the host's namespace on the roles' per-host FRR paths (kept if they already run)."""
+    frr = _frr(lab, host, keeper)
+    if _frr_running(frr):
+        return False
+    running = [d for d in frr.daemons if os.path.exists(os.path.join(frr.vty_dir, f"{d}.vty"))
+               and _pid_alive(_pidfile(frr, d))]  # fmt: skip
+    if "zebra" in running:   # a lab started before bfdd was in the set: start only the missing daemons
+        frr.daemons = tuple(d for d in frr.daemons if d not in running)
+        frr._start()
+        return True
+    user = keeper._frr_user
+    _mkdir(frr.config_dir, owner=user, mode=0o755)
+    _mkdir(frr.vty_dir, owner=user, mode=0o755)
+    if not Path(frr.config_path).exists():
+        _write(frr.config_path, f"frr defaults traditional\nhostname {host}\nip forwarding\n!\n", owner=user,
+               mode=0o640)
+    vtysh = Path(frr.config_dir) / "vtysh.conf"
+    if not vtysh.exists():
+        _write(vtysh, f"service integrated-vtysh-config\nhostname {host}\n", owner=user, mode=0o640)
+    frr._start()
+    return True
+
+
+def _service_paths(lab, host):
+    hostdir = run_dir(lab, host)
+    return hostdir / "bin" / SERVICE, hostdir / "service.log", hostdir / "service.pid"
+
+
+def _service_pid(lab, host):
+    _launcher, _log, pidfile = _service_paths(lab, host)
+    with contextlib.suppress(OSError, ValueError):
+        pid, start = json.loads(pidfile.read_text())
+        if _pid_alive(pid, start):
+            return pid
+    return None
+
+
+def services_up(lab, hosts=None, timeout=30):
+    started = []
+    for host in hosts or lab["hosts"]:
+        if lab["groups"].get(host) != "sam_rrs" or _service_pid(lab, host):
+            continue
+        launcher, log, pidfile = _service_paths(lab, host)
+        if not launcher.exists():
+            raise SystemExit(f"{host}: no {launcher} (run the playbook first: the sam_rr role writes it)")
+        offset = log.stat().st_size if log.exists() else 0
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(["ip", "netns", "exec", ns_name(lab, host), str(launcher)],
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)  # fmt: skip
+        stat = _proc_stat(proc.pid)
+        _write(pidfile, json.dumps([proc.pid, stat[1] if stat else None]))
+
+        def listening(log=log, offset=offset, proc=proc, host=host):
+            if proc.poll() is not None:
+                raise SystemExit(f"{host}: service exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+            with open(log, "rb") as fh:
+                fh.seek(offset)
+                return b"listening on" in fh.read()
+
+        wait_for(listening, timeout=timeout, interval=0.1, message=f"{host}: enrollment service listening")
+        started.append(host)
+    return started
