@@ -2,6 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The lab's network plumbing (topology.py): namespaces, the underlay bridges, veths, identity /32s."""
 
+import collections
 import contextlib
 import ipaddress
 import subprocess
@@ -137,3 +138,23 @@ def _host_up(lab, host, underlay):
                              for s, _a in lab["hosts"][host]),
                  timeout=5, interval=0.02, message=f"{name} underlay up")  # fmt: skip
     return True
+
+
+def tunnel_summary(lab, host):
+    """'ipip 2, wireguard 1' for the tunnel links boma.mesh manages in the host's namespace ('' when none).
+
+    Read with the collection's own netlink reader (boma_mesh_utils, installed in the venv), so the table
+    shows what the modules see: an ipip link with FOU encapsulation counts as fou.
+    """
+    from boma_mesh_utils.netlink import common, tunnels  # noqa: PLC0415 - only the status needs it
+
+    name = ns_name(lab, host)
+    if name not in _netns_list():
+        return ""
+    with NetNS(name) as ipr:
+        links = common.read_links(ipr)
+        owned = [(t["mode"], t["up"]) for t in tunnels.read_tunnels(ipr, links).values() if t["owner"] == common.OWNER]
+    owned += [("wireguard", v["up"]) for v in links.values() if v["kind"] == "wireguard" and v["alias"] == common.OWNER]
+    counts = collections.Counter(mode for mode, _up in owned)
+    down = sum(1 for _mode, up in owned if not up)
+    return ", ".join(f"{mode} {n}" for mode, n in sorted(counts.items())) + (f" ({down} down)" if down else "")

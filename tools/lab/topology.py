@@ -31,8 +31,9 @@ Usage: topology.py [--inventory DIR] [--prefix P] [--hosts h1,h2] {up,services,d
   already gone is fine.
 - bringup: what `make lab` runs, in order: up, `site.yml --tags service --limit sam_rrs`, services,
   `site.yml --tags mesh`, status --wait (default 60 s; exit 1 when BGP has not converged).
-- status: the namespaces of the lab that exist; when FRR runs, per RR: BGP sessions, admitted claims
-  (samctl claim list on the unix socket) and BGP routes, per leaf: BGP routes.
+- status: the namespaces of the lab that exist and the tunnel links boma.mesh manages in each (by mode);
+  when FRR runs, per RR: BGP sessions, admitted claims (samctl claim list on the unix socket) and BGP
+  routes, per leaf: BGP routes.
 
 This module is the lab's command line and its sequence (up, down, bringup, status); labnet.py (namespaces,
 underlay, identity /32s), labvars.py (identities, test vault, lab-vars.yml, WireGuard keys) and labdaemons.py
@@ -77,6 +78,7 @@ from labnet import (  # noqa: E402, F401 - re-exported
     _public,
     _underlay_up,
     ns_name,
+    tunnel_summary,
 )
 from labvars import _signed, identities, run_dir, wg_keys, write_lab_vars  # noqa: E402, F401 - re-exported
 from netns.procs import _netns_list, _remove_frr_tmp, _remove_netns  # noqa: E402
@@ -136,7 +138,8 @@ def _vtysh(frr, command):
 
 def host_status(lab, host, keeper):
     frr = _frr(lab, host, keeper)
-    row = {"host": host, "netns": ns_name(lab, host) in set(_netns_list()), "frr": _frr_running(frr)}
+    row = {"host": host, "netns": ns_name(lab, host) in set(_netns_list()), "frr": _frr_running(frr),
+           "tunnels": tunnel_summary(lab, host)}
     if row["frr"]:
         summary = _vtysh(frr, "show bgp ipv4 unicast summary json") or {}
         peers = summary.get("peers", {})
@@ -192,13 +195,15 @@ def status(lab, keeper=None, wait=0):
         print(f"converged: {converged(rows)} (waited {time.monotonic() - start:.1f}s, at most {wait}s)")
     print(f"lab {lab['prefix']} " + ("(qemu guest: Debian's kernel, tunnels on)" if lab["kernel"] == "guest"
                                      else "(this kernel: tunnels off; make lab runs them in the qemu guest)"))
-    print(f"{'host':10} {'netns':6} {'frr':4} {'svc':4} {'BGP sessions':52} {'claims admitted':26} BGP routes (FIB)")
+    print(f"{'host':10} {'netns':6} {'frr':4} {'svc':4} {'tunnels (boma.mesh)':24} {'BGP sessions':52} "
+          f"{'claims admitted':26} BGP routes (FIB)")
     for r in rows:
         sessions = ",".join(f"{p}={s[:5]}" for p, s in sorted(r.get("sessions", {}).items())) or "-"
         claims = ",".join(r["claims"]) if "claims" in r else "-"
         routes = ",".join(f"{p}{'*' if p in r.get('fib', ()) else ''}" for p in r.get("routes", [])) or "-"
         print(f"{r['host']:10} {'up' if r['netns'] else 'absent':6} {'up' if r['frr'] else '-':4} "
-              f"{('up' if r.get('service') else 'down') if 'service' in r else '':4} {sessions:52} {claims:26} "
+              f"{('up' if r.get('service') else 'down') if 'service' in r else '':4} {r['tunnels'] or '-':24} "
+              f"{sessions:52} {claims:26} "
               f"{routes}")
     print("(* = installed in the namespace's kernel by zebra)")
     return rows
