@@ -17,9 +17,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools" / "lab"))
-import topology  # noqa: E402 - tools/lab is not a package
+import labdaemons  # noqa: E402 - tools/lab is not a package
+import labnet  # noqa: E402
+import labvars  # noqa: E402
+import topology  # noqa: E402
 
 INVENTORY = ROOT / "inventories" / "lab"
 RRS = ["rr-a", "rr-b"]
@@ -114,6 +119,17 @@ class LabRun:
     def admin_token(self, host):
         return (self.hostdir(host) / "etc" / "admin-token").read_text().strip()
 
+    def vault(self):
+        """The lab's generated test values (vault.sam: api_token, admin_token, join_tokens)."""
+        return yaml.safe_load((topology.run_dir(self.lab) / "vault.yml").read_text())["vault"]["sam"]
+
+    def resigned_claim(self, leaf):
+        """(name, spec, join token) of the leaf's claim signed again now: a new nonce and timestamp."""
+        lab_vars = json.loads((topology.run_dir(self.lab) / "lab-vars.yml").read_text())
+        claim = next(d for d in lab_vars["lab_node_resources"][leaf] if d["kind"] == "SAMEnrollmentClaim")
+        token = self.vault()["join_tokens"][claim["spec"]["policyRef"].split("/", 1)[-1]]
+        return claim["metadata"]["name"], labvars._signed([claim], token)[0]["spec"], token
+
     # -- namespaces
     def ns(self, host):
         return topology.ns_name(self.lab, host)
@@ -125,7 +141,7 @@ class LabRun:
         return res
 
     def underlay_address(self, host):
-        return str(topology._public(self.lab, host)[1])
+        return str(labnet._public(self.lab, host)[1])
 
     def rr_on_path(self, src_leaf, dst_leaf):
         """The RR the kernel's ECMP hash sends src_leaf's owned /32 -> dst_leaf's through (ip route get)."""
@@ -162,7 +178,7 @@ class LabRun:
     def restart_service(self, host, timeout=30):
         """Stop the RR's launcher and start it again (what systemd does on a changed launcher); return the log
         written since, once its start-up reconcile has been logged."""
-        _launcher, log, _pidfile = topology._service_paths(self.lab, host)
+        _launcher, log, _pidfile = labdaemons._service_paths(self.lab, host)
         pid = topology._service_pid(self.lab, host)
         offset = log.stat().st_size
         if pid:

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from .labrun import LEAVES, RRS, Ping, lab_session, poll, topology
+from .labrun import LEAVES, RRS, Ping, lab_session, labdaemons, poll
 
 BFD_LEAVES = ["leaf-a", "leaf-b"]
 LAB_VARS = {"sam_rr__bgp_bfd": True, "sam_leaf__bgp_bfd": "{{ inventory_hostname in %s }}" % BFD_LEAVES}
@@ -94,7 +94,7 @@ def test_1_fast_preset_and_bfd_reach_frr(lab):
 
 
 def _launcher(run, rr):
-    return topology._service_paths(run.lab, rr)[0]
+    return labdaemons._service_paths(run.lab, rr)[0]
 
 
 def _endpoint(run, rr):

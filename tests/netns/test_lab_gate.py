@@ -14,18 +14,16 @@ the prefix ``LAB-GATE:`` (run with -s, as make test-netns does).
 """
 
 import datetime
-import json
 import os
 import re
 import signal
 import time
 
 import pytest
-import yaml
 
 from boma_sam import admin_client, bgp_status, enroll_client
 
-from .labrun import LEAVES, RRS, lab_session, poll, topology
+from .labrun import LEAVES, RRS, lab_session, labdaemons, labnet, poll
 
 GROUP = "cloudedge-leaves"      # the RRs' dynamic-peer group (BGPDynamicPeer of the SAMRRSet's policy)
 POOL = "10.77.60.0/24"
@@ -166,12 +164,6 @@ def test_4_a_claim_revoked_on_rr_b_disappears_from_both_rrs_without_ansible(gate
            + f"; all within {seconds:.2f} s (no Ansible run)")
 
 
-
-def _lab_secret(gate, key):
-    vault = yaml.safe_load((topology.run_dir(gate.lab) / "vault.yml").read_text())["vault"]["sam"]
-    return vault[key]
-
-
 def test_4b_a_new_claim_for_the_leaf_is_admitted_and_its_32_reaches_the_others_without_ansible(gate):
     """The 'claim accepted -> /32 visible on the other leaf' figure: the revoked leaf enrolls again.
 
@@ -180,14 +172,9 @@ def test_4b_a_new_claim_for_the_leaf_is_admitted_and_its_32_reaches_the_others_w
     """
     leaf, owned = REVOKED, gate.owned[REVOKED]
     others = [other for other in LEAVES if other != leaf]
-    lab_vars = json.loads((topology.run_dir(gate.lab) / "lab-vars.yml").read_text())
-    claim = next(d for d in lab_vars["lab_node_resources"][leaf] if d["kind"] == "SAMEnrollmentClaim")
-    policy = claim["spec"]["policyRef"].split("/", 1)[-1]
-    token = _lab_secret(gate, "join_tokens")[policy]
-    spec = topology._signed([claim], token)[0]["spec"]     # a new nonce: the revoked one is burned
+    name, spec, token = gate.resigned_claim(leaf)   # a new nonce: the revoked one is burned
     start = time.monotonic()
-    result = enroll_client.join([gate.rr_endpoint("rr-a")], claim["metadata"]["name"], spec,
-                                _lab_secret(gate, "api_token"), token.encode(), {},
+    result = enroll_client.join([gate.rr_endpoint("rr-a")], name, spec, gate.vault()["api_token"], token.encode(), {},
                                 datetime.datetime.now(datetime.timezone.utc), 0.0, force=True)
     accepted = time.monotonic() - start
     assert result.ok and result.changed, result
@@ -213,17 +200,18 @@ def test_4b_a_new_claim_for_the_leaf_is_admitted_and_its_32_reaches_the_others_w
            + ", ".join(f"{rr} {seen[rr]:.2f} s" for rr in RRS) + f"; {owned} in the FIB of "
            + ", ".join(f"{other} {seen[other]:.2f} s" for other in others) + " after the submission (no Ansible run)")
 
+
 def test_5_leaves_keep_their_routes_through_rr_b_when_rr_a_bgpd_stops(gate):
     leaves = [leaf for leaf in LEAVES if leaf != REVOKED]
     expect = {leaf: [p for other in leaves if other != leaf for p in gate.owned[other]] for leaf in leaves}
     killed, survivor = gate.tunnel[KILLED_RR], gate.tunnel[SURVIVOR_RR]
-    via_killed = {killed, str(topology._public(gate.lab, KILLED_RR)[1])}
+    via_killed = {killed, str(labnet._public(gate.lab, KILLED_RR)[1])}
     for leaf in leaves:
         fib = gate.fib(leaf)
         assert all(p in fib for p in expect[leaf]), (leaf, fib)
     hold = {leaf: gate.json(leaf, f"show bgp neighbors {killed} json").get(killed, {}).get("bgpTimerHoldTimeMsecs")
             for leaf in leaves}
-    pid = topology._pidfile(gate.vty(KILLED_RR), "bgpd")
+    pid = labdaemons._pidfile(gate.vty(KILLED_RR), "bgpd")
     assert pid > 0
     # SIGKILL: a crash, no NOTIFICATION; the leaves see the kernel close the TCP sessions (a silent host
     # failure would instead wait for the hold timer: BFD is not configured).

@@ -64,8 +64,6 @@ from labdaemons import (  # noqa: E402, F401 - re-exported
     _frr,
     _frr_running,
     _Keeper,
-    _pidfile,
-    _service_paths,
     _service_pid,
     _tracked,
     frr_up,
@@ -75,12 +73,11 @@ from labnet import (  # noqa: E402, F401 - re-exported
     UNDERLAY,
     _host_up,
     _identity_up,
-    _public,
     _underlay_up,
     ns_name,
     tunnel_summary,
 )
-from labvars import _signed, identities, run_dir, wg_keys, write_lab_vars  # noqa: E402, F401 - re-exported
+from labvars import identities, run_dir, wg_keys, write_lab_vars  # noqa: E402, F401 - re-exported
 from netns.procs import _netns_list, _remove_frr_tmp, _remove_netns  # noqa: E402
 
 API_PREFIX = "/api/control.routerd.net/v1alpha1"
@@ -195,14 +192,14 @@ def status(lab, keeper=None, wait=0):
         print(f"converged: {converged(rows)} (waited {time.monotonic() - start:.1f}s, at most {wait}s)")
     print(f"lab {lab['prefix']} " + ("(qemu guest: Debian's kernel, tunnels on)" if lab["kernel"] == "guest"
                                      else "(this kernel: tunnels off; make lab runs them in the qemu guest)"))
-    print(f"{'host':10} {'netns':6} {'frr':4} {'svc':4} {'tunnels (boma.mesh)':24} {'BGP sessions':52} "
+    print(f"{'host':10} {'netns':6} {'frr':4} {'svc':4} {'tunnels (boma.mesh)':27} {'BGP sessions':52} "
           f"{'claims admitted':26} BGP routes (FIB)")
     for r in rows:
         sessions = ",".join(f"{p}={s[:5]}" for p, s in sorted(r.get("sessions", {}).items())) or "-"
         claims = ",".join(r["claims"]) if "claims" in r else "-"
         routes = ",".join(f"{p}{'*' if p in r.get('fib', ()) else ''}" for p in r.get("routes", [])) or "-"
         print(f"{r['host']:10} {'up' if r['netns'] else 'absent':6} {'up' if r['frr'] else '-':4} "
-              f"{('up' if r.get('service') else 'down') if 'service' in r else '':4} {r['tunnels'] or '-':24} "
+              f"{('up' if r.get('service') else 'down') if 'service' in r else '':4} {r['tunnels'] or '-':27} "
               f"{sessions:52} {claims:26} "
               f"{routes}")
     print("(* = installed in the namespace's kernel by zebra)")
