@@ -20,9 +20,10 @@ import threading
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "service"))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))   # tests/support: synthetic documents
 from harness import LEAF_TOKEN, Mesh, claims  # noqa: E402
 
-from boma_sam import wire  # noqa: E402
+from boma_mesh_utils.sam.core import wire  # noqa: E402
 
 PROCESSES = 4   # client processes, so the load generator's own GIL is not the bottleneck
 

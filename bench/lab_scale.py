@@ -54,8 +54,8 @@ from scale_mesh import (  # noqa: E402
     summary_peers,
 )
 
-from boma_sam import synthetic  # noqa: E402
-from boma_sam.fields import format_time  # noqa: E402
+from boma_mesh_utils.sam.core.fields import format_time  # noqa: E402
+from support import synthetic  # noqa: E402
 
 # No hyphen: the harness refuses one, so that no prefix is another prefix's <prefix>-<runid> (its stale
 # clean-up matches <prefix>-<6 hex>-). Distinct from the netns tests' "bm" and the labs' boma-lab*/boma-gate*.

@@ -5,14 +5,17 @@ Usage: .venv/bin/python bench/render.py [N] [REPEATS]
 
 import datetime
 import difflib
+import pathlib
 import sys
 import time
 
-from boma_sam.loader import load_resources
-from boma_sam.materialize import materialize
-from boma_sam.render_frr import render_frr
-from boma_sam.synthetic import POLICY_DOCS, signed_claims
-from boma_sam.validate import validate
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))   # tests/support: synthetic documents
+
+from boma_mesh_utils.sam.core.loader import load_resources  # noqa: E402
+from boma_mesh_utils.sam.core.materialize import materialize  # noqa: E402
+from boma_mesh_utils.sam.core.render.frr import render_frr  # noqa: E402
+from boma_mesh_utils.sam.core.validate import validate  # noqa: E402
+from support.synthetic import POLICY_DOCS, signed_claims  # noqa: E402
 
 TOKEN = b"bench-join-token"
 

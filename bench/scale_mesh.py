@@ -18,7 +18,9 @@ import sys
 
 from netns.procs import _stop_procs  # tests/ is on sys.path (lab_scale.py puts it there)
 
-from boma_sam import enroll_client, synthetic, wire
+from boma_mesh_utils.sam.core import wire
+from boma_mesh_utils.sam.io import enroll_client
+from support import synthetic
 
 SAMCTL = str(pathlib.Path(sys.executable).with_name("samctl"))
 ASN = 64577

@@ -9,13 +9,16 @@ every token before it. Prints seconds and the ratio to the one-token case (ratio
 
 import copy
 import datetime
+import pathlib
 import sys
 import timeit
 
-from boma_sam import synthetic
-from boma_sam.enroll import Registry
-from boma_sam.keyring import JoinKey
-from boma_sam.loader import load_resources
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))   # tests/support: synthetic documents
+
+from boma_mesh_utils.sam.core.keyring import JoinKey  # noqa: E402
+from boma_mesh_utils.sam.core.loader import load_resources  # noqa: E402
+from boma_mesh_utils.sam.core.registry import Registry  # noqa: E402
+from support import synthetic  # noqa: E402
 
 CURRENT, NEXT = b"bench-current-token-0123", b"bench-next-token-456789"
 NOW = datetime.datetime.now(datetime.timezone.utc)

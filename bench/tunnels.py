@@ -23,7 +23,7 @@ def _netlink():
     from inprocess import collection_on_path  # noqa: PLC0415 (path set just above)
 
     collection_on_path()
-    from ansible_collections.boma.mesh.plugins.module_utils import netlink  # noqa: PLC0415 (path set just above)
+    from ansible_collections.boma.mesh.plugins.module_utils.sam.apply import netlink  # noqa: PLC0415 (path set just above)
 
     return netlink
 

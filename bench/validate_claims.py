@@ -9,13 +9,16 @@ import datetime
 import gc
 import hashlib
 import hmac
+import pathlib
 import sys
 import time
 
-from boma_sam import payload
-from boma_sam.loader import load_resources
-from boma_sam.synthetic import POLICY_DOCS, signed_claims
-from boma_sam.validate import route_admission, validate
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))   # tests/support: synthetic documents
+
+from boma_mesh_utils.sam.core import payload  # noqa: E402
+from boma_mesh_utils.sam.core.loader import load_resources  # noqa: E402
+from boma_mesh_utils.sam.core.validate import route_admission, validate  # noqa: E402
+from support.synthetic import POLICY_DOCS, signed_claims  # noqa: E402
 
 TOKEN = b"bench-join-token"
 NOW = datetime.datetime(2026, 6, 28, 1, 0, tzinfo=datetime.timezone.utc)

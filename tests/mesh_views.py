@@ -9,9 +9,9 @@ import pathlib
 
 import yaml
 
-from boma_sam.loader import load_resources
-from boma_sam.materialize import materialize
-from boma_sam.validate import validate
+from boma_mesh_utils.sam.core.loader import load_resources
+from boma_mesh_utils.sam.core.materialize import materialize
+from boma_mesh_utils.sam.core.validate import validate
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOW = datetime.datetime(2026, 6, 28, 1, 0, tzinfo=datetime.timezone.utc)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.boma.mesh.plugins.module_utils.sam import payload
+from ansible_collections.boma.mesh.plugins.module_utils.sam.core import payload
 
 KIND = "SAMEnrollmentClaim"
 RESOURCE_KEYS = ("kind", "metadata", "apiVersion")

@@ -131,8 +131,8 @@ commands:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.boma.mesh.plugins.module_utils.frr import Frr, FrrError, apply
-from ansible_collections.boma.mesh.plugins.module_utils.sam.render_frr import RenderError, render_frr
+from ansible_collections.boma.mesh.plugins.module_utils.sam.apply.frr import Frr, FrrError, apply
+from ansible_collections.boma.mesh.plugins.module_utils.sam.core.render.frr import RenderError, render_frr
 
 
 def main():

@@ -103,8 +103,9 @@ claim:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.boma.mesh.plugins.module_utils.api_token import module_bearer
-from ansible_collections.boma.mesh.plugins.module_utils.sam import admin_client, enroll_client, fields
+from ansible_collections.boma.mesh.plugins.module_utils.sam.core import fields
+from ansible_collections.boma.mesh.plugins.module_utils.sam.io import admin_client, enroll_client
+from ansible_collections.boma.mesh.plugins.module_utils.sam.io.bearer import module_bearer
 
 KIND = "SAMEnrollmentClaim"
 DIFF_KEYS = ("revoked", "revokedReason", "expiresAt", "active")

@@ -242,7 +242,7 @@ import os
 import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.boma.mesh.plugins.module_utils.sam.bgp_status import dynamic_peer_status
+from ansible_collections.boma.mesh.plugins.module_utils.sam.core.bgp_status import dynamic_peer_status
 
 SUMMARY = "show bgp ipv4 unicast summary json"
 NEIGHBORS = "show bgp neighbors json"

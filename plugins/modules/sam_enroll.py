@@ -166,9 +166,10 @@ import datetime
 import random
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.boma.mesh.plugins.module_utils.api_token import module_bearer
-from ansible_collections.boma.mesh.plugins.module_utils.sam import client, enroll_client, fields, loader, payload
-from ansible_collections.boma.mesh.plugins.module_utils.sam.tokens import read_token
+from ansible_collections.boma.mesh.plugins.module_utils.sam.core import fields, lease, loader, payload
+from ansible_collections.boma.mesh.plugins.module_utils.sam.io import enroll_client
+from ansible_collections.boma.mesh.plugins.module_utils.sam.io.bearer import module_bearer
+from ansible_collections.boma.mesh.plugins.module_utils.sam.io.tokens import read_token
 
 KIND = "SAMEnrollmentClaim"
 
@@ -274,7 +275,7 @@ def run(module, result):
         if decision.not_before is not None:
             result["next_attempt_at"] = fields.format_time(decision.not_before)
         outcome(result, state, params)
-        after = dict(before, claimDigest=client.claim_digest(spec)) if decision.refresh else before
+        after = dict(before, claimDigest=lease.claim_digest(spec)) if decision.refresh else before
         result["diff"] = {"before": before, "after": after}
         return
     try:

@@ -103,7 +103,8 @@ valid:
 import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.boma.mesh.plugins.module_utils.sam import fields, loader, payload, tokens
+from ansible_collections.boma.mesh.plugins.module_utils.sam.core import fields, loader, payload
+from ansible_collections.boma.mesh.plugins.module_utils.sam.io import tokens
 
 KIND = "SAMEnrollmentClaim"
 # What an unquoted YAML timestamp becomes once Ansible hands it to a module.

@@ -75,15 +75,15 @@ counts:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.boma.mesh.plugins.module_utils.sam.fields import parse_time
-from ansible_collections.boma.mesh.plugins.module_utils.sam.loader import load_resources
-from ansible_collections.boma.mesh.plugins.module_utils.sam.materialize import (
+from ansible_collections.boma.mesh.plugins.module_utils.sam.core.fields import parse_time
+from ansible_collections.boma.mesh.plugins.module_utils.sam.core.loader import load_resources
+from ansible_collections.boma.mesh.plugins.module_utils.sam.core.materialize import (
     MaterializeError,
     count_kinds,
     materialize,
 )
-from ansible_collections.boma.mesh.plugins.module_utils.sam.model import parse_rrset
-from ansible_collections.boma.mesh.plugins.module_utils.sam.validate import validate
+from ansible_collections.boma.mesh.plugins.module_utils.sam.core.model import parse_rrset
+from ansible_collections.boma.mesh.plugins.module_utils.sam.core.validate import validate
 
 
 def main():

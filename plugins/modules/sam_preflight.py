@@ -172,10 +172,10 @@ import re
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.boma.mesh.plugins.module_utils.sam.fields import parse_time
-from ansible_collections.boma.mesh.plugins.module_utils.sam.findings import ERROR
-from ansible_collections.boma.mesh.plugins.module_utils.sam.preflight import REPORT_VARS, build_review
-from ansible_collections.boma.mesh.plugins.module_utils.sam.preflight_md import render
+from ansible_collections.boma.mesh.plugins.module_utils.sam.core.fields import parse_time
+from ansible_collections.boma.mesh.plugins.module_utils.sam.core.findings import ERROR
+from ansible_collections.boma.mesh.plugins.module_utils.sam.preflight.markdown import render
+from ansible_collections.boma.mesh.plugins.module_utils.sam.preflight.review import REPORT_VARS, build_review
 
 TIME_LINE = re.compile(r"^Evaluated at `([^`\n]+)`", re.MULTILINE)
 # Dropped variables whose string values are also masked in any output (a second line of defence: dropped

@@ -114,7 +114,7 @@ routes:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.boma.mesh.plugins.module_utils import netlink
+from ansible_collections.boma.mesh.plugins.module_utils.sam.apply import netlink
 
 
 def main():

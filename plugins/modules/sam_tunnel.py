@@ -146,7 +146,7 @@ tunnels:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.boma.mesh.plugins.module_utils import netlink
+from ansible_collections.boma.mesh.plugins.module_utils.sam.apply import netlink
 
 OPTION_NAMES = {".ifname": "ifname", ".mode": "mode", ".local": "local", ".remote": "remote",
                 ".underlayInterface": "underlay_interface", ".address": "address", ".peerAddress": "peer_address",

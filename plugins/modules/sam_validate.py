@@ -166,10 +166,11 @@ hmac_unverified:
 import datetime
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.boma.mesh.plugins.module_utils.sam import payload, tokens
-from ansible_collections.boma.mesh.plugins.module_utils.sam.fields import parse_time
-from ansible_collections.boma.mesh.plugins.module_utils.sam.loader import load_resources
-from ansible_collections.boma.mesh.plugins.module_utils.sam.validate import validate
+from ansible_collections.boma.mesh.plugins.module_utils.sam.core import payload
+from ansible_collections.boma.mesh.plugins.module_utils.sam.core.fields import parse_time
+from ansible_collections.boma.mesh.plugins.module_utils.sam.core.loader import load_resources
+from ansible_collections.boma.mesh.plugins.module_utils.sam.core.validate import validate
+from ansible_collections.boma.mesh.plugins.module_utils.sam.io import tokens
 
 
 class InputError(Exception):

@@ -25,8 +25,8 @@ import pytest
 import yaml
 from netns.harness import Topology, cleanup_stale, wait_for
 
-from boma_sam import payload
-from boma_sam.fields import format_time
+from boma_mesh_utils.sam.core import payload
+from boma_mesh_utils.sam.core.fields import format_time
 
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORY = ROOT / "inventories" / "cloudedge"

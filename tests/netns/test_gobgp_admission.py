@@ -17,7 +17,7 @@ import time
 
 from mesh_views import leaf_claims, node_state
 
-from boma_sam.render_gobgp import render_gobgp, soft_reset_commands
+from boma_mesh_utils.sam.core.render.gobgp import render_gobgp, soft_reset_commands
 from netns.harness import wait_for
 
 RR = "10.99.0.2"

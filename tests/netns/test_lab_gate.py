@@ -21,7 +21,8 @@ import time
 
 import pytest
 
-from boma_sam import admin_client, bgp_status, enroll_client
+from boma_mesh_utils.sam.core import bgp_status
+from boma_mesh_utils.sam.io import admin_client, enroll_client
 
 from .labrun import LEAVES, RRS, lab_session, labdaemons, labnet, poll
 

@@ -19,9 +19,10 @@ import time
 import pytest
 from mesh_views import host_vars, node_state, node_view
 
-from boma_sam import enroll_client, payload, wire
-from boma_sam.fields import format_time
-from boma_sam.render_frr import render_frr
+from boma_mesh_utils.sam.core import payload, wire
+from boma_mesh_utils.sam.core.fields import format_time
+from boma_mesh_utils.sam.core.render.frr import render_frr
+from boma_mesh_utils.sam.io import enroll_client
 from netns.harness import wait_for
 from netns.procs import _stop_procs
 

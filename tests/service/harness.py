@@ -10,8 +10,10 @@ import subprocess
 import sys
 import time
 
-from boma_sam import enroll_client, synthetic, wire
-from boma_sam.fields import format_time
+from boma_mesh_utils.sam.core import wire
+from boma_mesh_utils.sam.core.fields import format_time
+from boma_mesh_utils.sam.io import enroll_client
+from support import synthetic
 
 SAMCTL = str(pathlib.Path(sys.executable).with_name("samctl"))
 JOIN_KEY = b"bench-join-token-0123456789"

@@ -10,7 +10,7 @@ import time
 import pytest
 from harness import JOIN_KEY, LEAF_TOKEN, claims, now_text, rule
 
-from boma_sam import payload, wire
+from boma_mesh_utils.sam.core import payload, wire
 
 SUBMIT = wire.submit_path()
 
@@ -152,7 +152,7 @@ def test_tls_listener_with_a_verified_certificate(mesh, tmp_path):
     rr = mesh.rr("rr-a", extra=["--tls-cert", cert, "--tls-key", key]).start()
     try:
         assert rr.url.startswith("https://127.0.0.1:")
-        from boma_sam import enroll_client  # noqa: PLC0415
+        from boma_mesh_utils.sam.io import enroll_client  # noqa: PLC0415
         url = rr.url.replace("127.0.0.1", "localhost")
         doc = claims(1)[0]
         resp = enroll_client.request(url, "POST", SUBMIT, LEAF_TOKEN, wire.submit_request("leaf-0", doc["spec"]),

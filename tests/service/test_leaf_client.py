@@ -7,7 +7,7 @@ import subprocess
 
 from harness import ADMIN_TOKEN, JOIN_KEY, LEAF_TOKEN, SAMCTL, Mesh, claims, secret
 
-from boma_sam import wire
+from boma_mesh_utils.sam.core import wire
 
 
 def join(mesh, endpoints, state, *extra):

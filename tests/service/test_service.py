@@ -7,7 +7,7 @@ import threading
 
 from harness import ADMIN_TOKEN, JOIN_KEY, LEAF_TOKEN, claims, rule, wait_for
 
-from boma_sam import client, wire
+from boma_mesh_utils.sam.core import lease, payload, wire
 
 
 def test_enroll_via_rr_a_is_known_to_rr_b_with_a_valid_response_mac(pair):
@@ -22,7 +22,7 @@ def test_enroll_via_rr_a_is_known_to_rr_b_with_a_valid_response_mac(pair):
     topo = rr_b.topology("leaf-0")
     assert wire.verify_response_mac(JOIN_KEY, topo.body, topo.headers[wire.RESPONSE_MAC_HEADER.lower()])
     doc_b = json.loads(topo.body)
-    assert doc_b["claimDigest"] == client.claim_digest(doc["spec"])
+    assert doc_b["claimDigest"] == lease.claim_digest(doc["spec"])
     assert [m["nodeRef"] for m in doc_b["rrSet"]["spec"]["members"]] == ["rr-a", "rr-b"]
 
 
@@ -37,7 +37,7 @@ def test_a_nonce_is_refused_on_rr_a_on_rr_b_and_after_a_restart(pair):
     # Another claim name carrying the used nonce is a replay too (signed with the token: only a holder can try).
     other = claims(1, start=5, nonce="n")[0]
     other["spec"]["joinNonce"] = doc["spec"]["joinNonce"]
-    other["spec"]["joinHMAC"] = __import__("boma_sam.payload").payload.join_hmac(JOIN_KEY, other["spec"])
+    other["spec"]["joinHMAC"] = payload.join_hmac(JOIN_KEY, other["spec"])
     assert rule(rr_b.submit(other)) == "nonce-replay"
     rr_a.stop()
     rr_a.start()
@@ -93,7 +93,7 @@ def test_a_claim_may_not_take_another_leafs_address(mesh):
         first, second = claims(2)
         assert rr_a.submit(first).status == 200
         second["spec"]["mobility"]["ownedAddresses"] = first["spec"]["mobility"]["ownedAddresses"]
-        second["spec"]["joinHMAC"] = __import__("boma_sam.payload").payload.join_hmac(JOIN_KEY, second["spec"])
+        second["spec"]["joinHMAC"] = payload.join_hmac(JOIN_KEY, second["spec"])
         resp = rr_a.submit(second)
         assert (resp.status, rule(resp)) == (409, "duplicate-owned-address")
         assert "SAMEnrollmentClaim/leaf-0" in json.loads(resp.body)["error"]["message"]

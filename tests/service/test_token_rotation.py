@@ -15,8 +15,9 @@ import time
 
 from harness import JOIN_KEY, SAMCTL, claims, now_text, rule, secret, wait_for
 
-from boma_sam import synthetic, wire
-from boma_sam.fields import format_time
+from boma_mesh_utils.sam.core import wire
+from boma_mesh_utils.sam.core.fields import format_time
+from support import synthetic
 
 NEXT_KEY = b"next-join-token-9876543210"
 OLD, NEW = "2026-05", "2026-11"

@@ -5,9 +5,9 @@ import datetime
 
 import pytest
 
-from boma_sam import payload
-from boma_sam.loader import load_resources
-from boma_sam.validate import validate
+from boma_mesh_utils.sam.core import payload
+from boma_mesh_utils.sam.core.loader import load_resources
+from boma_mesh_utils.sam.core.validate import validate
 
 TOKEN = b"example-cloudedge-join-token-not-secret"
 NOW = datetime.datetime(2026, 6, 28, 1, 0, tzinfo=datetime.timezone.utc)

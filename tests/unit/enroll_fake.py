@@ -13,7 +13,7 @@ import tempfile
 import threading
 import urllib.parse
 
-from boma_sam import client, payload, wire
+from boma_mesh_utils.sam.core import lease, payload, wire
 
 API_TOKEN = "leaf-api-token-Zq81mN"
 ADMIN_TOKEN = "admin-api-token-Wx52pR"
@@ -157,7 +157,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._error(403, "rrset-mismatch", "another RRSet", mac=True)
         return self._send(200, {"apiVersion": wire.CONTROL_API_VERSION, "kind": "SAMEnrollmentTopology",
                                 "metadata": {"name": rrset}, "claimRef": "SAMEnrollmentClaim/" + name,
-                                "claimDigest": client.claim_digest(record["spec"]),
+                                "claimDigest": lease.claim_digest(record["spec"]),
                                 "generation": record["generation"], "expiresAt": record["expiresAt"],
                                 "observedAt": rr.expires_at, "rrSet": rr.rrset}, mac=True)
 

@@ -13,8 +13,8 @@ import pathlib
 import pytest
 from conftest import base_mesh, run
 
-from boma_sam.bgp_status import dynamic_peer_status
-from boma_sam.materialize import materialize
+from boma_mesh_utils.sam.core.bgp_status import dynamic_peer_status
+from boma_mesh_utils.sam.core.materialize import materialize
 
 FRR = pathlib.Path(__file__).parents[1] / "fixtures" / "frr"
 LEAF_B = "10.255.0.32"

@@ -8,7 +8,8 @@ import sys
 import yaml
 from conftest import TOKEN, base_mesh, find
 
-from boma_sam import cli, payload
+from boma_mesh_utils.sam.cli import main as cli
+from boma_mesh_utils.sam.core import payload
 
 
 def _write(tmp_path, docs, name="mesh.yaml"):

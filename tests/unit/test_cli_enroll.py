@@ -10,7 +10,7 @@ import pytest
 from conftest import base_mesh, find
 from enroll_fake import ADMIN_TOKEN, API_TOKEN, JOIN_TOKEN, FakeRR
 
-from boma_sam import cli
+from boma_mesh_utils.sam.cli import main as cli
 
 SECRETS = (API_TOKEN, ADMIN_TOKEN, JOIN_TOKEN.decode())
 

@@ -11,9 +11,10 @@ import pytest
 from conftest import base_mesh, find
 from enroll_fake import ADMIN_TOKEN, API_TOKEN, JOIN_TOKEN, FakeRR
 
-from boma_sam import admin_client, client, enroll_client, payload
-from boma_sam.enroll_client import ApiError, TransportError, join, parse_endpoint
-from boma_sam.fields import parse_time
+from boma_mesh_utils.sam.core import lease, payload
+from boma_mesh_utils.sam.core.fields import parse_time
+from boma_mesh_utils.sam.io import admin_client, enroll_client
+from boma_mesh_utils.sam.io.enroll_client import ApiError, TransportError, join, parse_endpoint
 
 NOW = datetime.datetime(2026, 11, 23, 12, 0, tzinfo=datetime.timezone.utc)
 SECRETS = (API_TOKEN, ADMIN_TOKEN, JOIN_TOKEN.decode())
@@ -74,7 +75,7 @@ def test_submit_and_topology_write_a_private_state_without_tokens(rrs, spec, tmp
     assert [(m, s) for m, _p, s in rr.requests] == [("POST", 200), ("GET", 200)]
     assert set(rr.authorizations) == {"Bearer " + API_TOKEN}
     state = result.state
-    assert state["claimDigest"] == client.claim_digest(spec) and state["rrSet"] == rr.rrset
+    assert state["claimDigest"] == lease.claim_digest(spec) and state["rrSet"] == rr.rrset
     assert state["expiresAt"] == rr.expires_at and state["failures"] == 0
     path = str(tmp_path / "leaf-b.json")
     enroll_client.write_state(path, state)
@@ -126,7 +127,7 @@ def test_server_error_and_foreign_answer_fail_over(rrs, spec):
 
 def test_all_rrs_down_backs_off_and_keeps_the_old_rrset(spec, tmp_path):
     urls = [dead_url(), "unix:" + str(tmp_path / "missing.sock")]
-    fresh = client.after_success(spec, {"metadata": {"name": "cloudedge-rrs"}}, NOW + datetime.timedelta(minutes=5),
+    fresh = lease.after_success(spec, {"metadata": {"name": "cloudedge-rrs"}}, NOW + datetime.timedelta(minutes=5),
                                  NOW - datetime.timedelta(hours=23))
     result = run(urls, spec, state=fresh)
     assert not result.ok and result.rule == "unreachable" and result.reason == "near-expiry"

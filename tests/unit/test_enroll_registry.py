@@ -4,10 +4,10 @@ import datetime
 
 import pytest
 
-from boma_sam import synthetic
-from boma_sam.enroll import Registry, Rejection, overlay
-from boma_sam.loader import Resource, load_resources
-from boma_sam.model import parse_claim
+from boma_mesh_utils.sam.core.loader import Resource, load_resources
+from boma_mesh_utils.sam.core.model import parse_claim
+from boma_mesh_utils.sam.core.registry import Registry, Rejection, overlay
+from support import synthetic
 
 KEY = b"registry-test-token"
 NOW = datetime.datetime(2026, 11, 23, 12, 0, tzinfo=datetime.timezone.utc)

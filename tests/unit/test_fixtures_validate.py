@@ -1,6 +1,6 @@
 """The routerd-shaped fixtures and the example inventories validate, and have the runbook's expected shapes.
 
-Fixture files are loaded with ``cli.load_file`` (timestamps stay the strings that were signed) and validated
+Fixture files are loaded with ``common.load_file`` (timestamps stay the strings that were signed) and validated
 with the core directly, at NOW, with the join tokens of ``tests/fixtures/tokens``.
 """
 
@@ -11,10 +11,12 @@ import pathlib
 
 import pytest
 
-from boma_sam import cli, payload, tokens
-from boma_sam.findings import ERROR, INFO, WARNING
-from boma_sam.loader import load_resources
-from boma_sam.validate import route_admission, validate_documents
+from boma_mesh_utils.sam.cli import common
+from boma_mesh_utils.sam.core import payload
+from boma_mesh_utils.sam.core.findings import ERROR, INFO, WARNING
+from boma_mesh_utils.sam.core.loader import load_resources
+from boma_mesh_utils.sam.core.validate import route_admission, validate_documents
+from boma_mesh_utils.sam.io import tokens
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -70,7 +72,7 @@ def mesh_tokens(mesh):
 def load(*names):
     docs = []
     for name in names:
-        docs.extend(cli.load_file(str(ROUTERD / name)))
+        docs.extend(common.load_file(str(ROUTERD / name)))
     return docs
 
 
@@ -156,14 +158,14 @@ def test_rr_admits_only_each_leafs_own_32():
 
 
 def inventory_hosts(name):
-    doc = cli.load_file(str(INVENTORIES / name / "hosts.yml"))[0][1]
+    doc = common.load_file(str(INVENTORIES / name / "hosts.yml"))[0][1]
     groups = doc["all"]["children"]
     return {group: dict(groups[group]["hosts"]) for group in ("sam_rrs", "sam_leaves")}
 
 
 def inventory_docs(name, host):
-    return (cli.load_file(str(INVENTORIES / name / "group_vars" / "all" / "sam.yml"))
-            + cli.load_file(str(INVENTORIES / name / "host_vars" / (host + ".yml"))))
+    return (common.load_file(str(INVENTORIES / name / "group_vars" / "all" / "sam.yml"))
+            + common.load_file(str(INVENTORIES / name / "host_vars" / (host + ".yml"))))
 
 
 def host_vars(name, host):
@@ -219,7 +221,7 @@ def test_inventory_rr_admits_every_leaf_claim(name, host):
     ("pve-minimal", "pve-minimal-rr.yaml", "pve-minimal-rr-claims-seed.yaml"),
 ])
 def test_inventory_matches_fixtures(name, rr_file, seed):
-    shared = cli.load_file(str(INVENTORIES / name / "group_vars" / "all" / "sam.yml"))[0][1]["sam_resources"]
+    shared = common.load_file(str(INVENTORIES / name / "group_vars" / "all" / "sam.yml"))[0][1]["sam_resources"]
     (rrset_name, rrset), = by_kind(shared, "SAMRRSet").items()
     assert rrset["spec"] == by_kind(resources(rr_file), "SAMRRSet")[rrset_name]["spec"]
     for policy_name, policy in by_kind(shared, "SAMEnrollmentPolicy").items():

@@ -7,7 +7,7 @@ from conftest import TOKEN, base_mesh
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from boma_sam.validate import route_admission, validate_documents
+from boma_mesh_utils.sam.core.validate import route_admission, validate_documents
 
 BASE = base_mesh()
 TOKENS = {"cloudedge-leaves": TOKEN, "cloudedge-public-wg-leaves": TOKEN, "cloudedge-private-fou-leaves": TOKEN}

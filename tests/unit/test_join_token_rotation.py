@@ -5,13 +5,13 @@ import datetime
 
 import pytest
 
-from boma_sam import synthetic
-from boma_sam.enroll import RETIRED, Registry, Rejection
-from boma_sam.fields import format_time
-from boma_sam.keyring import JoinKey, keys_of, signer
-from boma_sam.loader import load_resources
-from boma_sam.replicate import Reconciler
-from boma_sam.validate import validate
+from boma_mesh_utils.sam.core.fields import format_time
+from boma_mesh_utils.sam.core.keyring import JoinKey, keys_of, signer
+from boma_mesh_utils.sam.core.loader import load_resources
+from boma_mesh_utils.sam.core.registry import RETIRED, Registry, Rejection
+from boma_mesh_utils.sam.core.validate import validate
+from boma_mesh_utils.sam.rr.reconcile import Reconciler
+from support import synthetic
 
 OLD, NEW = b"old-join-token-aaaa", b"new-join-token-bbbb"
 NOW = datetime.datetime(2026, 11, 23, 12, 0, tzinfo=datetime.timezone.utc)

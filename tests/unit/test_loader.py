@@ -2,9 +2,9 @@
 
 from conftest import base_mesh, claim, rules, run
 
-from boma_sam.fields import parse_duration, parse_time
-from boma_sam.loader import load_resources
-from boma_sam.validate import validate_documents
+from boma_mesh_utils.sam.core.fields import parse_duration, parse_time
+from boma_mesh_utils.sam.core.loader import load_resources
+from boma_mesh_utils.sam.core.validate import validate_documents
 
 
 def _router(resources):

@@ -3,11 +3,11 @@
 import pytest
 from mesh_views import EXPECTED, NOW, ROOT, groups, leaf_claims, node_state
 
-from boma_sam import cli
-from boma_sam.loader import load_resources
-from boma_sam.materialize import MaterializeError, count_kinds, materialize, tunnel_name
-from boma_sam.model import parse_rrset
-from boma_sam.validate import validate
+from boma_mesh_utils.sam.cli import common
+from boma_mesh_utils.sam.core.loader import load_resources
+from boma_mesh_utils.sam.core.materialize import MaterializeError, count_kinds, materialize, tunnel_name
+from boma_mesh_utils.sam.core.model import parse_rrset
+from boma_mesh_utils.sam.core.validate import validate
 
 
 def _of(state, kind):
@@ -80,12 +80,12 @@ def test_revoked_claim_disappears_from_the_rr_state():
 
 def test_pve_leaf_materializes_from_the_fetched_rrset_only():
     fixtures = ROOT / "tests" / "fixtures" / "routerd"
-    resources, findings = load_resources(cli.load_file(str(fixtures / "pve-minimal-leaf-b-fou.yaml")))
+    resources, findings = load_resources(common.load_file(str(fixtures / "pve-minimal-leaf-b-fou.yaml")))
     assert not [r for r in resources if r.kind == "SAMRRSet"], "the leaf config holds no static RRSet"
     report = validate(resources, now=NOW, findings=findings)
     with pytest.raises(MaterializeError, match="rrset-missing"):
         materialize(report, "pve-leaf-b")
-    fetched, more = load_resources(cli.load_file(str(fixtures / "pve-minimal-leaf-rrset-fetched.yaml")))
+    fetched, more = load_resources(common.load_file(str(fixtures / "pve-minimal-leaf-rrset-fetched.yaml")))
     rrsets = {r.name: parse_rrset(r, more) for r in fetched if r.kind == "SAMRRSet"}
     state = materialize(report, "pve-leaf-b", rrsets)
     assert count_kinds(state) == {"BGPRouter": 1, "TunnelInterface": 2, "IPv4Route": 2, "BGPPeer": 2}

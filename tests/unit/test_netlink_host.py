@@ -226,7 +226,7 @@ def test_tunnel_single_object_options(ns):
 
 def test_tunnel_materialized_resources_validate():
     """The example inventory's fou tunnels pass validation (only the kernel is left to refuse them)."""
-    netlink = importlib.import_module("ansible_collections.boma.mesh.plugins.module_utils.netlink")
+    netlink = importlib.import_module("ansible_collections.boma.mesh.plugins.module_utils.sam.apply.netlink")
     errors, tunnels = [], []
     for path, spec in netlink.resources_of_kind([
         tunnel_res("sam-rr-a", "fou", encapSport=5555, encapDport=5555, remote="10.10.0.2"),
@@ -281,7 +281,7 @@ def test_wireguard_private_key_file(ns, tmp_path):
     assert len(private) == 44
     assert private not in raw, "private key material in the module output"
     if not result.get("failed"):
-        netlink = importlib.import_module("ansible_collections.boma.mesh.plugins.module_utils.netlink")
+        netlink = importlib.import_module("ansible_collections.boma.mesh.plugins.module_utils.sam.apply.netlink")
         assert result["public_key"] == netlink.public_key_of(private)
         run_module("sam_wireguard", dict(args, state="absent"))
 

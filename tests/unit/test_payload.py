@@ -7,8 +7,8 @@ import subprocess
 import pytest
 import yaml
 
-from boma_sam import payload
-from boma_sam.tokens import read_token
+from boma_mesh_utils.sam.core import payload
+from boma_mesh_utils.sam.io.tokens import read_token
 
 VECTORS = yaml.safe_load((pathlib.Path(__file__).parents[1] / "fixtures" / "hmac_vectors.yaml").read_text())["vectors"]
 

@@ -8,8 +8,10 @@ import pathlib
 import pytest
 import yaml
 
-from boma_sam import cli_preflight, preflight, preflight_md
-from boma_sam.preflight import preflight_report
+from boma_mesh_utils.sam.cli import preflight as cli_preflight
+from boma_mesh_utils.sam.preflight import markdown as preflight_md
+from boma_mesh_utils.sam.preflight import review as preflight
+from boma_mesh_utils.sam.preflight.review import preflight_report
 
 ROOT = pathlib.Path(__file__).parents[2]
 INVENTORIES = ROOT / "inventories"

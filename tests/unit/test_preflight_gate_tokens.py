@@ -5,8 +5,8 @@
 import datetime
 import pathlib
 
-from boma_sam import cli_preflight
-from boma_sam.preflight import preflight_report
+from boma_mesh_utils.sam.cli import preflight as cli_preflight
+from boma_mesh_utils.sam.preflight.review import preflight_report
 
 ROOT = pathlib.Path(__file__).parents[2]
 NOW = datetime.datetime(2026, 6, 28, 1, 0, tzinfo=datetime.timezone.utc)

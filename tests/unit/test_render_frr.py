@@ -6,8 +6,8 @@ import difflib
 import pytest
 from mesh_views import node_state
 
-from boma_sam.render_frr import RenderError, lint_frr, render_frr
-from boma_sam.synthetic import synthetic_rr_state
+from boma_mesh_utils.sam.core.render.frr import RenderError, lint_frr, render_frr
+from support.synthetic import synthetic_rr_state
 
 
 @pytest.fixture(scope="module")

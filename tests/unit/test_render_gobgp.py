@@ -9,7 +9,7 @@ import pytest
 import tomllib
 from mesh_views import node_state
 
-from boma_sam.render_gobgp import (
+from boma_mesh_utils.sam.core.render.gobgp import (
     ADMISSION_POLICY,
     ADMISSION_REJECT,
     EXPORT_POLICY,

@@ -5,9 +5,9 @@ import ipaddress
 import pytest
 from conftest import run
 
-from boma_sam.admission import RouteAdmission
-from boma_sam.model import Claim
-from boma_sam.validate import route_admission
+from boma_mesh_utils.sam.core.admission import RouteAdmission
+from boma_mesh_utils.sam.core.model import Claim
+from boma_mesh_utils.sam.core.validate import route_admission
 
 LEAF_B = "10.255.0.32"  # tunnel address of leaf-b, which owns 10.77.60.32/32
 

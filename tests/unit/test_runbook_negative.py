@@ -5,7 +5,7 @@ import datetime
 import pytest
 from conftest import DELETE, NOW, claim, find, policy, res, resign, rules, run, set_fields
 
-from boma_sam.admission import expiry
+from boma_mesh_utils.sam.core.admission import expiry
 
 
 def test_baseline_mesh_is_valid(mesh):

@@ -11,9 +11,9 @@ import pytest
 import yaml
 from inprocess import collection_on_path, run_module
 
-from boma_sam import cli_preflight
-from boma_sam import preflight as preflight_module
-from boma_sam.fields import parse_time
+from boma_mesh_utils.sam.cli import preflight as cli_preflight
+from boma_mesh_utils.sam.core.fields import parse_time
+from boma_mesh_utils.sam.preflight import review as preflight_module
 
 _COLLECTION_BASE = collection_on_path()
 ROOT = Path(__file__).resolve().parents[2]

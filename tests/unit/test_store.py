@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from boma_sam.store import Store, StoreRejected
+from boma_mesh_utils.sam.rr.store import Store, StoreRejected
 
 NOW = "2026-06-28T01:00:00Z"
 SPEC = {"leafID": "leaf-b", "joinNonce": "leaf-b-0001", "tunnelAddress": "10.255.0.32/32"}

@@ -1,7 +1,6 @@
 """Timer presets (routerd timersPreset / timers.profile) and RR-to-RR peering, materialize -> FRR / GoBGP."""
 
 import copy
-import importlib
 import io
 import json
 
@@ -11,13 +10,14 @@ import yaml
 from inprocess import collection_on_path, run_module
 from mesh_views import NOW, host_vars, node_view
 
-from boma_sam import cli
-from boma_sam.loader import load_resources
-from boma_sam.materialize import count_kinds, materialize
-from boma_sam.model import TIMER_PRESETS
-from boma_sam.render_frr import RR_PEER_LOCAL_PREF, RenderError, lint_frr, render_frr
-from boma_sam.render_gobgp import render_gobgp
-from boma_sam.validate import validate
+from boma_mesh_utils.sam.cli import main as cli
+from boma_mesh_utils.sam.core.loader import load_resources
+from boma_mesh_utils.sam.core.materialize import count_kinds, materialize
+from boma_mesh_utils.sam.core.model import TIMER_PRESETS
+from boma_mesh_utils.sam.core.render.frr import RR_PEER_LOCAL_PREF, RenderError, lint_frr, render_frr
+from boma_mesh_utils.sam.core.render.gobgp import render_gobgp
+from boma_mesh_utils.sam.core.validate import validate
+from boma_mesh_utils.sam.rr import reconcile
 
 FAST = {"profile": "fast", "keepalive": 3, "holdTime": 9}
 
@@ -185,10 +185,6 @@ def test_sam_materialize_module_passes_rr_peering_and_changes_nothing():
 
 
 def test_serve_reconcile_renders_with_the_roles_options(monkeypatch):
-    collection_on_path()
-    # Imported here: the collection is importable only once it is on the path.
-    reconcile = importlib.import_module("ansible_collections.boma.mesh.plugins.module_utils.reconcile")
-
     args = cli.build_parser().parse_args(["serve", "--config", "x.yml", "--node", "rr-a", "--db", "x.db",
                                           "--token-file", "t", "--reconcile", "bgp", "--bgp-bfd", "--rr-peering"])
     seen = {}

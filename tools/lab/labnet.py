@@ -146,7 +146,7 @@ def tunnel_summary(lab, host):
     Read with the collection's own netlink reader (boma_mesh_utils, installed in the venv), so the table
     shows what the modules see: an ipip link with FOU encapsulation counts as fou.
     """
-    from boma_mesh_utils.netlink import common, tunnels  # noqa: PLC0415 - only the status needs it
+    from boma_mesh_utils.sam.apply.netlink import common, tunnels  # noqa: PLC0415 - only the status needs it
 
     name = ns_name(lab, host)
     if name not in _netns_list():

@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 from netns.procs import _mkdir, _write  # noqa: E402 - needs tests/ on sys.path
 
-from boma_sam import payload  # noqa: E402
-from boma_sam.fields import format_time  # noqa: E402
+from boma_mesh_utils.sam.core import payload  # noqa: E402
+from boma_mesh_utils.sam.core.fields import format_time  # noqa: E402
 
 
 def run_dir(lab, host=None):

@@ -1,9 +1,10 @@
 # Copyright: boma.mesh contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Pure SAM enrollment core: stdlib only, no I/O, relative imports only.
+"""boma.mesh's SAM enrollment code, one folder per concern (docs/architecture.md).
 
-The same package runs inside Ansible modules (as
-``ansible_collections.boma.mesh.plugins.module_utils.sam``) and as the
-``boma_sam`` package behind the ``samctl`` command.  Every file here except
-``cli.py`` is pure: it takes data and returns data.
+core/ is pure; preflight/ builds the gate review; io/ talks to the enrollment API and reads
+tokens; apply/ changes the host (FRR, netlink); rr/ is the RR daemon; cli/ is samctl.
+Imports point one way: cli -> rr -> (apply, io, preflight) -> core.  The same tree runs inside Ansible
+modules (ansible_collections.boma.mesh.plugins.module_utils.sam) and as boma_mesh_utils.sam
+behind samctl and the RR service (relative imports only).
 """

@@ -1,10 +1,13 @@
 # Copyright: boma.mesh contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Input reading and error types shared by the samctl commands (an edge file: reads files)."""
+"""Input reading, error types and API-client options shared by the samctl commands (an edge: reads files)."""
 
+import argparse
 import json
 
-from .fields import parse_time
+from ..core.fields import parse_time
+from ..io import http_client, tokens
+from ..io.bearer import bearer_token
 
 
 class InputError(Exception):
@@ -75,3 +78,44 @@ def load_configs(paths):
     for path in paths:
         documents.extend(load_file(path))
     return documents
+
+
+# --- the enrollment API's clients: enrollment-join and claim ---------------------------------------------------
+
+
+def endpoint_arg(text):
+    """argparse type of --rr-url."""
+    try:
+        return http_client.parse_endpoint(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def socket_arg(text):
+    return http_client.Endpoint("unix", socket_path=text)
+
+
+def read_bearer(path, what):
+    """A header-safe bearer token from a file; InputError naming the file, never the value."""
+    raw = tokens.read_token(file=path)
+    if isinstance(raw, str):
+        raise InputError("%s: %s" % (what, raw))
+    try:
+        return bearer_token(raw)
+    except ValueError as exc:
+        raise InputError("%s %s: %s" % (what, path, exc)) from None
+
+
+def check_ca(path):
+    if path:
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise InputError("--ca-file %s: %s" % (path, (exc.strerror or "unreadable").lower())) from None
+
+
+def add_transport_args(p):
+    p.add_argument("--ca-file", metavar="F", help="CA bundle that signs the RRs' TLS certificates (https)")
+    p.add_argument("--timeout", type=float, default=http_client.DEFAULT_TIMEOUT,
+                   help="seconds per request (default 10)")

@@ -14,9 +14,9 @@ import logging
 import threading
 from urllib.parse import parse_qs
 
-from . import keyring, wire
-from .enroll import Registry, Rejection
-from .fields import format_time
+from ..core import keyring, wire
+from ..core.fields import format_time
+from ..core.registry import Registry, Rejection
 from .store import Store, StoreRejected
 
 LOG = logging.getLogger("samctl.serve")

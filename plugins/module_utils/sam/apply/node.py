@@ -1,14 +1,11 @@
 # Copyright: boma.mesh contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The apply step of `samctl serve --reconcile bgp|all` (docs/api.md, "Reconcile").
+"""Apply a node's materialized state to this host: FRR (validated candidate, frr-reload) and netlink.
 
-It does in-process what the playbook does with sam_materialize -> sam_bgp (-> sam_tunnel, sam_route), so an
-admitted or revoked leaf reaches the RR's FRR in seconds instead of at the next Ansible run.  The same helpers
-are used (frr.apply: validated candidate, frr-reload, never a bgpd restart; the netlink package: only objects
-boma.mesh marked are ever removed), so both paths converge on the same host state.
-
-``factory(service, args)`` returns ``apply()``; the service's Reconciler runs it (never concurrently) and logs
-the returned summary; an exception is logged and the run retried.
+What the playbook does with sam_bgp, sam_tunnel, sam_route and sam_wireguard, in one process: the RR
+daemon's reconcile loop (rr/reconcile.py) calls it after every admitted or revoked claim.  The same helpers
+as the modules are used (frr.apply: never a bgpd restart; netlink: only objects boma.mesh marked are ever
+removed), so both paths converge on the same host state.
 """
 
 import logging
@@ -16,19 +13,17 @@ import os
 import subprocess
 import tempfile
 
+from ..core.render.frr import render_frr
 from . import netlink
 from .frr import Frr
 from .frr import apply as frr_apply
-from .sam.materialize import materialize
-from .sam.render_frr import render_frr
-from .sam.validate import validate
 
-LOG = logging.getLogger("samctl.serve")
+LOG = logging.getLogger("samctl.apply")
 VTYSH = "/usr/bin/vtysh"            # sam_bgp's default: frr-reload needs the directory of vtysh as --bindir
 COMMAND_TIMEOUT = 120               # frr-reload on a large RR config takes seconds, never minutes
 
 
-class ReconcileError(ValueError):
+class ApplyError(ValueError):
     """Nothing (or only part) could be applied; the message says which part and why."""
 
 
@@ -42,53 +37,6 @@ def run_command(argv):
     except OSError as exc:
         return 127, "", "%s: %s" % (argv[0], exc.strerror or exc)
     return proc.returncode, proc.stdout, proc.stderr
-
-
-def factory(service, args):
-    mode = getattr(args, "reconcile", None)
-    if mode not in ("bgp", "all"):
-        raise ReconcileError("--reconcile must be bgp or all, not %r" % (mode,))
-    if mode == "all" and not netlink.HAS_PYROUTE2:
-        # Fail at start-up: retrying every interval cannot fix a missing library.
-        raise ReconcileError("--reconcile all needs pyroute2: %s" % netlink.PYROUTE2_IMPORT_ERROR)
-    vty = getattr(args, "frr_vty_socket", None)
-    confdir = getattr(args, "frr_confdir", None) or "/etc/frr"
-
-    rr_peering = bool(getattr(args, "rr_peering", False))
-    wireguard = {"key_file": getattr(args, "wg_key_file", None), "listen_port": getattr(args, "wg_listen_port", None)}
-    options = {"bfd": bool(getattr(args, "bgp_bfd", False))}
-
-    def apply():
-        state = desired_state(service, args.node, rr_peering)
-        parts, failed = [], []
-        try:
-            parts.append(apply_bgp(state, vty, confdir, options))
-        except Exception as exc:  # noqa: BLE001 - the data plane is still applied, the error is raised below
-            failed.append("bgp failed: %s" % exc)
-        if mode == "all":
-            try:
-                parts.extend(apply_dataplane(state, wireguard))
-            except (netlink.NetlinkConfigError, netlink.Pyroute2Error, OSError, ReconcileError) as exc:
-                failed.append("dataplane failed: %s" % exc)
-        if failed:
-            raise ReconcileError(", ".join(parts + failed))
-        return ", ".join(parts)
-
-    return apply
-
-
-def desired_state(service, node, rr_peering=False):
-    """The RR's materialized state from its documents plus every non-revoked accepted claim."""
-    # Accept/revoke/import change the registry under the service lock: copy the claims there (one
-    # consistent snapshot), validate them outside it so submissions are not held up for O(claims).
-    with service.lock:
-        resources = service.registry.desired_resources()
-    report = validate(resources, now=service.clock())
-    if not report.ok:
-        # Same rule as sam_materialize: an invalid document set is never half applied.
-        raise ReconcileError("desired state invalid, nothing applied: %s"
-                             % "; ".join(f.describe() for f in report.errors[:5]))
-    return materialize(report, node, rr_peering=rr_peering)
 
 
 def apply_bgp(state, vty_socket, confdir, options=None):

@@ -1,6 +1,6 @@
 # Copyright: boma.mesh contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""`samctl serve`: wire the enrollment service together (an edge file: files, signals, sockets)."""
+"""`samctl serve`: wire the RR daemon (rr/) together: documents, token files, TLS, signals, listeners."""
 
 import logging
 import os
@@ -10,13 +10,16 @@ import stat
 import sys
 import threading
 
-from . import http_edge, tokens
-from .cli_io import FindingsError, InputError, load_configs
-from .enroll_client import request
-from .loader import load_resources
-from .replicate import Reconciler, Replicator
-from .service import LOG, Service
-from .validate import validate
+from ..core.loader import load_resources
+from ..core.validate import validate
+from ..io import tokens
+from ..io.http_client import request
+from ..rr import http_server
+from ..rr.reconcile import ReconcileError, Reconciler
+from ..rr.reconcile import factory as reconcile_factory
+from ..rr.replicate import Replicator
+from ..rr.service import LOG, Service
+from .common import FindingsError, InputError, load_configs
 
 
 def read_secret_file(path, what):
@@ -82,7 +85,7 @@ def reload_service(service, args):
     return True
 
 
-def build_service(args, reconcile_factory=None):
+def build_service(args):
     resources, resolver = load_documents(args)
     leaf = read_secret_file(args.token_file, "--token-file")
     admin = read_secret_file(args.admin_token_file, "--admin-token-file") if args.admin_token_file else None
@@ -98,9 +101,11 @@ def build_service(args, reconcile_factory=None):
         service.replicator = Replicator(args.peer, peer_token, peer_request, service.import_records,
                                         interval=args.resync_interval)
     if args.reconcile:
-        if reconcile_factory is None:
-            raise InputError("--reconcile needs the collection's apply helpers (boma_mesh_utils.reconcile)")
-        reconciler = Reconciler(reconcile_factory(service, args), interval=args.reconcile_interval,
+        try:
+            apply = reconcile_factory(service, args)
+        except ReconcileError as exc:     # a bad mode or a missing dependency: say so at start-up
+            raise InputError(str(exc)) from None
+        reconciler = Reconciler(apply, interval=args.reconcile_interval,
                                 next_due=service.seconds_to_next_expiry)
         service.on_change = reconciler.trigger
         service.reconciler = reconciler
@@ -119,12 +124,12 @@ def tls_context(args):
     return context
 
 
-def cmd_serve(args, out, reconcile_factory=None):
+def cmd_serve(args, out):
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s samctl-serve[%(process)d] %(levelname)s %(message)s")
     if not args.listen and not args.socket:
         raise InputError("give --listen HOST:PORT and/or --socket PATH")
-    service = build_service(args, reconcile_factory)
+    service = build_service(args)
     context = tls_context(args)
     # Many short requests on few cores: a shorter GIL switch interval keeps the latency tail down.
     sys.setswitchinterval(0.001)
@@ -133,7 +138,7 @@ def cmd_serve(args, out, reconcile_factory=None):
         LOG.info("resync at start-up: %s", service.replicator.pull_once())
         service.replicator.start()
     try:
-        servers, where = http_edge.start(service, args.listen, args.socket, context, args.client_timeout,
+        servers, where = http_server.start(service, args.listen, args.socket, context, args.client_timeout,
                                          args.max_connections)
     except OSError as exc:
         raise InputError("cannot listen: %s" % (exc.strerror or exc)) from None
@@ -156,7 +161,7 @@ def cmd_serve(args, out, reconcile_factory=None):
             break
         reload_service(service, args)
     LOG.info("stopping")
-    http_edge.stop(servers)
+    http_server.stop(servers)
     if service.replicator is not None:
         service.replicator.stop()
     if reconciler is not None:
@@ -165,7 +170,7 @@ def cmd_serve(args, out, reconcile_factory=None):
     return 0
 
 
-def add_parser(sub, reconcile_factory=None):
+def add_parser(sub):
     p = sub.add_parser("serve", help="run the RR enrollment service (docs/api.md)")
     p.add_argument("--config", action="append", required=True, metavar="FILE",
                    help="the RR's documents: policies, RRSet, pools, profiles (repeatable)")
@@ -193,4 +198,4 @@ def add_parser(sub, reconcile_factory=None):
     p.add_argument("--wg-key-file", help="reconcile all: the WireGuard interface's private key file (0600)")
     p.add_argument("--wg-listen-port", type=int, help="reconcile all: the WireGuard interface's UDP port")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging (never tokens or bodies)")
-    p.set_defaults(func=lambda args, out: cmd_serve(args, out, reconcile_factory))
+    p.set_defaults(func=cmd_serve)

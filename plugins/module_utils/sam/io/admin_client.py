@@ -2,9 +2,9 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Admin calls of the enrollment API (an edge file: network): revoke, shorten a lease, list claims, audit."""
 
-from . import wire
-from .enroll_client import DEFAULT_TIMEOUT, ApiError, _json, api_error, check_name, parse_endpoint, request
-from .fields import format_time, parse_time
+from ..core import wire
+from ..core.fields import format_time, parse_time
+from .http_client import DEFAULT_TIMEOUT, ApiError, api_error, check_name, json_object, parse_endpoint, request
 
 
 def _admin(endpoint, method, path, admin_token, body=None, timeout=DEFAULT_TIMEOUT, ca_file=None):
@@ -12,7 +12,7 @@ def _admin(endpoint, method, path, admin_token, body=None, timeout=DEFAULT_TIMEO
     resp = request(endpoint, method, path, admin_token, body, timeout, ca_file)
     if resp.status != 200:
         raise api_error(endpoint, resp)
-    doc = _json(resp)
+    doc = json_object(resp)
     if doc is None:
         raise ApiError(resp.status, "bad-response", "the answer is not a JSON object", endpoint=endpoint)
     return doc

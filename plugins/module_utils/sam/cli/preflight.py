@@ -13,9 +13,9 @@ import datetime
 import os
 import sys
 
-from .cli_io import InputError, load_file, parse_now
-from .preflight import build_review
-from .preflight_md import render
+from ..preflight.markdown import render
+from ..preflight.review import build_review
+from .common import InputError, load_file, parse_now
 
 VAULT_HEADER = b"$ANSIBLE_VAULT"
 

@@ -9,8 +9,8 @@ reason names the file or variable, never the value.
 import errno
 import os
 
-from .keyring import JoinKey
-from .payload import SecretError, secret_key
+from ..core.keyring import JoinKey
+from ..core.payload import SecretError, secret_key
 
 
 def read_token(file=None, env=None, is_base64=False, environ=None):

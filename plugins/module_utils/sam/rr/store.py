@@ -11,7 +11,7 @@ restart.  Replicated records are imported idempotently by (policy, nonce).
 import json
 import sqlite3
 
-from .fields import parse_time
+from ..core.fields import parse_time
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS claims (

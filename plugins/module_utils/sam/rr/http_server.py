@@ -16,8 +16,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from . import wire
-from .enroll import Rejection
+from ..core import wire
+from ..core.registry import Rejection
 from .service import ADMIN, LEAF, LOG, encode, error_answer
 
 P = re.escape(wire.API_PREFIX)

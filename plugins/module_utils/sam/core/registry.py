@@ -13,9 +13,9 @@ every *active* accepted claim, looked up in hash maps so a submission costs the 
 """
 
 from . import admission, keyring
-from .client import claim_digest
 from .fields import format_time, parse_time
 from .findings import ERROR, SKIPPED
+from .lease import claim_digest
 from .loader import Resource
 from .model import build_mesh, parse_claim, split_ref
 from .validate import DEFAULT_SKEW, validate_claim

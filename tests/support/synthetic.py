@@ -4,8 +4,8 @@
 
 import ipaddress
 
-from . import payload
-from .materialize import API_VERSION
+from boma_mesh_utils.sam.core import payload
+from boma_mesh_utils.sam.core.materialize import API_VERSION
 
 TUNNEL_RANGE = ipaddress.IPv4Network("10.128.0.0/16")
 POOL = ipaddress.IPv4Network("10.64.0.0/16")

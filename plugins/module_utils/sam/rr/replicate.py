@@ -11,10 +11,9 @@ Import on the other side is idempotent and convergent, so at-least-once delivery
 import json
 import random
 import threading
-import time
 
-from . import wire
-from .client import backoff_delay
+from ..core import wire
+from ..core.lease import backoff_delay
 from .service import LOG
 
 
@@ -93,51 +92,6 @@ class Replicator:
                 delay = min(backoff_delay(failures, random.random()).total_seconds(), self.interval)  # noqa: S311
                 LOG.warning("push to %s failed (%s); retry in %.0fs", peer, _why(exc), delay)
                 self.stopping.wait(delay)
-
-
-class Reconciler:
-    """Runs ``apply()`` after changes and when a lease ends, at most once per ``interval`` s, never concurrently."""
-
-    def __init__(self, apply, interval=2.0, next_due=None):
-        self.apply = apply
-        self.interval = interval
-        # seconds until the next lease (or join token) ends, else None: expiry changes the state with no request
-        self.next_due = next_due or (lambda: None)
-        self.pending = threading.Event()
-        self.stopping = threading.Event()
-        self.runs = 0
-        self.last_error = None
-
-    def trigger(self):
-        self.pending.set()
-
-    def start(self):
-        self.pending.set()   # reconcile once at start-up
-        threading.Thread(target=self._loop, daemon=True, name="reconcile").start()
-
-    def stop(self):
-        self.stopping.set()
-        self.pending.set()
-
-    def _loop(self):
-        while True:
-            due = self.next_due()
-            # +0.5 s: wake after the lease has ended, not just before it
-            self.pending.wait(None if due is None else max(0.0, min(due + 0.5, 3600.0)))
-            if self.stopping.is_set():
-                return
-            self.pending.clear()
-            started = time.monotonic()
-            try:
-                summary = self.apply()
-                self.last_error = None
-                LOG.info("reconcile: %s (%.1fs)", summary, time.monotonic() - started)
-            except Exception as exc:  # noqa: BLE001 - a failed apply is logged and retried, the service stays up
-                self.last_error = "%s: %s" % (type(exc).__name__, exc)
-                LOG.error("reconcile failed: %s", self.last_error)
-                self.pending.set()
-            self.runs += 1
-            self.stopping.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
 
 def _why(exc):

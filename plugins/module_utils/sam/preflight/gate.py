@@ -6,9 +6,9 @@ Paths follow the sam_rr / sam_leaf roles (roles/*/vars/main.yml) with each host'
 what the roles will write, not a generic one.  Secret values are never an input here: only names and paths.
 """
 
-from .fields import format_time
-from .model import DEFAULT_TOKEN_ID
-from .preflight_text import table
+from ..core.fields import format_time
+from ..core.model import DEFAULT_TOKEN_ID
+from .text import table
 
 MODES = ("fou", "gre", "ipip")
 ENCRYPTIONS = ("none", "wireguard")

@@ -14,7 +14,7 @@ import os
 import re
 import tempfile
 
-from .sam.render_frr import lint_frr
+from ..core.render.frr import lint_frr
 
 HOST_OWNED = re.compile(r"^(no )?(hostname |ip forwarding|ipv6 forwarding|log |service |frr |password |enable )")
 MARKERS = ("Lines To Delete", "Lines To Add")

@@ -15,13 +15,13 @@ reported as not verified, never as good.  ``vault_names`` are dotted secret name
 the report checks its secret list against; values never enter this module.
 """
 
-from . import preflight_md
-from .admission import expiry
-from .findings import ERROR, SKIPPED, WARNING, Finding
-from .materialize import MaterializeError, materialize
-from .model import split_ref
-from .render_frr import RenderError, render_frr
-from .validate import validate_documents
+from ..core.admission import expiry
+from ..core.findings import ERROR, SKIPPED, WARNING, Finding
+from ..core.materialize import MaterializeError, materialize
+from ..core.model import split_ref
+from ..core.render.frr import RenderError, render_frr
+from ..core.validate import validate_documents
+from . import markdown as preflight_md
 
 RR_GROUP = "sam_rrs"
 LEAF_GROUP = "sam_leaves"

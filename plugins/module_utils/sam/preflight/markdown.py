@@ -6,11 +6,11 @@ Secrets, artifacts, pass/fail criteria and the untested list are in ``preflight_
 so two runs over the same inventory and ``now`` give identical text (the report is meant to be diffed).
 """
 
-from . import preflight_gate
-from .fields import format_time
-from .findings import ERROR, WARNING
-from .materialize import count_kinds
-from .preflight_text import code, kind_rows, table
+from ..core.fields import format_time
+from ..core.findings import ERROR, WARNING
+from ..core.materialize import count_kinds
+from . import gate as preflight_gate
+from .text import code, kind_rows, table
 
 SECTIONS = ("Summary", "Validation findings", "Required hosts", "Transport profiles under test",
             "Expected generated state", "Final configs", "Secrets", "Artifacts", "Pass/fail criteria",

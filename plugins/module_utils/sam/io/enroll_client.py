@@ -1,0 +1,232 @@
+# Copyright: boma.mesh contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Edge (does I/O): the leaf's enrollment client: submit the claim, fetch the RRSet, persist the state.
+
+When to refresh and how long to back off are core/lease.py's decisions; http_client.py does the exchanges.
+No exception, result or state holds a token.
+"""
+
+import datetime
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+from ..core import lease, wire
+from ..core.fields import parse_time
+from ..core.model import split_ref
+from .bearer import bearer_token
+from .http_client import (
+    DEFAULT_TIMEOUT,
+    ApiError,
+    Endpoint,
+    EnrollError,
+    TransportError,
+    api_error,
+    check_name,
+    json_object,
+    parse_endpoint,
+    request,
+)
+
+MAX_STATE = 4 * 1024 * 1024
+# A topology without an expiry is re-fetched after this long, so a later admin expiry or revocation is seen.
+DEFAULT_LEASE = datetime.timedelta(hours=1)
+# Answers that another RR may well answer differently; every other 4xx is the RRs' verdict on the claim.
+RETRY_STATUSES = (408, 429)
+
+# Re-exported: the module sam_enroll and the tests reach the transport through this file.
+__all__ = ["ApiError", "Endpoint", "EnrollError", "TransportError", "check_name", "parse_endpoint", "request"]
+
+class _Skip(Exception):
+    """This endpoint gave no usable answer; the next one is tried (``rule`` classifies why)."""
+
+    def __init__(self, rule, message):
+        super().__init__(message)
+        self.rule = rule
+
+
+@dataclass
+class JoinResult:
+    ok: bool                # no failure in this run (also when nothing had to be done)
+    changed: bool           # a refresh brought a new lease or RRSet
+    reason: str             # lease.refresh_decision's reason ("fresh", "backoff", "expired", ..., or "forced")
+    attempted: bool         # endpoints were contacted, so ``state`` is new and should be written
+    state: dict = None
+    endpoint: str = None    # the RR that answered (the refresh or a definitive refusal)
+    rule: str = None
+    error: str = None
+    findings: tuple = ()
+    skipped: list = field(default_factory=list)   # why earlier endpoints were passed over
+    not_before: object = None
+
+
+def public_state(state):
+    """What may be shown (diff, logs): lease and RRSet member names; the state never holds tokens anyway."""
+    if not state:
+        return {}
+    rrset = state.get("rrSet") if isinstance(state.get("rrSet"), dict) else {}
+    spec = rrset.get("spec") if isinstance(rrset.get("spec"), dict) else rrset
+    members = spec.get("members") if isinstance(spec.get("members"), list) else []
+    meta = rrset.get("metadata") if isinstance(rrset.get("metadata"), dict) else {}
+    return {"claimDigest": state.get("claimDigest"), "expiresAt": state.get("expiresAt"),
+            "rrSet": meta.get("name"),
+            "members": [m.get("nodeRef") if isinstance(m, dict) else str(m) for m in members],
+            "failures": int(state.get("failures") or 0), "nextAttemptAt": state.get("nextAttemptAt")}
+
+
+def _lease(state):
+    state = state or {}
+    return state.get("claimDigest"), state.get("expiresAt"), state.get("rrSet")
+
+
+def _verified_json(endpoint, resp, join_key, what):
+    if not wire.verify_response_mac(join_key, resp.body, resp.headers.get(wire.RESPONSE_MAC_HEADER.lower())):
+        raise _Skip("response-mac", "response MAC missing or invalid from %s (%s)" % (endpoint, what))
+    doc = json_object(resp)
+    if doc is None:
+        raise _Skip("bad-response", "%s: %s answer is not a JSON object" % (endpoint, what))
+    return doc
+
+
+def _verdict(endpoint, resp, join_key):
+    """Raise for a non-200 answer: ApiError when it is definitive, _Skip when another RR may do better.
+
+    Only a refusal carrying a valid response MAC is definitive: an impostor must not be able to stop
+    the leaf from reaching the real RRs by answering first with a fake 4xx.
+    """
+    error = api_error(endpoint, resp)
+    signed = wire.verify_response_mac(join_key, resp.body, resp.headers.get(wire.RESPONSE_MAC_HEADER.lower()))
+    definitive = 400 <= resp.status < 500 and resp.status not in RETRY_STATUSES and not error.foreign and signed
+    if definitive:
+        raise error
+    raise _Skip("server-error" if resp.status >= 500 else error.rule, error.describe())
+
+
+def _join_one(endpoint, ctx):
+    """Submit (or, after nonce-replay, only fetch) at one endpoint -> the verified topology document."""
+    resp = request(endpoint, "POST", wire.submit_path(), ctx["token"],
+                   wire.submit_request(ctx["name"], ctx["spec"]), ctx["timeout"], ctx["ca_file"])
+    if resp.status == 200:
+        doc = _verified_json(endpoint, resp, ctx["key"], "submit")
+        if doc.get("accepted") is not True:
+            raise _Skip("bad-response", "%s: submit answer without accepted: true" % endpoint)
+    elif resp.status != 409 or api_error(endpoint, resp).rule != "nonce-replay":
+        _verdict(endpoint, resp, ctx["key"])
+    # Accepted now or earlier (nonce-replay: a restart or refresh of the same signed claim): fetch the RRSet.
+    resp = request(endpoint, "GET", wire.topology_path(ctx["rrset"], ctx["name"]), ctx["token"],
+                   timeout=ctx["timeout"], ca_file=ctx["ca_file"])
+    if resp.status != 200:
+        _verdict(endpoint, resp, ctx["key"])
+    doc = _verified_json(endpoint, resp, ctx["key"], "topology")
+    if doc.get("claimDigest") != ctx["digest"]:
+        raise _Skip("claim-digest", "%s holds another version of SAMEnrollmentClaim/%s (claimDigest differs); "
+                    "a changed claim needs a new joinNonce, joinTimestamp and joinHMAC" % (endpoint, ctx["name"]))
+    rrset = doc.get("rrSet")
+    if not isinstance(rrset, dict):
+        raise _Skip("bad-response", "%s: topology answer without an rrSet mapping" % endpoint)
+    meta = rrset.get("metadata") if isinstance(rrset.get("metadata"), dict) else {}
+    if meta.get("name", ctx["rrset"]) != ctx["rrset"]:
+        raise _Skip("bad-response", "%s: topology is for SAMRRSet/%s, not %s" % (endpoint, meta["name"], ctx["rrset"]))
+    return doc
+
+
+def decide(state, claim_spec, now, force=False):
+    """lease.refresh_decision, or an unconditional refresh when forced."""
+    if force:
+        return lease.Decision(True, "forced")
+    return lease.refresh_decision(state, claim_spec, now)
+
+
+def join(endpoints, claim_name, claim_spec, api_token, join_key, state, now, jitter, force=False,
+         timeout=DEFAULT_TIMEOUT, ca_file=None):
+    """One leaf enrollment run; ``now`` is an aware datetime, ``jitter`` a number in [0, 1).
+
+    Returns a JoinResult; raises ValueError only for local input problems (names, tokens, key).
+    """
+    decision = decide(state, claim_spec, now, force)
+    if not decision.refresh:
+        return JoinResult(True, False, decision.reason, False, state, not_before=decision.not_before)
+    if not join_key:
+        raise ValueError("a join token is required to verify the RR's response MAC")
+    rrset = split_ref(claim_spec.get("rrSetRef"), "SAMRRSet")
+    if not rrset:
+        raise ValueError("SAMEnrollmentClaim/%s spec.rrSetRef must name a SAMRRSet" % claim_name)
+    ctx = {"name": check_name(claim_name), "spec": claim_spec, "rrset": check_name(rrset, "RRSet name"),
+           "token": bearer_token(api_token), "key": join_key, "digest": lease.claim_digest(claim_spec),
+           "timeout": timeout, "ca_file": ca_file}
+    endpoints = [parse_endpoint(e) for e in endpoints]
+    if not endpoints:
+        raise ValueError("no RR endpoint given")
+    skipped = []
+    rules = []
+    for endpoint in endpoints:
+        try:
+            doc = _join_one(endpoint, ctx)
+        except TransportError as exc:
+            rules.append("unreachable")
+            skipped.append(str(exc))
+            continue
+        except _Skip as exc:
+            rules.append(exc.rule)
+            skipped.append(str(exc))
+            continue
+        except ApiError as exc:
+            new = lease.after_failure(state, now, jitter, exc.describe(), claim_spec)
+            return JoinResult(False, False, decision.reason, True, new, str(endpoint), exc.rule, exc.detail(),
+                              exc.findings, skipped)
+        expires = parse_time(doc.get("expiresAt")) or now + DEFAULT_LEASE
+        new = lease.after_success(claim_spec, doc["rrSet"], expires, now)
+        return JoinResult(True, _lease(new) != _lease(state), decision.reason, True, new, str(endpoint),
+                          skipped=skipped)
+    rule = rules[0] if len(set(rules)) == 1 else "all-rrs-failed"
+    message = "no RR gave a usable answer: " + "; ".join(skipped)
+    new = lease.after_failure(state, now, jitter, "%s: %s" % (rule, message), claim_spec)
+    return JoinResult(False, False, decision.reason, True, new, None, rule, message, (), skipped)
+
+
+# --- state file ------------------------------------------------------------------------------------------------
+
+
+def read_state(path):
+    """(state, note): (None, None) without a file; (None, why) when it cannot be used, so the leaf starts over."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_STATE + 1)
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        return None, "state file %s is unreadable (%s); starting over" % (path, (exc.strerror or "error").lower())
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None, "state file %s is not valid JSON; starting over" % path
+    if not isinstance(doc, dict):
+        return None, "state file %s is not a JSON object; starting over" % path
+    return doc, None
+
+
+def write_state(path, state):
+    """Replace the state file atomically (temp file in the same directory, fsync, rename), mode 0600."""
+    directory = os.path.dirname(os.path.abspath(path))
+    data = (json.dumps(state, sort_keys=True, indent=2) + "\n").encode("utf-8")
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    # The rename itself must survive a crash, or a reboot could bring back the old lease.
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -1,0 +1,6 @@
+# Copyright: boma.mesh contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The RR daemon behind ``samctl serve``: service, store, HTTP server, replication, reconcile loop.
+
+Never imported by a module, so AnsiballZ never ships it; imports ``apply``, ``io`` and ``core``.
+"""

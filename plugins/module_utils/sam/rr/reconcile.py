@@ -1,0 +1,114 @@
+# Copyright: boma.mesh contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The RR's reconcile loop for `samctl serve --reconcile bgp|all` (docs/api.md, "Reconcile").
+
+``Reconciler`` runs ``apply()`` after changes and when a lease ends; ``factory(service, args)`` builds that
+``apply()``: the desired state from the service's documents and accepted claims, then apply/node.py (FRR,
+and the data plane with ``all``), so an admitted or revoked leaf reaches the RR's FRR and kernel in seconds
+instead of at the next Ansible run.  An exception is logged and the run retried.
+"""
+
+import threading
+import time
+
+from ..apply import netlink
+from ..apply.node import ApplyError, apply_bgp, apply_dataplane
+from ..core.materialize import materialize
+from ..core.validate import validate
+from .service import LOG
+
+
+class ReconcileError(ValueError):
+    """A bad --reconcile setting, or a desired state that cannot be applied; the message says why."""
+
+
+class Reconciler:
+    """Runs ``apply()`` after changes and when a lease ends, at most once per ``interval`` s, never concurrently."""
+
+    def __init__(self, apply, interval=2.0, next_due=None):
+        self.apply = apply
+        self.interval = interval
+        # seconds until the next lease (or join token) ends, else None: expiry changes the state with no request
+        self.next_due = next_due or (lambda: None)
+        self.pending = threading.Event()
+        self.stopping = threading.Event()
+        self.runs = 0
+        self.last_error = None
+
+    def trigger(self):
+        self.pending.set()
+
+    def start(self):
+        self.pending.set()   # reconcile once at start-up
+        threading.Thread(target=self._loop, daemon=True, name="reconcile").start()
+
+    def stop(self):
+        self.stopping.set()
+        self.pending.set()
+
+    def _loop(self):
+        while True:
+            due = self.next_due()
+            # +0.5 s: wake after the lease has ended, not just before it
+            self.pending.wait(None if due is None else max(0.0, min(due + 0.5, 3600.0)))
+            if self.stopping.is_set():
+                return
+            self.pending.clear()
+            started = time.monotonic()
+            try:
+                summary = self.apply()
+                self.last_error = None
+                LOG.info("reconcile: %s (%.1fs)", summary, time.monotonic() - started)
+            except Exception as exc:  # noqa: BLE001 - a failed apply is logged and retried, the service stays up
+                self.last_error = "%s: %s" % (type(exc).__name__, exc)
+                LOG.error("reconcile failed: %s", self.last_error)
+                self.pending.set()
+            self.runs += 1
+            self.stopping.wait(max(0.0, self.interval - (time.monotonic() - started)))
+
+
+def factory(service, args):
+    mode = getattr(args, "reconcile", None)
+    if mode not in ("bgp", "all"):
+        raise ReconcileError("--reconcile must be bgp or all, not %r" % (mode,))
+    if mode == "all" and not netlink.HAS_PYROUTE2:
+        # Fail at start-up: retrying every interval cannot fix a missing library.
+        raise ReconcileError("--reconcile all needs pyroute2: %s" % netlink.PYROUTE2_IMPORT_ERROR)
+    vty = getattr(args, "frr_vty_socket", None)
+    confdir = getattr(args, "frr_confdir", None) or "/etc/frr"
+
+    rr_peering = bool(getattr(args, "rr_peering", False))
+    wireguard = {"key_file": getattr(args, "wg_key_file", None), "listen_port": getattr(args, "wg_listen_port", None)}
+    options = {"bfd": bool(getattr(args, "bgp_bfd", False))}
+
+    def apply():
+        state = desired_state(service, args.node, rr_peering)
+        parts, failed = [], []
+        try:
+            parts.append(apply_bgp(state, vty, confdir, options))
+        except Exception as exc:  # noqa: BLE001 - the data plane is still applied, the error is raised below
+            failed.append("bgp failed: %s" % exc)
+        if mode == "all":
+            try:
+                parts.extend(apply_dataplane(state, wireguard))
+            except (netlink.NetlinkConfigError, netlink.Pyroute2Error, OSError, ApplyError) as exc:
+                failed.append("dataplane failed: %s" % exc)
+        if failed:
+            raise ReconcileError(", ".join(parts + failed))
+        return ", ".join(parts)
+
+    return apply
+
+
+def desired_state(service, node, rr_peering=False):
+    """The RR's materialized state from its documents plus every non-revoked accepted claim."""
+    # Accept/revoke/import change the registry under the service lock: copy the claims there (one
+    # consistent snapshot), validate them outside it so submissions are not held up for O(claims).
+    with service.lock:
+        resources = service.registry.desired_resources()
+    report = validate(resources, now=service.clock())
+    if not report.ok:
+        # Same rule as sam_materialize: an invalid document set is never half applied.
+        raise ReconcileError("desired state invalid, nothing applied: %s"
+                             % "; ".join(f.describe() for f in report.errors[:5]))
+    return materialize(report, node, rr_peering=rr_peering)
