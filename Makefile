@@ -27,13 +27,14 @@ APT_PACKAGES := openssl git make iproute2 iputils-ping frr frr-pythontools gobgp
                 catatonit uidmap slirp4netns passt fuse-overlayfs mmdebstrap
 
 .PHONY: help setup apt venv collection lint lint-python lint-ansible sanity docs-check docs changelog-lint \
-        test test-unit test-service test-integration test-netns bench clean \
+        test test-all test-unit test-service test-playbooks test-netns bench clean \
         kernel-setup test-kernel molecule-setup test-molecule check-argspecs check-tags \
         init-vault edit-vault check-vault lab lab-down lab-status lab-host test-lab
 
 help:
 	@echo "make setup   - create .venv, install pinned Python and Debian packages, samctl (safe to re-run)"
-	@echo "make test    - lint + every test lane"
+	@echo "make test    - the quick lane (a few minutes): lint, unit, service, playbooks, package"
+	@echo "make test-all - every lane (what CI runs): make test + docs, netns, kernel guest, Molecule, lab"
 	@echo "make lint    - ruff, ansible-lint (production), ansible-test sanity, ansible-doc, changelog lint"
 	@echo "make docs    - the docs site (antsibull-docs, Sphinx) in .build/docs/html; fails on any warning"
 	@echo "make bench   - print performance figures (bench/)"
@@ -141,7 +142,11 @@ release: collection
 	test -n "$(VERSION)" || { echo "usage: make release VERSION=x.y.z"; exit 2; }
 	$(BIN)/antsibull-changelog release --version "$(VERSION)"
 
-test: lint docs test-unit test-service test-integration test-package test-netns test-kernel test-molecule
+# The quick lane a newcomer runs (a few minutes on 2 vCPUs): everything that needs no root daemons, no guest, no
+# containers.  test-all adds the slow lanes (real FRR/gobgpd in namespaces, the qemu guest, Molecule, the lab).
+test: lint test-unit test-service test-playbooks test-package
+
+test-all: test docs test-netns test-kernel test-molecule test-lab
 
 # Vault: the password file comes from $$ANSIBLE_VAULT_PASSWORD_FILE only (never a prompt, never argv).
 init-vault:
@@ -173,8 +178,9 @@ test-unit:
 test-service:
 	$(BIN)/python -m pytest -q tests/service
 
-test-integration: collection
-	$(BIN)/python -m pytest -q tests/integration
+# ansible-playbook against localhost and the example inventories (pytest drives it; not ansible-test targets).
+test-playbooks: collection
+	$(BIN)/python -m pytest -q tests/playbooks
 
 # The collection as users get it (tests/package/run.sh, docs/packaging.md): build the tarball and check it for
 # clutter, install it into a temporary collections path (the only one), then ansible-doc and a playbook of every
@@ -212,7 +218,7 @@ lab-down:
 lab-status:
 	if $(BIN)/python tools/lab/vm.py --prefix $(LAB_PREFIX) ping; then $(LAB_GUEST) status; else $(LAB_TOPO) status; fi
 
-# Slow lane (CI runs it after `make test`): the Full Topology Gate in the guest, tests/lab.
+# Slow lane (part of test-all): the Full Topology Gate in the guest, tests/lab.
 test-lab: collection kernel-setup
 	$(BIN)/python -m pytest -q -s tests/lab
 

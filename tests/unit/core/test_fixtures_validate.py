@@ -18,7 +18,7 @@ from boma_mesh_utils.sam.core.loader import load_resources
 from boma_mesh_utils.sam.core.validate import route_admission, validate_documents
 from boma_mesh_utils.sam.io import tokens
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROOT = pathlib.Path(__file__).resolve().parents[3]
 FIXTURES = ROOT / "tests" / "fixtures"
 ROUTERD = FIXTURES / "routerd"
 TOKEN_DIR = FIXTURES / "tokens"

@@ -8,7 +8,7 @@ import pathlib
 from boma_mesh_utils.sam.cli import preflight as cli_preflight
 from boma_mesh_utils.sam.preflight.review import preflight_report
 
-ROOT = pathlib.Path(__file__).parents[2]
+ROOT = pathlib.Path(__file__).parents[3]
 NOW = datetime.datetime(2026, 6, 28, 1, 0, tzinfo=datetime.timezone.utc)
 POLICY = "cloudedge-private-fou-leaves"
 

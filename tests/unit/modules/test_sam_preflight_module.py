@@ -16,7 +16,7 @@ from boma_mesh_utils.sam.core.fields import parse_time
 from boma_mesh_utils.sam.preflight import review as preflight_module
 
 _COLLECTION_BASE = collection_on_path()
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 NOW = "2026-06-28T01:00:00Z"
 VAULT_SECRET = "vault-planted-secret-4f1c2b9e"
 KNOB_SECRET = "knob-planted-secret-77aa0d"

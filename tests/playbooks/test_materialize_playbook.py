@@ -27,7 +27,7 @@ def test_every_host_materializes_through_the_module(inventory, check, tmp_path):
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".build"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_PYTHON_INTERPRETER=sys.executable)
     argv = [str(BIN / "ansible-playbook"), "-i", str(REPO / "inventories" / inventory), "-e", "@" + str(extra),
-            str(REPO / "tests/integration/playbooks/materialize.yml")] + (["--check"] if check else [])
+            str(REPO / "tests/playbooks/playbooks/materialize.yml")] + (["--check"] if check else [])
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:]
     recaps = [line for line in proc.stdout.splitlines() if " : ok=" in line]

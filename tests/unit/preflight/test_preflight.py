@@ -13,7 +13,7 @@ from boma_mesh_utils.sam.preflight import markdown as preflight_md
 from boma_mesh_utils.sam.preflight import review as preflight
 from boma_mesh_utils.sam.preflight.review import preflight_report
 
-ROOT = pathlib.Path(__file__).parents[2]
+ROOT = pathlib.Path(__file__).parents[3]
 INVENTORIES = ROOT / "inventories"
 NOW = "2026-06-28T01:00:00Z"
 NOW_DT = datetime.datetime(2026, 6, 28, 1, 0, tzinfo=datetime.timezone.utc)

@@ -10,7 +10,7 @@ import yaml
 from boma_mesh_utils.sam.core import payload
 from boma_mesh_utils.sam.io.tokens import read_token
 
-VECTORS = yaml.safe_load((pathlib.Path(__file__).parents[1] / "fixtures" / "hmac_vectors.yaml").read_text())["vectors"]
+VECTORS = yaml.safe_load((pathlib.Path(__file__).parents[2] / "fixtures" / "hmac_vectors.yaml").read_text())["vectors"]
 
 # routerd's own expected payload for its WireGuard claim test (pkg/samenrollment), typed in by hand:
 # scalars trimmed, owned addresses and allowedIPs sorted, admin-owned fields absent.

@@ -9,7 +9,7 @@ import pytest
 from inprocess import collection_on_path, run_module
 
 _COLLECTION_BASE = collection_on_path()
-FAKE = Path(__file__).resolve().parents[1] / "fixtures" / "netbird" / "netbird"
+FAKE = Path(__file__).resolve().parents[2] / "fixtures" / "netbird" / "netbird"
 KEY = "NBSETUPKEY-5f0c1d2e-test-only-9a8b"
 URL = "https://netbird.askari.example"
 

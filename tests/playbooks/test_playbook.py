@@ -1,6 +1,6 @@
 # Copyright: boma.mesh contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Run tests/integration/playbooks/core.yml with ansible-playbook against localhost (connection local).
+"""Run tests/playbooks/playbooks/core.yml with ansible-playbook against localhost (connection local).
 
 The collection copy under .build is rebuilt first (`make collection`).  The
 expected HMAC is computed with `openssl dgst -sha256 -hmac` over a payload

@@ -5,7 +5,7 @@
 import importlib.util
 import pathlib
 
-ROOT = pathlib.Path(__file__).parents[2]
+ROOT = pathlib.Path(__file__).parents[3]
 _SPEC = importlib.util.spec_from_file_location("check_vault", ROOT / "tools" / "check_vault.py")
 check_vault = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(check_vault)

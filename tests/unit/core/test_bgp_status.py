@@ -16,7 +16,7 @@ from conftest import base_mesh, run
 from boma_mesh_utils.sam.core.bgp_status import dynamic_peer_status
 from boma_mesh_utils.sam.core.materialize import materialize
 
-FRR = pathlib.Path(__file__).parents[1] / "fixtures" / "frr"
+FRR = pathlib.Path(__file__).parents[2] / "fixtures" / "frr"
 LEAF_B = "10.255.0.32"
 HOSTILE = ["0.0.0.0/0", "10.20.0.0/24", "10.77.60.0/24", "10.77.60.31/32", "10.77.60.32/31",
            "10.77.60.99/32", "192.168.7.7/32"]  # sorted by address, then length
