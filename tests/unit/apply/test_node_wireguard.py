@@ -39,7 +39,7 @@ def test_the_plan_uses_the_local_address_and_purges(tmp_path, monkeypatch):
     monkeypatch.setattr(node.netlink, "plan_wireguard", plan)
     errors = []
     actions, private, interface = node._wireguard_plan(None, [_peer("leaf-a")], {"key_file": str(key),
-                                                                                      "listen_port": 51820}, errors)
+                                                                                 "listen_port": 51820}, errors)
     assert errors == [] and actions == ["planned"] and interface == "wg0" and private
     assert seen["desired"]["address"] == "10.20.0.2/32" and seen["desired"]["listen_port"] == 51820
     assert [p["allowed_ips"] for p in seen["desired"]["peers"]] == [["10.20.0.31/32"]]

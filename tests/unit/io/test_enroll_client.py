@@ -128,7 +128,7 @@ def test_server_error_and_foreign_answer_fail_over(rrs, spec):
 def test_all_rrs_down_backs_off_and_keeps_the_old_rrset(spec, tmp_path):
     urls = [dead_url(), "unix:" + str(tmp_path / "missing.sock")]
     fresh = lease.after_success(spec, {"metadata": {"name": "cloudedge-rrs"}}, NOW + datetime.timedelta(minutes=5),
-                                 NOW - datetime.timedelta(hours=23))
+                                NOW - datetime.timedelta(hours=23))
     result = run(urls, spec, state=fresh)
     assert not result.ok and result.rule == "unreachable" and result.reason == "near-expiry"
     assert result.state["failures"] == 1 and result.state["rrSet"] == fresh["rrSet"]

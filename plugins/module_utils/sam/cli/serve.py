@@ -139,7 +139,7 @@ def cmd_serve(args, out):
         service.replicator.start()
     try:
         servers, where = http_server.start(service, args.listen, args.socket, context, args.client_timeout,
-                                         args.max_connections)
+                                           args.max_connections)
     except OSError as exc:
         raise InputError("cannot listen: %s" % (exc.strerror or exc)) from None
     reconciler = service.reconciler

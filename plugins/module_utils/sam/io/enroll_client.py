@@ -38,6 +38,7 @@ RETRY_STATUSES = (408, 429)
 # Re-exported: the module sam_enroll and the tests reach the transport through this file.
 __all__ = ["ApiError", "Endpoint", "EnrollError", "TransportError", "check_name", "parse_endpoint", "request"]
 
+
 class _Skip(Exception):
     """This endpoint gave no usable answer; the next one is tried (``rule`` classifies why)."""
 
