@@ -142,8 +142,9 @@ release: collection
 	test -n "$(VERSION)" || { echo "usage: make release VERSION=x.y.z"; exit 2; }
 	$(BIN)/antsibull-changelog release --version "$(VERSION)"
 
-# The quick lane a newcomer runs (a few minutes on 2 vCPUs): everything that needs no root daemons, no guest, no
-# containers.  test-all adds the slow lanes (real FRR/gobgpd in namespaces, the qemu guest, Molecule, the lab).
+# The quick lane a newcomer runs (a few minutes on 2 vCPUs): no qemu guest, no containers, no topology in
+# namespaces (the playbook lane starts one bgpd/zebra pair when it runs as root).  test-all adds the slow lanes
+# (real FRR/gobgpd topologies in namespaces, the qemu guest, Molecule, the lab) and is what .ci/run calls.
 test: lint test-unit test-service test-playbooks test-package
 
 test-all: test docs test-netns test-kernel test-molecule test-lab
@@ -224,7 +225,7 @@ test-lab: collection kernel-setup
 
 # The same lab as a Molecule test (molecule/kernel, docs/molecule.md): create = guestlab prepare, converge and
 # idempotence = site.yml --tags mesh twice (changed=0 on all five hosts), verify = tests/lab, destroy = down.
-# CI runs either this or test-lab; not part of `make test`.
+# CI runs test-lab (in test-all) instead: the same assertions without Molecule's create/destroy around them.
 .PHONY: test-molecule-kernel
 test-molecule-kernel: collection kernel-setup
 	$(BIN)/molecule test -s kernel

@@ -31,7 +31,7 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))   # the netns harness (Topology, Frr, procs), shared with the netns tests
+sys.path.insert(0, str(ROOT / "tests"))   # the netns harness (Topology, Frr, procs) and tests/support
 sys.path.insert(0, str(ROOT / "tests" / "service"))   # its 0600 token-file writer, as bench/enroll_load.py does
 sys.path.insert(0, str(ROOT / "bench"))
 from harness import secret  # noqa: E402

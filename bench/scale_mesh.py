@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The RR side of bench/lab_scale.py: documents, the enrollment service per RR, bgpd's view, /proc figures.
 
-The documents are plugins/module_utils/sam/synthetic.py's (policy ``bench``, RRSet ``rrs`` with rr-a 10.99.0.2
+The documents are tests/support/synthetic.py's (policy ``bench``, RRSet ``rrs`` with rr-a 10.99.0.2
 and rr-b 10.99.0.3, leaf i at tunnel 10.128.x.y owning 10.64.x.y/32) plus what an RR needs of its own to
 materialize BGP: a BGPRouter, a BGPDynamicPeer over the leaves' tunnel range and a SAMTransportProfile that
 takes its peers from the policy (the shape of inventories/cloudedge/host_vars/rr-a.yml).

@@ -13,7 +13,8 @@ PLUGINS = pathlib.Path(__file__).parents[2] / "plugins"
 SAM = PLUGINS / "module_utils" / "sam"
 PURE_STDLIB = {"base64", "binascii", "dataclasses", "datetime", "hashlib", "hmac", "ipaddress", "re"}
 IO_NAMES = {"open", "print", "input", "exec", "eval", "__import__"}
-# room -> the rooms its files may import from (itself included): cli -> rr -> (apply, io, preflight) -> core.
+# room -> the rooms its files may import from (itself included): cli -> rr -> (apply, io) -> core,
+# cli -> preflight -> core.
 ALLOWED = {
     "core": {"core"},
     "preflight": {"preflight", "core"},

@@ -38,6 +38,7 @@ ENV_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 PRELOAD = ("ansible.module_utils._internal._ansiballz._loader", "ansible.module_utils.basic",
            "ansible.module_utils.common.json", "pyroute2", "pyroute2.iproute", "pyroute2.nslink",
            "yaml", "zipfile", "runpy", "shutil", "base64", "ipaddress", "hashlib", "hmac")
+MODULE_ROOMS = ("core", "io", "apply", "preflight")
 LIBC = ctypes.CDLL(None, use_errno=True)
 LOG_FD = 2   # the console (vm.py keeps it in console.log); forks move fds 1 and 2 while serving a module
 
@@ -48,10 +49,13 @@ def preload(collections):
     names = list(PRELOAD)
     if collections:
         sys.path.append(collections)
-        utils = Path(collections, "ansible_collections", "boma", "mesh", "plugins", "module_utils")
-        prefix = "ansible_collections.boma.mesh.plugins.module_utils"
-        names += [f"{prefix}.{p.stem}" for p in sorted(utils.glob("*.py")) if p.stem != "__init__"]
-        names += [f"{prefix}.sam.{p.stem}" for p in sorted((utils / "sam").glob("*.py")) if p.stem != "__init__"]
+        sam = Path(collections, "ansible_collections", "boma", "mesh", "plugins", "module_utils", "sam")
+        # The rooms modules import (docs/architecture.md); rr/ and cli/ never run inside a module.
+        for room in MODULE_ROOMS:
+            for path in sorted((sam / room).rglob("*.py")):
+                parts = path.relative_to(sam).with_suffix("").parts
+                names.append(".".join(("ansible_collections.boma.mesh.plugins.module_utils.sam",) + parts)
+                             .removesuffix(".__init__"))
     for name in names:
         try:
             importlib.import_module(name)

@@ -3,7 +3,7 @@
 """Apply a node's materialized state to this host: FRR (validated candidate, frr-reload) and netlink.
 
 What the playbook does with sam_bgp, sam_tunnel, sam_route and sam_wireguard, in one process: the RR
-daemon's reconcile loop (rr/reconcile.py) calls it after every admitted or revoked claim.  The same helpers
+daemon's reconcile loop (rr/reconcile.py) calls it whenever the admitted claims change.  The same helpers
 as the modules are used (frr.apply: never a bgpd restart; netlink: only objects boma.mesh marked are ever
 removed), so both paths converge on the same host state.
 """
@@ -13,6 +13,7 @@ import os
 import subprocess
 import tempfile
 
+from ..core.findings import Finding
 from ..core.render.frr import render_frr
 from . import netlink
 from .frr import Frr
@@ -74,14 +75,14 @@ def _wireguard_plan(ipr, resources, wireguard, errors):
     specs = list(netlink.resources_of_kind(resources, "WireGuardPeer"))
     if not specs:
         return None
-    peers = [peer for peer in (netlink.peer_from_spec(spec, path, errors) for path, spec in specs) if peer]
+    peers = [peer for peer in (netlink.peer_from_spec(spec, resource, errors) for resource, spec in specs) if peer]
     interface, local = specs[0][1].get("interface"), specs[0][1].get("localAddress")
     private = netlink.read_private_key(wireguard.get("key_file")) if wireguard.get("key_file") else None
     if private is None:
-        errors.append("WireGuardPeer: no private key (--wg-key-file %s; the sam_rr role creates it)"
-                      % wireguard.get("key_file"))
+        errors.append(Finding("WireGuardPeer", "", "private-key-missing", "no private key (--wg-key-file %s; the "
+                              "sam_rr role creates it)" % wireguard.get("key_file")))
         return None
-    address = netlink.parse_interface("%s/32" % local, "WireGuardPeer.localAddress", errors) if local else None
+    address = netlink.parse_interface("%s/32" % local, "WireGuardPeer", "localAddress", errors) if local else None
     if errors:
         return None
     desired = {"public_key": netlink.public_key_of(private), "listen_port": wireguard.get("listen_port"),
@@ -92,19 +93,19 @@ def _wireguard_plan(ipr, resources, wireguard, errors):
 def apply_dataplane(state, wireguard=None):
     """WireGuard peers, tunnels, endpoint routes and owned loopback /32s, as the role's modules with purge: true."""
     resources = state["resources"]
-    errors, tunnels, paths, routes = [], [], [], []
-    for path, spec in netlink.resources_of_kind(resources, "TunnelInterface"):
-        tun = netlink.tunnel_from_spec(spec, path, errors)
+    errors, tunnels, where, routes = [], [], [], []
+    for resource, spec in netlink.resources_of_kind(resources, "TunnelInterface"):
+        tun = netlink.tunnel_from_spec(spec, resource, errors)
         if tun:
             tunnels.append(tun)
-            paths.append(path)
-    netlink.check_tunnel_set(tunnels, paths, errors)
-    for path, spec in netlink.resources_of_kind(resources, "IPv4Route"):
-        route = netlink.route_from_spec(spec, path, errors)
+            where.append(resource)
+    netlink.check_tunnel_set(tunnels, where, errors)
+    for resource, spec in netlink.resources_of_kind(resources, "IPv4Route"):
+        route = netlink.route_from_spec(spec, resource, errors)
         if route:
             routes.append(route)
     owned = [r["spec"].get("exportPrefixes") or [] for r in resources if r["kind"] == "BGPRouter"]
-    loopbacks = netlink.loopback_from_list(owned[0] if owned else [], "BGPRouter.exportPrefixes", errors)
+    loopbacks = netlink.loopback_from_list(owned[0] if owned else [], "BGPRouter", "exportPrefixes", errors)
     if errors:
         raise netlink.NetlinkConfigError(errors)
     ipr = netlink.open_ipr()            # this process's namespace: the service runs where FRR runs

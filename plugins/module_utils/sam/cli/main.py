@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """samctl: the command-line edge over the core; one file per subcommand, this one builds the parser.
 
-Exit codes: 0 ok, 1 findings/usage problem the user can fix in the documents,
-2 unreadable input (file missing, YAML/JSON syntax, secret not readable).
+Exit codes: 0 ok, 1 findings the user can fix in the documents (or a refusal the subcommand reports),
+2 unreadable input (file missing, YAML/JSON syntax, secret not readable) or a usage error (argparse).
 """
 
 import argparse

@@ -5,5 +5,5 @@
 Documents in, data out: loading, validation, the join payload and HMAC, admission, the RR-side claim
 registry, lease decisions, materialization and rendering (``render/``).  Everything here is a function of
 its arguments (the clock is passed in), so the modules, the RR daemon, the leaf side and the CLI all run
-the same rules.  tests/unit/test_purity.py keeps it so.
+the same rules.  tests/unit/test_layout.py keeps it so.
 """

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Leaf enrollment client decisions (pure): when to refresh the fetched RRSet and how long to back off.
 
-The state document (persisted by the edge, 0600) is a plain mapping:
+The state document (persisted 0600 by io/enroll_client.py) is a plain mapping:
 ``claimDigest``, ``rrSet``, ``expiresAt``, ``fetchedAt``, ``failures``, ``nextAttemptAt``, ``lastError``,
 ``attemptedDigest`` (the claim a failed attempt sent).
 Only a missing state, a changed claim, or a state within the refresh window of its expiry trigger a

@@ -35,7 +35,7 @@ DEFAULT_LEASE = datetime.timedelta(hours=1)
 # Answers that another RR may well answer differently; every other 4xx is the RRs' verdict on the claim.
 RETRY_STATUSES = (408, 429)
 
-# Re-exported: the module sam_enroll and the tests reach the transport through this file.
+# Re-exported: the modules sam_enroll and sam_claim and the tests reach the transport through this file.
 __all__ = ["ApiError", "Endpoint", "EnrollError", "TransportError", "check_name", "parse_endpoint", "request"]
 
 

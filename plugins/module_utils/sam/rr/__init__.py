@@ -2,5 +2,6 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The RR daemon behind ``samctl serve``: service, store, HTTP server, replication, reconcile loop.
 
-Never imported by a module, so AnsiballZ never ships it; imports ``apply``, ``io`` and ``core``.
+Never imported by a module or a filter (tests/unit/test_layout.py), so AnsiballZ never ships it to a managed
+host; it may import ``apply``, ``io`` and ``core``.
 """

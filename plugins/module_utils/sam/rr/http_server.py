@@ -1,6 +1,6 @@
 # Copyright: boma.mesh contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""HTTP framing of the enrollment service (an edge file): routing, auth, body limits, TLS, unix socket.
+"""HTTP framing of the enrollment service: routing, auth, body limits, TLS, unix socket.
 
 stdlib http.server only, so an RR needs nothing beyond Python.  Every answer is JSON; errors never
 carry a traceback or a secret; one log line per request without bodies or headers.

@@ -1,6 +1,6 @@
 # Copyright: boma.mesh contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Replication to the peer RR and the rate-limited reconcile trigger (an edge file: threads, network).
+"""Replication to the peer RRs, one thread per peer plus the resync puller (the reconcile loop is reconcile.py).
 
 Push: each change is queued per peer and POSTed by that peer's thread, retried with backoff while
 the peer is down.  Pull: at start-up and every ``interval`` seconds every peer's records are

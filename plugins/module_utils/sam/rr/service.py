@@ -1,10 +1,16 @@
 # Copyright: boma.mesh contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""RR enrollment service (an edge file: sockets, SQLite, threads) over the pure enroll.Registry.
+"""The RR enrollment service's request logic over the pure core/registry.Registry and rr/store.py's SQLite.
 
-Every state change runs under one lock: conflict check, store commit (fsync), registry update.
-The answer leaves only after the commit, so an acknowledged claim survives kill -9.  Requests are
-handled by stdlib http.server threads; see docs/api.md for the wire contract.
+Three locks, always taken in this order so they cannot deadlock: ``commit_lock`` (one group commit at a
+time) > ``lock`` (the registry and the batch of pending submissions) > ``store_lock`` (the one SQLite
+connection).  A submission is validated (HMAC, scope) outside all of them; its duplicate check and the
+reservation of its identities run under ``lock``; then the pending submissions are committed together (one
+transaction, one fsync) under ``commit_lock`` and ``store_lock`` without ``lock``, so new submissions are
+checked while the disk works and the reservations keep two of them from taking the same identity.
+Revocations, expiry changes and replicated imports write under ``lock`` and ``store_lock`` together.
+An answer leaves only after its commit, so an acknowledged claim survives kill -9.  Requests arrive
+on rr/http_server.py's threads; docs/api.md has the wire contract.
 """
 
 import datetime
@@ -28,7 +34,7 @@ def utcnow():
 
 
 class Service:
-    """The RR's request logic; HTTP framing lives in http_edge.py."""
+    """The RR's request logic; HTTP framing lives in http_server.py."""
 
     def __init__(self, node, config_resources, db_path, leaf_token, admin_token, policy_tokens,
                  on_change=None, replicator=None, clock=utcnow):

@@ -1,6 +1,6 @@
 # Copyright: boma.mesh contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""RR enrollment store (an edge file: it does I/O): accepted claims, used nonces and audit in SQLite.
+"""The RR enrollment service's store: accepted claims, used nonces and audit in SQLite.
 
 Every change is one ``BEGIN IMMEDIATE`` transaction in WAL mode with ``synchronous=FULL``, so a
 caller that got a return value knows the change is on disk; a crash never leaves half a change.

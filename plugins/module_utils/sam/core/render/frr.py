@@ -54,7 +54,7 @@ def render_frr(state, options=None):
                           % (state.get("node"), len(routers)))
     router = routers[0]["spec"]
     # hostname and ip forwarding belong to the host, not to the SAM BGP state: the
-    # apply step (module_utils/frr.py) carries the running values over unchanged.
+    # apply step (apply/frr.py) carries the running values over unchanged.
     lines = ["!"]
     if state.get("role") == "rr":
         body = _rr(state, router, opts)

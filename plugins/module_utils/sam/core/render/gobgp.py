@@ -1,6 +1,6 @@
 # Copyright: boma.mesh contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""gobgpd TOML for one node's materialized BGP state (see materialize.py).
+"""gobgpd TOML for one node's materialized BGP state (see core/materialize.py).
 
 ``render_gobgp(state, options)`` returns the whole gobgpd configuration file as text;
 ``soft_reset_commands(old_state, new_state)`` says which ``gobgp`` CLI calls must follow
