@@ -22,8 +22,16 @@ description:
 author:
   - boma.mesh maintainers (@boma)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - boma.mesh.attributes
   - boma.mesh.netbird
+attributes:
+  idempotent:
+    support: partial
+    details:
+      - A second run changes nothing once C(netbird status) reports the agent connected to O(management_url).
+      - That connection state comes from the NetBird management service, a remote service. While the agent cannot
+        reach it, or is still connecting, the next run runs C(netbird up) again.
+      - With O(plan=true) nothing is ever changed.
 options:
   management_url:
     description:
@@ -59,6 +67,7 @@ options:
     description:
       - Decide against this text (the output of C(netbird status --json), or older plain text) instead of running
         C(netbird status). Only with O(plan=true); lets tests prove the idempotency guard without an agent.
+      - For tests and labs only. Must not be used in production.
     type: str
 seealso:
   - name: NetBird CLI

@@ -20,7 +20,7 @@ description:
     unchanged.
 author: boma.mesh maintainers (@boma)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - boma.mesh.attributes
 attributes:
   check_mode:
     support: full
@@ -28,17 +28,27 @@ attributes:
   diff_mode:
     support: full
     details: Returns the running configuration before and after.
+  idempotent:
+    support: full
+    details:
+      - Each run reads FRR's running configuration and asks C(frr-reload.py --test) for the delta. Once a run has
+        applied the candidate (and persisted it, O(persist)), the delta is empty and the next run reports no change.
+      - A change made to FRR by other means in between is corrected, and reported as a change.
   platform:
     platforms: posix
 options:
-  state:
+  desired:
     description:
-      - The node's desired state as returned by M(boma.mesh.sam_materialize) (C(node), C(role), C(resources)).
-      - Exactly one of O(state) and O(config) is required.
+      - The node's desired state as returned by M(boma.mesh.sam_materialize) (C(node), C(role), C(resources)),
+        that is its RV(boma.mesh.sam_materialize#module:state).
+      - Exactly one of O(desired) and O(config) is required.
+      - This option was called C(state), which in every other module means present or absent. The old name
+        still works as an alias but is deprecated (Ansible warns) and will be removed in boma.mesh 2.0.0.
     type: dict
+    aliases: [state]
   config:
     description:
-      - A complete FRR configuration to apply instead of rendering O(state).
+      - A complete FRR configuration to apply instead of rendering O(desired).
     type: str
   bfd:
     description:
@@ -62,12 +72,17 @@ options:
     default: 1000
   announce:
     description:
-      - Extra prefixes a leaf originates. Intended for tests that prove RR admission with hostile routes.
+      - Extra prefixes a leaf originates, beyond its owned C(/32)s.
+      - For tests and labs only, which use it to prove that the RRs reject hostile routes (another leaf's C(/32),
+        a default route, a prefix outside the pool). Must not be used in production.
     type: list
     elements: str
     default: []
   export_any:
-    description: Let a leaf export everything it originates (tests only; the RR must still reject).
+    description:
+      - Let a leaf export everything it originates instead of only its owned C(/32)s (the RRs' admission must
+        still reject the rest).
+      - For tests and labs only, together with O(announce). Must not be used in production.
     type: bool
     default: false
   vtysh:
@@ -106,7 +121,7 @@ EXAMPLES = r"""
 
 - name: Apply its BGP part to FRR
   boma.mesh.sam_bgp:
-    state: "{{ desired.state }}"
+    desired: "{{ desired.state }}"
     bfd: true
 """
 
@@ -138,7 +153,9 @@ from ansible_collections.boma.mesh.plugins.module_utils.sam.core.render.frr impo
 def main():
     module = AnsibleModule(
         argument_spec={
-            "state": {"type": "dict"},
+            # "state" was the name until 0.2.0; Ansible warns when the alias is used.
+            "desired": {"type": "dict", "aliases": ["state"],
+                        "deprecated_aliases": [{"name": "state", "version": "2.0.0", "collection_name": "boma.mesh"}]},
             "config": {"type": "str"},
             "bfd": {"type": "bool", "default": False},
             "connect_timer": {"type": "int", "default": 2},
@@ -153,8 +170,8 @@ def main():
             "reload_script": {"type": "path", "default": "/usr/lib/frr/frr-reload.py"},
             "persist": {"type": "bool", "default": True},
         },
-        mutually_exclusive=[("state", "config")],
-        required_one_of=[("state", "config")],
+        mutually_exclusive=[("desired", "config")],
+        required_one_of=[("desired", "config")],
         supports_check_mode=True,
     )
     params = module.params
@@ -165,9 +182,9 @@ def main():
                                                 "export_any")}
         options["announce"] = tuple(params["announce"])
         try:
-            candidate = render_frr(params["state"], options)
+            candidate = render_frr(params["desired"], options)
         except (RenderError, KeyError, TypeError, ValueError) as exc:
-            module.fail_json(msg="state cannot be rendered: %s" % exc)
+            module.fail_json(msg="desired cannot be rendered: %s" % exc)
     frr = Frr(module.run_command, vtysh=params["vtysh"], reload_script=params["reload_script"],
               vty_socket=params["vty_socket"], confdir=params["confdir"], rundir=params["rundir"])
     persist = params["confdir"] + "/frr.conf" if params["persist"] else None

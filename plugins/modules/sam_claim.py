@@ -20,7 +20,7 @@ description:
 author:
   - boma.mesh maintainers (@boma)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - boma.mesh.attributes
   - boma.mesh.enroll_api
 attributes:
   check_mode:
@@ -29,6 +29,12 @@ attributes:
   diff_mode:
     support: full
     details: The claim's C(revoked), C(revokedReason), C(expiresAt) and C(active) before and after.
+  idempotent:
+    support: full
+    details:
+      - Each run reads the claim from the RR's enrollment API (a remote service); revoking a revoked claim or setting
+        the expiry the claim already has changes nothing.
+      - Another RR of the set may still answer with the old claim until the change has been replicated to it.
   platform:
     platforms: posix
 options:

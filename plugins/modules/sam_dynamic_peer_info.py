@@ -31,8 +31,14 @@ description:
 author:
   - boma.mesh maintainers (@boma)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - boma.mesh.attributes
   - boma.mesh.read_only
+attributes:
+  idempotent:
+    support: full
+    details:
+      - Never changes anything, so C(changed) is always false.
+      - The report is read from the running C(bgpd) on every run, so two runs may return different sessions and counts.
 requirements:
   - FRR 8.4 or later with a running C(bgpd), and C(vtysh) on the managed host.
 options:

@@ -25,7 +25,7 @@ description:
 author:
   - boma.mesh maintainers (@boma)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - boma.mesh.attributes
   - boma.mesh.join_token
   - boma.mesh.enroll_api
 attributes:
@@ -35,6 +35,13 @@ attributes:
   diff_mode:
     support: full
     details: The public part of the state (claim digest, expiry, RRSet members, backoff) before and after.
+  idempotent:
+    support: partial
+    details:
+      - A second run finds the state in O(state_file) fresh, sends nothing and reports no change.
+      - It submits again once the lease is expired or within 10 minutes of its expiry, when the claim changed, when a
+        backoff after a failure is over, and always with O(force=true); whether that reports a change depends on what
+        the RRs (remote services) answer.
   platform:
     platforms: posix
 options:

@@ -19,9 +19,14 @@ description:
 author:
   - boma.mesh maintainers (@boma)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - boma.mesh.attributes
   - boma.mesh.read_only
   - boma.mesh.join_token
+attributes:
+  idempotent:
+    support: full
+    details:
+      - Computes only and never changes anything, so C(changed) is always false.
 options:
   claim:
     description:

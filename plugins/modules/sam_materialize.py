@@ -17,8 +17,14 @@ description:
   - The result feeds M(boma.mesh.sam_bgp) and the data-plane modules.
 author: boma.mesh maintainers (@boma)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - boma.mesh.attributes
   - boma.mesh.read_only
+attributes:
+  idempotent:
+    support: full
+    details:
+      - Computes only and never changes anything, so C(changed) is always false.
+      - Without O(now) claim expiry is evaluated at the current time, so the returned state can differ between runs.
 options:
   resources:
     description: The node's view of the mesh (for an RR including the admitted claims).

@@ -25,8 +25,15 @@ description:
 author:
   - boma.mesh maintainers (@boma)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - boma.mesh.attributes
   - boma.mesh.report_file
+attributes:
+  idempotent:
+    support: full
+    details:
+      - Without O(dest) nothing is written and C(changed) is always false.
+      - With O(dest) the file is rewritten only when the report differs. When O(now) is omitted the evaluation time is
+        ignored in that comparison, but a claim that expired in between still makes a different report.
 options:
   name:
     description:

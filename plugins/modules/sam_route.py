@@ -17,7 +17,7 @@ description:
   - A device that does not exist is reported before any change.
 author: boma.mesh maintainers (@boma)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - boma.mesh.attributes
   - boma.mesh.netlink
 attributes:
   check_mode:
@@ -26,6 +26,11 @@ attributes:
   diff_mode:
     support: full
     details: Returns the managed routes and loopback addresses before and after.
+  idempotent:
+    support: full
+    details:
+      - Each run reads the managed routes and loopback addresses from the kernel and plans only the differences, so a
+        second run reports no change.
   platform:
     platforms: posix
 options:
@@ -116,6 +121,8 @@ routes:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.boma.mesh.plugins.module_utils.sam.apply import netlink
 
+NAME = "sam_route"
+
 
 def main():
     module = AnsibleModule(
@@ -137,26 +144,25 @@ def main():
     if not netlink.HAS_PYROUTE2:
         module.fail_json(msg=missing_required_lib("pyroute2"), exception=str(netlink.PYROUTE2_IMPORT_ERROR))
     params = module.params
-    errors, routes = [], []
+    errors, routes, where = [], [], []
     if params["destination"] is not None:
-        found = []
         route = netlink.route_from_spec({"destination": params["destination"], "device": params["device"],
-                                         "source": params["source"]}, "", found)
-        errors += [e.lstrip(".") for e in found]
+                                         "source": params["source"]}, netlink.OPTIONS, errors)
         routes += [route] if route else []
-    for path, spec in netlink.resources_of_kind(params["resources"], "IPv4Route"):
-        route = netlink.route_from_spec(spec, path, errors)
+        where += [netlink.OPTIONS] if route else []
+    for resource, spec in netlink.resources_of_kind(params["resources"], "IPv4Route"):
+        route = netlink.route_from_spec(spec, resource, errors)
         routes += [route] if route else []
-    loopbacks = netlink.loopback_from_list(params["loopback_addresses"], "loopback_addresses", errors)
+        where += [resource] if route else []
+    loopbacks = netlink.loopback_from_list(params["loopback_addresses"], netlink.OPTIONS, "loopbackAddresses", errors)
+    netlink.check_route_set(routes, where, errors)
     dests = [r["destination"] for r in routes]
-    errors += ["routes [duplicate] destination %s is listed more than once" % d
-               for d in sorted({d for d in dests if dests.count(d) > 1})]
     if errors:
-        netlink.fail_errors(module, "routes", errors)
+        netlink.fail_findings(module, NAME, "routes", errors)
     try:
         ipr = netlink.open_ipr(params["netns"])
     except netlink.NetlinkConfigError as exc:
-        netlink.fail_errors(module, "routes", exc.errors)
+        netlink.fail_findings(module, NAME, "routes", exc.findings)
     actions = []
     try:
         actions = netlink.plan_routes(ipr, routes, loopbacks, params["state"], params["purge"],
@@ -164,7 +170,7 @@ def main():
         if not module.check_mode:
             netlink.apply_actions(ipr, actions, params["netns"])
     except netlink.NetlinkConfigError as exc:
-        netlink.fail_errors(module, "routes", exc.errors)
+        netlink.fail_findings(module, NAME, "routes", exc.findings)
     except (netlink.Pyroute2Error, OSError) as exc:
         module.fail_json(msg="netlink refused a route change: %s" % exc, actions=netlink.public_actions(actions))
     finally:

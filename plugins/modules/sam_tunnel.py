@@ -21,7 +21,7 @@ description:
     M(boma.mesh.sam_route).
 author: boma.mesh maintainers (@boma)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - boma.mesh.attributes
   - boma.mesh.netlink
 attributes:
   check_mode:
@@ -30,6 +30,11 @@ attributes:
   diff_mode:
     support: full
     details: Returns the managed tunnels (and FOU ports) before and after.
+  idempotent:
+    support: full
+    details:
+      - Each run reads the links, their addresses and the FOU ports from the kernel and plans only the differences, so a
+        second run reports no change.
   platform:
     platforms: posix
 options:
@@ -148,24 +153,17 @@ tunnels:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.boma.mesh.plugins.module_utils.sam.apply import netlink
 
-OPTION_NAMES = {".ifname": "ifname", ".mode": "mode", ".local": "local", ".remote": "remote",
-                ".underlayInterface": "underlay_interface", ".address": "address", ".peerAddress": "peer_address",
-                ".encapSport/encapDport": "encap_sport/encap_dport", ".encapSport": "encap_sport",
-                ".encapDport": "encap_dport", ".key": "key", ".mtu": "mtu"}
+NAME = "sam_tunnel"
 
 
 def _single(params, errors):
+    """The tunnel of the single-object options; its Findings name the option (netlink.OPTION_NAMES)."""
     spec = {"ifname": params["ifname"], "mode": params["mode"], "local": params["local"],
             "remote": params["remote"], "underlayInterface": params["underlay_interface"],
             "address": params["address"], "peerAddress": params["peer_address"],
             "encapSport": params["encap_sport"], "encapDport": params["encap_dport"], "key": params["key"],
             "mtu": params["mtu"]}
-    found = []
-    tun = netlink.tunnel_from_spec(spec, "", found)
-    for error in found:
-        field, sep, rest = error.partition(" ")
-        errors.append(OPTION_NAMES.get(field, field.lstrip(".")) + sep + rest)
-    return tun
+    return netlink.tunnel_from_spec(spec, netlink.OPTIONS, errors)
 
 
 def main():
@@ -196,32 +194,32 @@ def main():
     params = module.params
     if params["resources"] is None and params["ifname"] is None and not params["purge"]:
         module.fail_json(msg="one of resources, ifname is required (or purge=true to remove all managed tunnels)")
-    errors, tunnels, paths = [], [], []
+    errors, tunnels, where = [], [], []
     if params["ifname"] is not None:
         tun = _single(params, errors)
         if tun:
             tunnels.append(tun)
-            paths.append("ifname")
-    for path, spec in netlink.resources_of_kind(params["resources"], "TunnelInterface"):
-        tun = netlink.tunnel_from_spec(spec, path, errors)
+            where.append(netlink.OPTIONS)
+    for resource, spec in netlink.resources_of_kind(params["resources"], "TunnelInterface"):
+        tun = netlink.tunnel_from_spec(spec, resource, errors)
         if tun:
             tunnels.append(tun)
-            paths.append(path)
-    netlink.check_tunnel_set(tunnels, paths, errors)
+            where.append(resource)
+    netlink.check_tunnel_set(tunnels, where, errors)
     if errors:
-        netlink.fail_errors(module, "tunnels", errors)
+        netlink.fail_findings(module, NAME, "tunnels", errors)
     names = [t["ifname"] for t in tunnels]
     try:
         ipr = netlink.open_ipr(params["netns"])
     except netlink.NetlinkConfigError as exc:
-        netlink.fail_errors(module, "tunnels", exc.errors)
+        netlink.fail_findings(module, NAME, "tunnels", exc.findings)
     actions = []
     try:
         actions = netlink.plan_tunnels(ipr, tunnels, params["state"], params["purge"], params["netns"])
         if not module.check_mode:
             netlink.apply_actions(ipr, actions, params["netns"])
     except netlink.NetlinkConfigError as exc:
-        netlink.fail_errors(module, "tunnels", exc.errors)
+        netlink.fail_findings(module, NAME, "tunnels", exc.findings)
     except (netlink.Pyroute2Error, OSError) as exc:
         module.fail_json(msg="netlink refused a tunnel change: %s" % exc,
                          actions=netlink.public_actions(actions))

@@ -20,8 +20,15 @@ description:
 author:
   - boma.mesh maintainers (@boma)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - boma.mesh.attributes
   - boma.mesh.read_only
+attributes:
+  idempotent:
+    support: full
+    details:
+      - Never changes anything, so C(changed) is always false.
+      - Without O(now) expiry is evaluated at the current time, and with O(read_token_sources) the token sources are
+        read on every run, so the findings can differ between runs.
 options:
   resources:
     description:

@@ -18,7 +18,7 @@ description:
   - A link named O(interface) that is not a managed WireGuard link is an error.
 author: boma.mesh maintainers (@boma)
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - boma.mesh.attributes
   - boma.mesh.netlink
 attributes:
   check_mode:
@@ -27,6 +27,11 @@ attributes:
   diff_mode:
     support: full
     details: Returns the interface settings and peers before and after, never key material other than public keys.
+  idempotent:
+    support: full
+    details:
+      - Each run reads the key file and the WireGuard interface from the kernel and plans only the differences; the key
+        file is created once and then kept, so a second run reports no change.
   platform:
     platforms: posix
 requirements:
@@ -126,19 +131,21 @@ import stat
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.boma.mesh.plugins.module_utils.sam.apply import netlink
+from ansible_collections.boma.mesh.plugins.module_utils.sam.core.findings import Finding
+
+NAME = "sam_wireguard"
 
 
 def _desired_peers(params, errors):
-    peers = []
+    peers, where = [], []
     specs = netlink.resources_of_kind(params["resources"], "WireGuardPeer")
     specs += [("peers[%d]" % pos, spec) for pos, spec in enumerate(params["peers"])]
-    for path, spec in specs:
-        peer = netlink.peer_from_spec(spec, path, errors)
+    for resource, spec in specs:
+        peer = netlink.peer_from_spec(spec, resource, errors)
         if peer:
             peers.append(peer)
-    keys = [p["public_key"] for p in peers]
-    errors += ["peers [duplicate] a public key is listed %d times" % keys.count(k) for k in sorted(set(keys))
-               if keys.count(k) > 1]
+            where.append(resource)
+    netlink.check_peer_set(peers, where, errors)
     return peers, specs
 
 
@@ -192,20 +199,21 @@ def main():
     peers, specs = _desired_peers(params, errors)
     interface = params["interface"] or next((s.get("interface") for p, s in specs if s.get("interface")), None)
     if not isinstance(interface, str) or not netlink.valid_ifname(interface):
-        errors.append("interface [ifname] %r must be 1-%d characters (or come from a WireGuardPeer)"
-                      % (interface, netlink.IFNAME_MAX))
+        errors.append(Finding(netlink.OPTIONS, "interface", "ifname", "%r must be 1-%d characters (or come from a "
+                              "WireGuardPeer)" % (interface, netlink.IFNAME_MAX)))
     address = None
     if params["address"]:
-        address = netlink.parse_interface(params["address"], "address", errors)
+        address = netlink.parse_interface(params["address"], netlink.OPTIONS, "address", errors)
     if params["listen_port"] is not None and not 0 < params["listen_port"] < 65536:
-        errors.append("listen_port [port] %r is not a UDP port (1-65535)" % params["listen_port"])
+        errors.append(Finding(netlink.OPTIONS, "listenPort", "port",
+                              "%r is not a UDP port (1-65535)" % params["listen_port"]))
     if errors:
-        netlink.fail_errors(module, "WireGuard state", errors)
+        netlink.fail_findings(module, NAME, "WireGuard state", errors)
     actions, public = [], None
     try:
         ipr = netlink.open_ipr(params["netns"])
     except netlink.NetlinkConfigError as exc:
-        netlink.fail_errors(module, "WireGuard state", exc.errors)
+        netlink.fail_findings(module, NAME, "WireGuard state", exc.findings)
     try:
         private, key_action = None, None
         if params["state"] == "present":
@@ -217,7 +225,7 @@ def main():
             netlink.apply_actions(ipr, actions, params["netns"], private_key=private, interface=interface)
         actions = ([key_action] if key_action else []) + actions
     except netlink.NetlinkConfigError as exc:
-        netlink.fail_errors(module, "WireGuard state", exc.errors)
+        netlink.fail_findings(module, NAME, "WireGuard state", exc.findings)
     except (netlink.Pyroute2Error, OSError, ValueError) as exc:
         module.fail_json(msg="netlink refused a WireGuard change on %s: %s" % (interface, exc),
                          actions=netlink.public_actions(actions))

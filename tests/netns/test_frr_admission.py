@@ -46,14 +46,14 @@ def _apply_with_sam_bgp(topo, frrs, states, workdir, check=False, expect_rc=0):
     for node, state in states.items():
         item = {"node": node, "vty": frrs[node].vty_dir, "confdir": frrs[node].config_dir,
                 "announce": _announce(node), "export_any": node.startswith("leaf")}
-        item.update({"config": state} if isinstance(state, str) else {"state": state})
+        item.update({"config": state} if isinstance(state, str) else {"desired": state})
         nodes.append(item)
     (workdir / "nodes.yml").write_text(yaml.safe_dump({"nodes": nodes}))
     (workdir / "apply.yml").write_text(yaml.safe_dump([{
         "name": "Apply SAM BGP to every namespace", "hosts": "localhost", "connection": "local",
         "gather_facts": False, "vars_files": [str(workdir / "nodes.yml")],
         "tasks": [{"name": "Apply", "boma.mesh.sam_bgp": {
-            "state": "{{ item.state | default(omit) }}", "config": "{{ item.config | default(omit) }}",
+            "desired": "{{ item.desired | default(omit) }}", "config": "{{ item.config | default(omit) }}",
             "vty_socket": "{{ item.vty }}", "confdir": "{{ item.confdir }}",
             "announce": "{{ item.announce }}", "export_any": "{{ item.export_any }}"},
             "loop": "{{ nodes }}", "loop_control": {"label": "{{ item.node }}"}}]}]))

@@ -16,7 +16,8 @@ def test_no_wireguard_peers_means_no_wireguard_step():
 def test_a_missing_key_file_is_a_named_error_not_a_new_key(tmp_path):
     errors = []
     assert node._wireguard_plan(None, [_peer("leaf-a")], {"key_file": str(tmp_path / "wg.key")}, errors) is None
-    assert errors and "no private key" in errors[0] and not (tmp_path / "wg.key").exists()
+    assert errors and "no private key" in errors[0].message and not (tmp_path / "wg.key").exists()
+    assert (errors[0].resource, errors[0].rule) == ("WireGuardPeer", "private-key-missing")
 
 
 def test_a_bad_peer_key_is_reported_before_netlink(tmp_path):
@@ -24,7 +25,8 @@ def test_a_bad_peer_key_is_reported_before_netlink(tmp_path):
     netlink.create_private_key(str(key))
     errors = []
     assert node._wireguard_plan(None, [_peer("leaf-a", key="short")], {"key_file": str(key)}, errors) is None
-    assert any("publicKey [wireguard-key]" in e for e in errors)
+    assert any("publicKey [wireguard-key]" in netlink.text(e) for e in errors)
+    assert [(f.resource, f.path, f.rule) for f in errors] == [("resources[0].spec", "publicKey", "wireguard-key")]
 
 
 def test_the_plan_uses_the_local_address_and_purges(tmp_path, monkeypatch):

@@ -9,7 +9,8 @@ managed routes carry protocol ``ROUTE_PROTO``; managed loopback addresses carry 
 Only objects with these marks are ever removed.
 
 Sections: ``common`` (imports, constants, link/address reads), ``fou`` (generic netlink), ``tunnels``,
-``routes`` (and loopback addresses), ``wireguard``; this file dispatches ``apply_actions``.
+``routes`` (and loopback addresses), ``wireguard``; this file dispatches ``apply_actions``.  Problems are
+``core.findings.Finding`` objects; ``options`` holds the one table from their fields to the modules' options.
 """
 
 from .common import (
@@ -27,12 +28,14 @@ from .common import (
     valid_ifname,
 )
 from .fou import fou_port, fou_ports
-from .routes import _apply_route, loopback_from_list, plan_routes, read_routes, route_from_spec
+from .options import OPTION_NAMES, OPTIONS, as_dict, location, text
+from .routes import _apply_route, check_route_set, loopback_from_list, plan_routes, read_routes, route_from_spec
 from .tunnels import _apply_tunnel, check_tunnel_set, plan_tunnels, read_tunnels, tunnel_from_spec
 from .wireguard import (
     CRYPTOGRAPHY_IMPORT_ERROR,
     HAS_CRYPTOGRAPHY,
     _apply_wireguard,
+    check_peer_set,
     create_private_key,
     peer_from_spec,
     plan_wireguard,
@@ -44,12 +47,13 @@ from .wireguard import (
 
 # The modules use this package as one namespace (netlink.plan_tunnels, ...).
 __all__ = [
-    "CRYPTOGRAPHY_IMPORT_ERROR", "HAS_CRYPTOGRAPHY", "HAS_PYROUTE2", "IFNAME_MAX", "OWNER", "PYROUTE2_IMPORT_ERROR",
-    "ROUTE_PROTO", "NetlinkConfigError", "Pyroute2Error", "apply_actions", "check_tunnel_set", "create_private_key",
-    "diff_of", "fail_errors", "fou_ports", "loopback_from_list", "module_result", "open_ipr", "parse_interface",
-    "peer_from_spec", "plan_routes", "plan_tunnels", "plan_wireguard", "public_actions", "public_key_of",
-    "read_links", "read_private_key", "read_routes", "read_tunnels", "read_wireguard", "resources_of_kind",
-    "route_from_spec", "tunnel_from_spec", "valid_ifname", "valid_wg_key",
+    "CRYPTOGRAPHY_IMPORT_ERROR", "HAS_CRYPTOGRAPHY", "HAS_PYROUTE2", "IFNAME_MAX", "NetlinkConfigError", "OPTIONS",
+    "OPTION_NAMES", "OWNER", "PYROUTE2_IMPORT_ERROR", "Pyroute2Error", "ROUTE_PROTO", "apply_actions",
+    "check_peer_set", "check_route_set", "check_tunnel_set", "create_private_key", "diff_of", "fail_findings",
+    "fou_ports", "location", "loopback_from_list", "module_result", "open_ipr", "parse_interface", "peer_from_spec",
+    "plan_routes", "plan_tunnels", "plan_wireguard", "public_actions", "public_key_of", "read_links",
+    "read_private_key", "read_routes", "read_tunnels", "read_wireguard", "resources_of_kind", "route_from_spec",
+    "text", "tunnel_from_spec", "valid_ifname", "valid_wg_key",
 ]
 
 
@@ -92,7 +96,10 @@ def module_result(module, actions, **extra):
     return out
 
 
-def fail_errors(module, what, errors, **extra):
-    text = "\n".join(errors)
-    module.fail_json(msg="%d error(s) in the desired %s, nothing changed:\n%s" % (len(errors), what, text),
-                     errors=list(errors), **extra)
+def fail_findings(module, name, what, findings, **extra):
+    """Fail module ``name`` (a column of options.OPTION_NAMES): one ``location [rule] message`` line per Finding
+    in ``msg`` and ``errors``, each naming the option the user set or the item of ``resources``; the Findings
+    themselves (with that ``location``) in ``findings``."""
+    lines = [text(f, name) for f in findings]
+    module.fail_json(msg="%d error(s) in the desired %s, nothing changed:\n%s" % (len(lines), what, "\n".join(lines)),
+                     errors=lines, findings=[as_dict(f, name) for f in findings], **extra)

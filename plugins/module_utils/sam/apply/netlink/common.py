@@ -5,6 +5,9 @@
 import ipaddress
 import os
 
+from ...core.findings import Finding
+from .options import OPTIONS, text
+
 try:
     from pyroute2 import IPRoute, WireGuard
     from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, genlmsg
@@ -43,11 +46,12 @@ TUNNEL_RECREATE = ("mode", "local", "remote", "underlay", "encap_sport", "encap_
 
 
 class NetlinkConfigError(Exception):
-    """Desired state rejected before any change; ``errors`` name the field path and the rule."""
+    """Desired state rejected before any change; ``findings`` (core.findings.Finding) name the object, the field
+    and the rule (options.text words them for a module)."""
 
-    def __init__(self, errors):
-        super().__init__("; ".join(errors))
-        self.errors = list(errors)
+    def __init__(self, findings):
+        self.findings = list(findings)
+        super().__init__("; ".join(text(f) for f in self.findings))
 
 
 def open_ipr(netns=None):
@@ -55,7 +59,8 @@ def open_ipr(netns=None):
     if not netns:
         return IPRoute()
     if "/" in netns or not os.path.exists(os.path.join(NETNS_RUN_DIR, netns)):
-        raise NetlinkConfigError(["netns [netns-missing] network namespace %r does not exist" % netns])
+        raise NetlinkConfigError([Finding(OPTIONS, "netns", "netns-missing",
+                                          "network namespace %r does not exist" % netns)])
     return IPRoute(netns=netns, flags=0)
 
 
@@ -94,33 +99,37 @@ def valid_ifname(name):
     return bool(name) and len(name) <= IFNAME_MAX and "/" not in name and not any(c.isspace() for c in name)
 
 
-def parse_interface(value, path, errors):
+# The validators below take the object's ``resource`` (options.py: where the caller found it, OPTIONS for the
+# module's own options) and the field ``path``, and append a Finding per problem to ``errors``.
+
+
+def parse_interface(value, resource, path, errors):
     try:
         return str(ipaddress.ip_interface(str(value)))
     except ValueError:
-        errors.append("%s [ipv4-interface] %r is not an address with prefix length" % (path, value))
+        errors.append(Finding(resource, path, "ipv4-interface", "%r is not an address with prefix length" % (value,)))
         return None
 
 
-def _ip(value, path, errors):
+def _ip(value, resource, path, errors):
     try:
         return str(ipaddress.IPv4Address(str(value)))
     except ValueError:
-        errors.append("%s [ipv4-address] %r is not an IPv4 address" % (path, value))
+        errors.append(Finding(resource, path, "ipv4-address", "%r is not an IPv4 address" % (value,)))
         return None
 
 
-def _port(value, path, errors):
+def _port(value, resource, path, errors):
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
-        errors.append("%s [port] %r is not a UDP port (1-65535)" % (path, value))
+        errors.append(Finding(resource, path, "port", "%r is not a UDP port (1-65535)" % (value,)))
         return None
     return value
 
 
 def resources_of_kind(resources, kind):
-    """(path, spec) for each resource of ``kind`` in a sam_materialize ``state.resources`` list."""
+    """(resource, spec) for each resource of ``kind`` in a sam_materialize ``state.resources`` list."""
     out = []
     for pos, res in enumerate(resources or []):
         if isinstance(res, dict) and res.get("kind") == kind:

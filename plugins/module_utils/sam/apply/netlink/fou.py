@@ -4,6 +4,7 @@
 
 import errno
 
+from ...core.findings import Finding
 from .common import (
     NLM_F_ACK,
     NLM_F_DUMP,
@@ -45,8 +46,8 @@ def _fou_socket(netns):
     except Pyroute2Error as exc:
         sock.close()
         if exc.code == errno.ENOENT:
-            raise NetlinkConfigError(["fou: the kernel has no generic netlink family 'fou' "
-                                      "(load the module: modprobe fou)"]) from exc
+            raise NetlinkConfigError([Finding("fou", "", "fou-module", "the kernel has no generic netlink family "
+                                              "'fou' (load the module: modprobe fou)")]) from exc
         raise
     return sock
 

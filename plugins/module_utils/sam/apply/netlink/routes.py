@@ -4,6 +4,7 @@
 
 import ipaddress
 
+from ...core.findings import Finding
 from .common import (
     IFNAME_MAX,
     LO_LABEL_SUFFIX,
@@ -18,30 +19,47 @@ from .common import (
     read_links,
     valid_ifname,
 )
+from .options import OPTIONS
 
 
-def route_from_spec(spec, path, errors):
+def route_from_spec(spec, resource, errors):
+    """Normalized desired route from an IPv4Route spec found at ``resource`` (options.py); a Finding per problem
+    goes to ``errors``."""
     n_errors = len(errors)
     dest = spec.get("destination")
     try:
         dest = str(ipaddress.IPv4Network(str(dest), strict=True))
     except ValueError:
-        errors.append("%s.destination [ipv4-prefix] %r is not an IPv4 prefix" % (path, dest))
+        errors.append(Finding(resource, "destination", "ipv4-prefix", "%r is not an IPv4 prefix" % (dest,)))
     device = spec.get("device")
     if not isinstance(device, str) or not valid_ifname(device):
-        errors.append("%s.device [ifname] %r is not an interface name (1-%d characters)" % (path, device, IFNAME_MAX))
-    source = _ip(spec["source"], path + ".source", errors) if spec.get("source") else None
+        errors.append(Finding(resource, "device", "ifname", "%r is not an interface name (1-%d characters)"
+                              % (device, IFNAME_MAX)))
+    source = _ip(spec["source"], resource, "source", errors) if spec.get("source") else None
     if len(errors) != n_errors:
         return None
     return {"destination": dest, "device": device, "source": source}
 
 
-def loopback_from_list(values, path, errors):
+def check_route_set(routes, resources, errors):
+    """Each destination once (the main table holds one route per prefix); ``resources`` are where each route
+    was found (options.py)."""
+    seen = {}
+    for route, resource in zip(routes, resources):
+        dest = route["destination"]
+        if dest in seen:
+            errors.append(Finding(resource, "destination", "duplicate", "%s is also at %s" % (dest, seen[dest])))
+        seen.setdefault(dest, resource)
+
+
+def loopback_from_list(values, resource, field, errors):
+    """The owned /32s of list ``field`` (found at ``resource``); a Finding per bad item goes to ``errors``."""
     out = []
     for pos, value in enumerate(values or []):
-        iface = parse_interface(value, "%s[%d]" % (path, pos), errors)
+        path = "%s[%d]" % (field, pos)
+        iface = parse_interface(value, resource, path, errors)
         if iface and not iface.endswith("/32"):
-            errors.append("%s[%d] [host-prefix] %s: loopback addresses are /32" % (path, pos, iface))
+            errors.append(Finding(resource, path, "host-prefix", "%s: loopback addresses are /32" % iface))
         elif iface:
             out.append(iface)
     return out
@@ -80,10 +98,10 @@ def plan_routes(ipr, routes, loopbacks, state="present", purge=False, lo="lo"):
     links = read_links(ipr)
     errors = []
     if lo not in links and (loopbacks or purge):
-        errors.append("loopback_interface [device-missing] interface %s does not exist" % lo)
+        errors.append(Finding(OPTIONS, "loopbackInterface", "device-missing", "interface %s does not exist" % lo))
     if state == "present":
-        errors += ["route %s.device [device-missing] interface %s does not exist" % (r["destination"], r["device"])
-                   for r in routes if r["device"] not in links]
+        errors += [Finding("route %s" % r["destination"], "device", "device-missing",
+                           "interface %s does not exist" % r["device"]) for r in routes if r["device"] not in links]
     if errors:
         raise NetlinkConfigError(errors)
     actions = _plan_loopback(ipr, links, loopbacks, state, purge, lo)

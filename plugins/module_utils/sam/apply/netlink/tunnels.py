@@ -4,6 +4,7 @@
 
 import ipaddress
 
+from ...core.findings import Finding
 from .common import (
     GRE_KEY_FLAG,
     IFNAME_MAX,
@@ -23,37 +24,41 @@ from .common import (
 from .fou import fou_ports
 
 
-def tunnel_from_spec(spec, path, errors):
-    """Normalized desired tunnel from a TunnelInterface spec (camelCase keys); problems go to ``errors``."""
+def tunnel_from_spec(spec, resource, errors):
+    """Normalized desired tunnel from a TunnelInterface spec (camelCase keys) found at ``resource``
+    (options.py); a Finding per problem goes to ``errors``."""
     n_errors = len(errors)
     ifname = spec.get("ifname")
     mode = spec.get("mode")
     if not isinstance(ifname, str) or not valid_ifname(ifname):
-        errors.append("%s.ifname [ifname] %r must be 1-%d characters without '/' or spaces"
-                      % (path, ifname, IFNAME_MAX))
+        errors.append(Finding(resource, "ifname", "ifname", "%r must be 1-%d characters without '/' or spaces"
+                              % (ifname, IFNAME_MAX)))
     if mode not in TUNNEL_MODES:
-        errors.append("%s.mode [tunnel-mode] %r is not one of %s" % (path, mode, ", ".join(TUNNEL_MODES)))
-    sport = _port(spec.get("encapSport"), path + ".encapSport", errors)
-    dport = _port(spec.get("encapDport"), path + ".encapDport", errors)
+        errors.append(Finding(resource, "mode", "tunnel-mode", "%r is not one of %s" % (mode, ", ".join(TUNNEL_MODES))))
+    sport = _port(spec.get("encapSport"), resource, "encapSport", errors)
+    dport = _port(spec.get("encapDport"), resource, "encapDport", errors)
     has_ports = spec.get("encapSport") is not None or spec.get("encapDport") is not None
     if mode == "fou" and (spec.get("encapSport") is None or spec.get("encapDport") is None):
-        errors.append("%s.encapSport/encapDport [fou-ports] mode fou needs both encap ports" % path)
+        errors.append(Finding(resource, "encapSport/encapDport", "fou-ports", "mode fou needs both encap ports"))
     if mode in ("ipip", "gre") and has_ports:
-        errors.append("%s.encapSport/encapDport [encap-ports-only-fou] mode %s takes no encap ports" % (path, mode))
+        errors.append(Finding(resource, "encapSport/encapDport", "encap-ports-only-fou",
+                              "mode %s takes no encap ports" % mode))
     underlay = spec.get("underlayInterface")
     if underlay is not None and (not isinstance(underlay, str) or not valid_ifname(underlay)):
-        errors.append("%s.underlayInterface [ifname] %r is not an interface name" % (path, underlay))
+        errors.append(Finding(resource, "underlayInterface", "ifname", "%r is not an interface name" % (underlay,)))
     key = spec.get("key")
     if key is not None and (mode != "gre" or isinstance(key, bool) or not isinstance(key, int)
                             or not 0 <= key < 2 ** 32):
-        errors.append("%s.key [gre-key] %r: a key is a 32-bit integer and only for mode gre" % (path, key))
-    local = _ip(spec.get("local"), path + ".local", errors)
-    remote = _ip(spec.get("remote"), path + ".remote", errors)
-    address = parse_interface(spec["address"], path + ".address", errors) if spec.get("address") else None
-    peer = parse_interface(spec["peerAddress"], path + ".peerAddress", errors) if spec.get("peerAddress") else None
+        errors.append(Finding(resource, "key", "gre-key", "%r: a key is a 32-bit integer and only for mode gre"
+                              % (key,)))
+    local = _ip(spec.get("local"), resource, "local", errors)
+    remote = _ip(spec.get("remote"), resource, "remote", errors)
+    address = parse_interface(spec["address"], resource, "address", errors) if spec.get("address") else None
+    peer = (parse_interface(spec["peerAddress"], resource, "peerAddress", errors) if spec.get("peerAddress")
+            else None)
     mtu = spec.get("mtu")
     if mtu is not None and (isinstance(mtu, bool) or not isinstance(mtu, int) or not 68 <= mtu <= 65535):
-        errors.append("%s.mtu [mtu] %r must be an integer within 68-65535" % (path, mtu))
+        errors.append(Finding(resource, "mtu", "mtu", "%r must be an integer within 68-65535" % (mtu,)))
     if len(errors) != n_errors:
         return None
     return {"ifname": ifname, "mode": mode, "local": local, "remote": remote, "underlay": underlay,
@@ -61,19 +66,22 @@ def tunnel_from_spec(spec, path, errors):
             "address": address, "peer_address": peer, "up": True, "owner": OWNER, "mtu": mtu}
 
 
-def check_tunnel_set(tunnels, paths, errors):
-    """Duplicate names and ipip/fou tunnels sharing (local, remote), which the kernel refuses."""
+def check_tunnel_set(tunnels, resources, errors):
+    """Duplicate names and ipip/fou tunnels sharing (local, remote), which the kernel refuses; ``resources``
+    are where each tunnel was found (options.py)."""
     seen, pairs = {}, {}
-    for tun, path in zip(tunnels, paths):
+    for tun, resource in zip(tunnels, resources):
         if tun["ifname"] in seen:
-            errors.append("%s.ifname [duplicate] %s is also at %s" % (path, tun["ifname"], seen[tun["ifname"]]))
-        seen.setdefault(tun["ifname"], path)
+            errors.append(Finding(resource, "ifname", "duplicate",
+                                  "%s is also at %s" % (tun["ifname"], seen[tun["ifname"]])))
+        seen.setdefault(tun["ifname"], resource)
         family = "gre" if tun["mode"] == "gre" else "ipip"
         pair = (family, tun["local"], tun["remote"], tun["key"])
         if pair in pairs:
-            errors.append("%s [tunnel-endpoint-collision] %s %s->%s is also used by %s; the kernel allows one "
-                          "tunnel per outer address pair" % (path, family, tun["local"], tun["remote"], pairs[pair]))
-        pairs.setdefault(pair, path)
+            errors.append(Finding(resource, "", "tunnel-endpoint-collision",
+                                  "%s %s->%s is also used by %s; the kernel allows one tunnel per outer address pair"
+                                  % (family, tun["local"], tun["remote"], pairs[pair])))
+        pairs.setdefault(pair, resource)
 
 
 def tunnel_view(view, links_by_index, own):
@@ -122,12 +130,13 @@ def _check_tunnels(links, desired, state):
     errors = []
     for tun in desired:
         have = links.get(tun["ifname"])
+        resource = "tunnel %s" % tun["ifname"]
         if have is not None and have["alias"] != OWNER:
-            errors.append("tunnel %s [foreign-link] a link with this name exists and is not managed by %s "
-                          "(IFLA_IFALIAS)" % (tun["ifname"], OWNER))
+            errors.append(Finding(resource, "", "foreign-link", "a link with this name exists and is not managed by "
+                                  "%s (IFLA_IFALIAS)" % OWNER))
         if state == "present" and tun["underlay"] and tun["underlay"] not in links:
-            errors.append("tunnel %s.underlayInterface [underlay-missing] interface %s does not exist"
-                          % (tun["ifname"], tun["underlay"]))
+            errors.append(Finding(resource, "underlayInterface", "underlay-missing",
+                                  "interface %s does not exist" % tun["underlay"]))
     if errors:
         raise NetlinkConfigError(errors)
 

@@ -6,7 +6,9 @@ import base64
 import ipaddress
 import os
 
+from ...core.findings import Finding
 from .common import OWNER, NetlinkConfigError, WireGuard, _ip, _ipv4_addresses, _port, read_links
+from .options import OPTIONS
 from .tunnels import _index_of, _set_link_address
 
 try:
@@ -30,30 +32,43 @@ def valid_wg_key(key):
         return False
 
 
-def peer_from_spec(spec, path, errors):
+def peer_from_spec(spec, resource, errors):
+    """Normalized desired peer from a WireGuardPeer spec found at ``resource`` (options.py); a Finding per
+    problem goes to ``errors``."""
     n_errors = len(errors)
     key = spec.get("publicKey")
     if not valid_wg_key(key):
-        errors.append("%s.publicKey [wireguard-key] not the base64 text of 32 bytes" % path)
+        errors.append(Finding(resource, "publicKey", "wireguard-key", "not the base64 text of 32 bytes"))
     endpoint = spec.get("endpoint")
     host = port = None
     if endpoint:
         host, _sep, port_text = str(endpoint).rpartition(":")
-        host = _ip(host, path + ".endpoint", errors)
-        port = _port(int(port_text) if port_text.isdigit() else port_text, path + ".endpoint", errors)
+        host = _ip(host, resource, "endpoint", errors)
+        port = _port(int(port_text) if port_text.isdigit() else port_text, resource, "endpoint", errors)
     allowed = []
     for pos, net in enumerate(spec.get("allowedIPs") or []):
         try:
             allowed.append(str(ipaddress.ip_network(str(net), strict=True)))
         except ValueError:
-            errors.append("%s.allowedIPs[%d] [ip-prefix] %r is not a prefix" % (path, pos, net))
+            errors.append(Finding(resource, "allowedIPs[%d]" % pos, "ip-prefix", "%r is not a prefix" % (net,)))
     keepalive = spec.get("persistentKeepalive") or 0
     if isinstance(keepalive, bool) or not isinstance(keepalive, int) or not 0 <= keepalive < 65536:
-        errors.append("%s.persistentKeepalive [keepalive] %r is not 0-65535 seconds" % (path, keepalive))
+        errors.append(Finding(resource, "persistentKeepalive", "keepalive", "%r is not 0-65535 seconds"
+                              % (keepalive,)))
     if len(errors) != n_errors:
         return None
     return {"public_key": key, "endpoint": "%s:%d" % (host, port) if host else None,
             "allowed_ips": sorted(allowed), "persistent_keepalive": keepalive}
+
+
+def check_peer_set(peers, resources, errors):
+    """Each public key once; ``resources`` are where each peer was found (options.py)."""
+    seen = {}
+    for peer, resource in zip(peers, resources):
+        key = peer["public_key"]
+        if key in seen:
+            errors.append(Finding(resource, "publicKey", "duplicate", "the public key is also at %s" % seen[key]))
+        seen.setdefault(key, resource)
 
 
 def public_key_of(private_b64):
@@ -69,7 +84,8 @@ def read_private_key(path):
     except FileNotFoundError:
         return None
     if not valid_wg_key(text):
-        raise NetlinkConfigError(["private_key_path [wireguard-key] %s does not hold a base64 32-byte key" % path])
+        raise NetlinkConfigError([Finding(OPTIONS, "privateKeyPath", "wireguard-key",
+                                          "%s does not hold a base64 32-byte key" % path)])
     return text
 
 
@@ -119,8 +135,8 @@ def plan_wireguard(ipr, netns, interface, desired, state="present", purge=False)
     links = read_links(ipr)
     have = links.get(interface)
     if have is not None and (have["alias"] != OWNER or have["kind"] != "wireguard"):
-        raise NetlinkConfigError(["interface [foreign-link] %s exists and is not a WireGuard link managed by %s"
-                                  % (interface, OWNER)])
+        raise NetlinkConfigError([Finding(OPTIONS, "interface", "foreign-link", "%s exists and is not a WireGuard "
+                                          "link managed by %s" % (interface, OWNER))])
     if state == "absent":
         if have is None:
             return []
