@@ -5,7 +5,7 @@
 A ``Registry`` holds the RR's own documents (policies, RRSet, pools, profiles; claims in them are
 ignored: the store is the source of accepted claims) and the accepted claim records.  Each record
 is the store's row: name, policy, nonce, spec, generation, acceptedAt, expiresAt, revoked.  The
-admin-owned ``expiresAt`` / ``revoked`` of a record override the submitted spec.
+admin-owned ``expiresAt`` / ``revoked`` of a record override the submitted spec (records.overlay).
 
 Checks are the validator's (the same rules as ``samctl validate``) plus duplicate identities against
 every *active* accepted claim, looked up in hash maps so a submission costs the same with 10 or
@@ -18,6 +18,7 @@ from .findings import ERROR, SKIPPED
 from .lease import claim_digest
 from .loader import Resource
 from .model import build_mesh, parse_claim, split_ref
+from .records import overlay, record_claims
 from .validate import DEFAULT_SKEW, validate_claim
 
 CONTROL_API_VERSION = "control.routerd.net/v1alpha1"
@@ -36,18 +37,6 @@ class Rejection(Exception):
         self.rule = rule
         self.message = message
         self.findings = [{"path": f.path, "rule": f.rule, "message": f.message} for f in findings]
-
-
-def overlay(record):
-    """The record's claim spec with the admin-owned fields the RR holds."""
-    spec = dict(record["spec"])
-    spec.pop("expiresAt", None)
-    spec.pop("revoked", None)
-    if record.get("expiresAt"):
-        spec["expiresAt"] = record["expiresAt"]
-    if record.get("revoked"):
-        spec["revoked"] = True
-    return spec
 
 
 def _index_keys(policy, claim):
@@ -267,14 +256,14 @@ class Registry:
 
         Cheap on purpose: the caller takes it under the writers' lock and validates outside it.
         """
+        # record_claims is what the sam_rr role applies too (filter boma.mesh.record_claims); the RR adds only
+        # what the role cannot know: which token signed a record (a retired one drops it, a notAfter caps it).
+        live = [r for name, r in sorted(self.records.items()) if self.signed_with.get(name) is not RETIRED]
         claims = []
-        for name, record in sorted(self.records.items()):
+        for doc in record_claims(live):
+            name, spec = doc["metadata"]["name"], doc["spec"]
             key = self.signed_with.get(name)
-            if record.get("revoked") or key is RETIRED:
-                continue
-            spec = overlay(record)
             if isinstance(key, keyring.JoinKey) and key.not_after is not None:
-                until = self.expiry_of(name)
-                spec["expiresAt"] = format_time(until)   # the token's notAfter ends the lease too
-            claims.append(Resource("SAMEnrollmentClaim", name, spec))
+                spec["expiresAt"] = format_time(self.expiry_of(name))   # the token's notAfter ends the lease too
+            claims.append(Resource(doc["kind"], name, spec))
         return self.config + claims

@@ -6,12 +6,16 @@ Paths follow the sam_rr / sam_leaf roles (roles/*/vars/main.yml) with each host'
 what the roles will write, not a generic one.  Secret values are never an input here: only names and paths.
 """
 
+from ..core import secrets as vault_rule
 from ..core.fields import format_time
-from ..core.model import DEFAULT_TOKEN_ID
 from .text import table
 
 MODES = ("fou", "gre", "ipip")
 ENCRYPTIONS = ("none", "wireguard")
+API_KEYS = ("api_token", "admin_token")
+# What an entry the example vault names holds in its shape below: preflight reads names, never a value.
+NAMED = "named"
+STRING_FORM = "no (the example has the string form: make it a mapping {token id: token})"
 
 
 def _by_role(review, role):
@@ -44,12 +48,11 @@ def _join_tokens(policy):
 def _rotating(tokens):
     """A policy whose vault entry must be a mapping {token id: token}: its ids are not just default (the roles'
     preflights take a string, or {default: token}, for a policy whose only token is default)."""
-    return [t[0] for t in tokens] != [DEFAULT_TOKEN_ID]
+    return not vault_rule.string_form(t[0] for t in tokens)
 
 
 def _vault_name(policy_name, token_id, rotating):
-    base = "vault.sam.join_tokens.%s" % policy_name
-    return "%s.%s" % (base, token_id) if rotating else base
+    return vault_rule.entry_name(policy_name, token_id if rotating else None)
 
 
 def _token_rows(review, rrs):
@@ -79,14 +82,37 @@ def _token_rows(review, rrs):
     return rows, superseded
 
 
-def _in_example(name, known, superseded):
+def _example_shape(known, checked):
+    """The example vault's vault.sam as the roles' check sees it, from its names only: each entry it names holds
+    NAMED; a policy named by its string name is a string, a rotating one else a mapping of the ids it names (a
+    string-form policy is looked up by its string name only, the name its row shows)."""
+    sam = {key: NAMED for key in API_KEYS if vault_rule.PREFIX + key in known}
+    tokens = sam["join_tokens"] = {}
+    for policy, ids in checked:
+        if vault_rule.entry_name(policy) in known:
+            tokens[policy] = NAMED
+        elif not vault_rule.string_form(ids):
+            tokens[policy] = {t: NAMED for t in ids if vault_rule.entry_name(policy, t) in known}
+    return sam
+
+
+def _verdicts(review, known, superseded):
+    """{vault name: In-example verdict} from the roles' own vault rule (core/secrets) run on the example's shape."""
+    checked = [(name, [t[0] for t in _join_tokens(policy)])
+               for name, policy in sorted(review["mesh"]["policies"].items()) if policy.tokens]
+    problems = vault_rule.check(_example_shape(known, checked), API_KEYS, checked)
+    out = {name: "**MISSING**" for name in problems["missing"]}
+    # A rotating policy shown as a string: each of its per-id rows says so, instead of MISSING.
+    out.update({name: STRING_FORM for name, string in superseded.items() if string in problems["form"]})
+    return out
+
+
+def _in_example(name, known, verdicts):
     if not name or not known:
         return "—"
     if name in known:
         return "yes"
-    if superseded.get(name) in known:   # the example shows the string form of a rotating policy
-        return "no (the example has the string form: make it a mapping {token id: token})"
-    return "**MISSING**"
+    return verdicts.get(name, "**MISSING**")   # a name outside vault.sam (NetBird) is only looked up
 
 
 def secrets(review):
@@ -109,7 +135,8 @@ def secrets(review):
                  "used on %s" % _names(netbird) if netbird else
                  "not used: base__mesh_enabled is not true on any host"))
     known = set(review["vault_names"])
-    table_rows = [(("`%s`" % n) if n else "—", what, where, _in_example(n, known, superseded))
+    verdicts = _verdicts(review, known, superseded)
+    table_rows = [(("`%s`" % n) if n else "—", what, where, _in_example(n, known, verdicts))
                   for n, what, where in rows]
     out = ["Names and paths only; no value is read by preflight. Set them with `make edit-vault` and check "
            "with `make check-vault`.", ""]
