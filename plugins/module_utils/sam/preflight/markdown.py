@@ -2,14 +2,14 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Markdown for the preflight review: summary, findings, hosts, profiles, generated state, final configs.
 
-Secrets, artifacts, pass/fail criteria and the untested list are in ``preflight_gate``.  Every list is sorted
+Secrets, artifacts, pass/fail criteria and the untested list are in ``gate.py``.  Every list is sorted
 so two runs over the same inventory and ``now`` give identical text (the report is meant to be diffed).
 """
 
 from ..core.fields import format_time
 from ..core.findings import ERROR, WARNING
 from ..core.materialize import count_kinds
-from . import gate as preflight_gate
+from . import gate
 from .text import code, kind_rows, table
 
 SECTIONS = ("Summary", "Validation findings", "Required hosts", "Transport profiles under test",
@@ -25,8 +25,8 @@ def render(review):
                  review["now"]), ""]
     for title, body in ((SECTIONS[0], _summary), (SECTIONS[1], _findings), (SECTIONS[2], _hosts),
                         (SECTIONS[3], _profiles), (SECTIONS[4], _states), (SECTIONS[5], _configs),
-                        (SECTIONS[6], preflight_gate.secrets), (SECTIONS[7], preflight_gate.artifacts),
-                        (SECTIONS[8], preflight_gate.criteria), (SECTIONS[9], preflight_gate.untested)):
+                        (SECTIONS[6], gate.secrets), (SECTIONS[7], gate.artifacts),
+                        (SECTIONS[8], gate.criteria), (SECTIONS[9], gate.untested)):
         lines += ["## " + title, ""] + body(review)
     while lines and lines[-1] == "":
         lines.pop()

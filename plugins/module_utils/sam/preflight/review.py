@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The Full Topology Gate review of an inventory as one Markdown report (pure: no I/O).
 
-``inventory`` is a plain dict built by the edge (``cli_preflight``)::
+``inventory`` is a plain dict built by the edge (``cli/preflight.py`` or the sam_preflight module)::
 
     {"name": "cloudedge",
      "hosts": {"rr-a": {"groups": ["sam_rrs"], "vars": {merged host vars}}, ...},
@@ -21,11 +21,11 @@ from ..core.materialize import MaterializeError, materialize
 from ..core.model import split_ref
 from ..core.render.frr import RenderError, render_frr
 from ..core.validate import validate_documents
-from . import markdown as preflight_md
+from . import markdown
 
 RR_GROUP = "sam_rrs"
 LEAF_GROUP = "sam_leaves"
-# The roles' defaults/main.yml values the report needs (tests/unit/test_preflight.py keeps them equal),
+# The roles' defaults/main.yml values the report needs (tests/unit/preflight/test_preflight.py keeps them equal),
 # so a host that does not override a knob is described with what the role will really do.
 ROLE_DEFAULTS = {
     "rr": {"sam_rr__frr_confdir": "/etc/frr", "sam_rr__frr_daemons_file": "/etc/frr/daemons",
@@ -50,7 +50,7 @@ REPORT_VARS = frozenset(("sam_node", "sam_resources", "sam_node_resources", "ans
 def preflight_report(inventory, now, vault_names=()):
     """Markdown text of the review; ``now`` is an aware datetime (claims expire against it)."""
     review = build_review(inventory, now, vault_names)
-    return preflight_md.render(review)
+    return markdown.render(review)
 
 
 def build_review(inventory, now, vault_names=()):
