@@ -10,6 +10,7 @@ input-validation errors that must stop before any change (the kernel lane proves
 import importlib
 import os
 import stat
+import time
 
 import pytest
 from inprocess import collection_on_path, run_module
@@ -37,6 +38,11 @@ def ns():
             if addr:
                 ipr.addr("add", index=index, address=addr, prefixlen=24)
             ipr.link("set", index=index, state="up")
+        # The kernel adds the veths' IPv6 link-local addresses a moment after link-up; wait for them, so a
+        # snapshot taken now is not changed later by the kernel (which would look like check mode changing it).
+        deadline = time.monotonic() + 10
+        while len([a for a in ipr.get_addr(family=10) if a["scope"] == 253]) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
         yield name, ipr
     finally:
         ipr.close()
