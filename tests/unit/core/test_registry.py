@@ -6,7 +6,8 @@ import pytest
 
 from boma_mesh_utils.sam.core.loader import Resource, load_resources
 from boma_mesh_utils.sam.core.model import parse_claim
-from boma_mesh_utils.sam.core.registry import Registry, Rejection, overlay
+from boma_mesh_utils.sam.core.records import overlay
+from boma_mesh_utils.sam.core.registry import Registry, Rejection
 from support import synthetic
 
 KEY = b"registry-test-token"
