@@ -13,6 +13,9 @@ from boma_mesh_utils.sam.core.render.gobgp import (
     ADMISSION_POLICY,
     ADMISSION_REJECT,
     EXPORT_POLICY,
+    RenderError,
+    _comment,
+    _kv,
     render_gobgp,
     soft_reset_commands,
     toml_string,
@@ -185,12 +188,19 @@ def test_conflicting_or_malformed_admission_raises(rr_state):
 
 def test_names_and_values_are_quoted_for_toml(rr_state):
     assert toml_string('a"b\\c\nd\x01') == '"a\\"b\\\\c\\nd\\u0001"'
+    # The emitter still escapes (defence in depth): a newline never ends a string or a comment ...
+    hostile = 'leaf-"q"\\x\n[global.config]\nas = 1'
+    assert tomllib.loads(_kv(0, "name", hostile) + "\n" + _comment("# rr\n[[neighbors]]")) == {"name": hostile}
+    # ... but such identifiers never reach it since issue 17: the renderer refuses them (RenderError), never
+    # escapes them into set names (tests/unit/core/test_identifiers.py, test_render_identifiers_property.py).
     state = copy.deepcopy(rr_state)
-    dynamic_peer(state)["spec"]["admitted"][0]["leafID"] = 'leaf-"q"\\x\n[global.config]\nas = 1'
+    dynamic_peer(state)["spec"]["admitted"][0]["leafID"] = hostile
+    with pytest.raises(RenderError, match=r"leafID \[identifier\]"):
+        render_gobgp(state)
+    state = copy.deepcopy(rr_state)
     state["node"] = "rr\n[[neighbors]]"
-    doc = tomllib.loads(render_gobgp(state))  # no injected tables: a newline never ends a comment or string
-    assert 'SAM-LEAF-leaf-"q"\\x\n[global.config]\nas = 1' in sets(doc, "prefix")
-    assert doc["global"]["config"]["as"] == 64577 and "neighbors" not in doc
+    with pytest.raises(RenderError, match=r"node \[identifier\]"):
+        render_gobgp(state)
 
 
 # ---------------------------------------------------------------- leaf

@@ -48,6 +48,11 @@ def _index_keys(policy, claim):
                     yield scope, rule, value
 
 
+def _name_key(name):
+    """The reservation key of a claim name in flight (no policy or rule is named '*claim-name*')."""
+    return ("*claim-name*", "claim-name-taken", name)
+
+
 class Registry:
     def __init__(self, config_resources, records=(), tokens=None):
         self.config = [r for r in config_resources if r.kind != "SAMEnrollmentClaim"]
@@ -85,6 +90,7 @@ class Registry:
 
     def check_conflicts(self, claim, policy, now):
         """Refuse an identity held by another active claim (call under the writer's lock)."""
+        self._check_name(claim, policy)
         for scope, fields in ((policy, _FIELDS), ("*", admission.GLOBAL_UNIQUE_FIELDS)):
             for rule, path, label, keys in fields:
                 for value in keys(claim):
@@ -98,15 +104,28 @@ class Registry:
                         raise Rejection(409, rule, "%s %s: %s %s is already used by SAMEnrollmentClaim/%s"
                                         % (claim.ref, path, label, value, owner))
 
+    def _check_name(self, claim, policy):
+        """A claim name is bound to its leafID and policy, revoked or not: only they may replace its record."""
+        bound = self.reserved.get(_name_key(claim.name))
+        if bound is None and claim.name in self.records:
+            bound = (self.records[claim.name]["policy"], self.claims[claim.name].leaf_id)
+        if bound is not None and bound != (policy, claim.leaf_id):
+            raise Rejection(409, "claim-name-taken", "%s metadata.name: the name belongs to leafID %s of "
+                            "SAMEnrollmentPolicy/%s; a claim of leafID %s (SAMEnrollmentPolicy/%s) cannot replace it"
+                            % (claim.ref, bound[1], bound[0], claim.leaf_id, policy))
+
     def reserve(self, claim, policy):
-        """Hold a checked claim's identities while its commit is in flight."""
+        """Hold a checked claim's identities (and its name) while its commit is in flight."""
         for key in _index_keys(policy, claim):
             self.reserved[key] = claim.name
+        self.reserved[_name_key(claim.name)] = (policy, claim.leaf_id)
 
     def release(self, claim, policy):
         for key in _index_keys(policy, claim):
             if self.reserved.get(key) == claim.name:
                 del self.reserved[key]
+        if self.reserved.get(_name_key(claim.name)) == (policy, claim.leaf_id):
+            del self.reserved[_name_key(claim.name)]
 
     def expiry_of(self, name):
         """Effective expiry (datetime or None) of an accepted claim: its lease, capped at its token's notAfter."""

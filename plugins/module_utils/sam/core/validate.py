@@ -16,7 +16,7 @@ import datetime
 import ipaddress
 from dataclasses import dataclass, field
 
-from . import admission, keyring, payload
+from . import admission, identifiers, keyring, payload
 from .findings import ERROR, WARNING, Finding
 from .loader import load_resources
 from .model import DEFAULT_TOKEN_ID, build_mesh, parse_claim, split_ref
@@ -57,6 +57,7 @@ def validate(resources, tokens=None, now=None, skew=DEFAULT_SKEW, findings=None)
     # The edge may pass a resolver so it can read exactly the policies' token sources.
     tokens = (tokens(mesh) if callable(tokens) else tokens) or {}
     check_config(mesh, findings)
+    identifiers.check_mesh(mesh, findings)
     report = Report(findings=findings, mesh=mesh)
     candidates = {}
     for claim in mesh.claims.values():
@@ -112,6 +113,7 @@ def _claim_policy(mesh, claim, findings):
 def _check_claim(mesh, policy, claim, tokens, now, skew, findings, report):
     """Check one claim; return True when it may be admitted."""
     before = len(findings)
+    identifiers.check_claim(claim, findings)
     if claim.timestamp is not None and claim.timestamp > now + skew:
         findings.append(Finding(claim.ref, "spec.joinTimestamp", "timestamp-future",
                                 "%s is more than %s in the future" % (claim.timestamp.isoformat(), skew)))
@@ -181,10 +183,12 @@ def _check_scope(mesh, policy, claim, findings):
     def err(path, rule, message, severity=ERROR):
         findings.append(Finding(claim.ref, path, rule, message, severity))
 
+    # fullmatch of the leafID as signed: the whole string, and a trailing newline never matches (Python's "$"
+    # would accept one, Go's regexp in routerd does not).
     if policy.leaf_id_pattern is not None and claim.leaf_id is not None \
-            and not policy.leaf_id_pattern.search(claim.leaf_id):
-        err("spec.leafID", "leaf-id-pattern", "%r does not match %s allowedLeafIDs.pattern %r"
-            % (claim.leaf_id, _pref(policy), policy.leaf_id_pattern.pattern))
+            and not policy.leaf_id_pattern.fullmatch(identifiers.raw_leaf_id(claim)):
+        err("spec.leafID", "leaf-id-pattern", "%r does not match %s allowedLeafIDs.pattern %r (the whole leafID "
+            "must match)" % (identifiers.raw_leaf_id(claim), _pref(policy), policy.leaf_id_pattern.pattern))
     if policy.audience is not None and claim.audience != policy.audience:
         err("spec.joinAudience", "join-audience", "%r is not %s joinAudience %r"
             % (claim.audience, _pref(policy), policy.audience))

@@ -8,18 +8,19 @@ would refuse (and quote) in a header is refused first (bearer.py).
 
 import http.client
 import json
-import re
 import socket
 import ssl
 import urllib.parse
 from collections import namedtuple
 from dataclasses import dataclass
 
+from ..core import identifiers
 from .bearer import bearer_token
 
 DEFAULT_TIMEOUT = 10
 MAX_RESPONSE = 8 * 1024 * 1024
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
+# Exactly the names the RR accepts (core/identifiers.py): every accepted claim can be revoked.
+NAME_RE = identifiers.IDENTIFIER
 
 Response = namedtuple("Response", "status headers body")
 
@@ -191,6 +192,6 @@ def api_error(endpoint, resp):
 
 
 def check_name(name, what="claim name"):
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not identifiers.is_identifier(name):
         raise ValueError("%s %r is not a valid resource name" % (what, name))
     return name

@@ -20,7 +20,7 @@ import logging
 import threading
 from urllib.parse import parse_qs
 
-from ..core import keyring, wire
+from ..core import identifiers, keyring, wire
 from ..core.fields import format_time
 from ..core.registry import Registry, Rejection
 from .store import Store, StoreRejected
@@ -298,12 +298,15 @@ def parse_submit(document):
         raise Rejection(400, "malformed-request", "claim.kind: must be SAMEnrollmentClaim")
     meta = claim.get("metadata")
     name = meta.get("name") if isinstance(meta, dict) else None
-    if not isinstance(name, str) or not name.strip() or "/" in name or len(name) > 253:
-        raise Rejection(400, "malformed-request", "claim.metadata.name: must be a name of 1-253 characters, no '/'")
+    if not isinstance(name, str):
+        raise Rejection(400, "malformed-request", "claim.metadata.name: must be a string")
+    # Exactly the safe set (issue 17), as submitted: a name that is accepted can always be revoked.
+    if not identifiers.is_identifier(name):
+        raise Rejection(400, identifiers.RULE, "claim.metadata.name: %s" % identifiers.problem(name))
     spec = claim.get("spec")
     if not isinstance(spec, dict):
         raise Rejection(400, "malformed-request", "claim.spec: must be an object")
-    return name.strip(), spec
+    return name, spec
 
 
 _RECORD_KEYS = {"name": str, "policy": str, "nonce": str, "spec": dict, "generation": int, "acceptedAt": str}

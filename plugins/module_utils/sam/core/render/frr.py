@@ -22,6 +22,9 @@ they are an admitted claim's /32 (SAM-RR-IN), at a lower local-preference.
 
 import ipaddress
 
+from .. import identifiers
+from . import RenderError, identifier, peer_node, resource_label
+
 DEFAULTS = {
     "bfd": False,              # neighbor/peer-group bfd (needs bfdd running)
     "listen_limit": 1000,      # bgp listen limit when the BGPDynamicPeer sets none
@@ -38,8 +41,22 @@ RR_PEER_LOCAL_PREF = 50
 RR_IN = "SAM-RR-IN"
 
 
-class RenderError(ValueError):
-    """The state cannot be rendered safely; the message names the resource and the rule."""
+__all__ = ["RenderError", "lint_frr", "render_frr"]
+
+
+def _addr(value, resource, field):
+    """Normalized IPv4 address text; RenderError naming the field for anything else (no text is copied raw)."""
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except (ValueError, TypeError):
+        raise RenderError("%s %s [ipv4-address] %r is not an IPv4 address" % (resource, field, value)) from None
+
+
+def _prefix(value, resource, field):
+    try:
+        return str(ipaddress.IPv4Network(value))
+    except (ValueError, TypeError):
+        raise RenderError("%s %s [ipv4-prefix] %r is not an IPv4 prefix" % (resource, field, value)) from None
 
 
 def _by_kind(state, kind):
@@ -53,6 +70,8 @@ def render_frr(state, options=None):
         raise RenderError("node %s: expected exactly one BGPRouter in the state, found %d"
                           % (state.get("node"), len(routers)))
     router = routers[0]["spec"]
+    if state.get("node") is not None:
+        identifier(state["node"], "state", "node")
     # hostname and ip forwarding belong to the host, not to the SAM BGP state: the
     # apply step (apply/frr.py) carries the running values over unchanged.
     lines = ["!"]
@@ -66,7 +85,7 @@ def render_frr(state, options=None):
 def _router_head(router, opts):
     head = ["router bgp %d" % router["asn"]]
     if router.get("routerID"):
-        head.append(" bgp router-id %s" % router["routerID"])
+        head.append(" bgp router-id %s" % _addr(router["routerID"], "BGPRouter", "spec.routerID"))
     head += [" no bgp ebgp-requires-policy", " no bgp default ipv4-unicast", " no bgp network import-check"]
     return head
 
@@ -94,8 +113,10 @@ def _rr(state, router, opts):
     rr_peers = [p for p in _by_kind(state, "BGPPeer") if p["spec"].get("routeReflectorPeer")]
     maps, bgp, afi = [], _router_head(router, opts), []
     lists, rr_in = [], {}
+    _one_neighbor_per_leaf(peers)
     for peer in peers:
-        spec, group = peer["spec"], peer["spec"]["peerGroup"]
+        label = resource_label(peer)
+        spec, group = peer["spec"], identifier(peer["spec"]["peerGroup"], label, "spec.peerGroup")
         if spec.get("routeReflectorClient") and spec.get("peerASN") != router["asn"]:
             raise RenderError("BGPDynamicPeer/%s [rr-client-asn] peerASN %s must equal the local ASN %s"
                               % (group, spec.get("peerASN"), router["asn"]))
@@ -106,7 +127,7 @@ def _rr(state, router, opts):
         # Two RRs sharing a cluster-id drop each other's reflected routes (RFC 4456: their own id is in
         # CLUSTER_LIST), which is what RR peering needs them to accept: each RR keeps its router-id then.
         if spec.get("clusterID") and not rr_peers and " bgp cluster-id" not in "\n".join(bgp):
-            bgp.append(" bgp cluster-id %s" % spec["clusterID"])
+            bgp.append(" bgp cluster-id %s" % _addr(spec["clusterID"], label, "spec.clusterID"))
         bgp += [" neighbor %s peer-group" % group, " neighbor %s remote-as %d" % (group, spec["peerASN"])]
         bgp += _timers(group, spec)
         if opts["bfd"]:
@@ -120,7 +141,7 @@ def _rr(state, router, opts):
         afi += ["  neighbor %s next-hop-self force" % group,
                 "  neighbor %s soft-reconfiguration inbound" % group,
                 "  neighbor %s route-map %s in" % (group, route_map)]
-        entries, used, admitted = _admission_entries(spec, ranges, route_map)
+        entries, used, admitted = _admission_entries(spec, ranges, route_map, label)
         lists += used
         maps += entries + ["route-map %s deny %d" % (route_map, DENY_SEQ), "exit", "!"]
         for seq, plist in admitted:
@@ -142,6 +163,20 @@ def _rr(state, router, opts):
     return head + lists + maps + bgp + _afi_block(afi)
 
 
+def _one_neighbor_per_leaf(peers):
+    """Refuse one leafID admitted for two neighbors (e.g. by two policies): they would share SAM-LEAF-<leafID>,
+    so either leaf could announce the other's /32s."""
+    owners = {}
+    for peer in peers:
+        for item in peer["spec"].get("admitted", ()):
+            leaf, neighbor = item.get("leafID"), item.get("neighbor")
+            first = owners.setdefault(leaf, (neighbor, resource_label(peer)))
+            if first[0] != neighbor:
+                raise RenderError("%s spec.admitted [duplicate-leaf-id] leafID %s is admitted for neighbors %s (%s) "
+                                  "and %s: they would share one prefix-list" % (
+                                      resource_label(peer), identifiers.show(leaf), first[0], first[1], neighbor))
+
+
 def _rr_in_map(rr_in):
     """Routes from the other RR: only admitted claims' /32s (the lists of the leaf admission), at a lower
     local-preference. The other RR already bound each /32 to its owner; this RR refuses any /32 that no
@@ -153,13 +188,20 @@ def _rr_in_map(rr_in):
     return out + ["route-map %s deny %d" % (RR_IN, DENY_SEQ), "exit", "!"]
 
 
+def _peer_head(peer):
+    """(address, remote-as and description lines, update-source lines) of a BGPPeer; identifiers checked."""
+    spec, label = peer["spec"], resource_label(peer)
+    addr = _addr(spec["address"], label, "spec.address")
+    bgp = [" neighbor %s remote-as %d" % (addr, spec["remoteASN"]),
+           " neighbor %s description %s" % (addr, peer_node(peer))]
+    if spec.get("localAddress"):
+        bgp.append(" neighbor %s update-source %s" % (addr, _addr(spec["localAddress"], label, "spec.localAddress")))
+    return addr, bgp
+
+
 def _rr_peer(peer, opts):
     spec = peer["spec"]
-    addr = spec["address"]
-    bgp = [" neighbor %s remote-as %d" % (addr, spec["remoteASN"]),
-           " neighbor %s description %s" % (addr, spec.get("nodeRef") or peer["metadata"]["name"])]
-    if spec.get("localAddress"):
-        bgp.append(" neighbor %s update-source %s" % (addr, spec["localAddress"]))
+    addr, bgp = _peer_head(peer)
     bgp += _timers(addr, spec)
     if opts["bfd"]:
         bgp.append(" neighbor %s bfd" % addr)
@@ -181,11 +223,15 @@ def _listen(spec, ranges, opts):
     return ["%s/32" % h for h in sorted(hosts) if any(h in r for r in ranges)]
 
 
-def _admission_entries(spec, ranges, route_map):
+def _admission_entries(spec, ranges, route_map, label):
     """(route-map lines, prefix-list lines, [(seq, prefix-list) of every permit entry])."""
     lists, maps, admitted = [], [], []
     seen = {}
-    for item in sorted(spec.get("admitted", ()), key=lambda a: int(ipaddress.IPv4Address(a["neighbor"]))):
+    items = list(enumerate(spec.get("admitted", ())))
+    for index, item in items:
+        identifier(item.get("leafID"), label, "spec.admitted[%d].leafID" % index)
+        _addr(item.get("neighbor"), label, "spec.admitted[%d].neighbor" % index)
+    for _index, item in sorted(items, key=lambda a: int(ipaddress.IPv4Address(a[1]["neighbor"]))):
         seq = _seq(item["neighbor"], ranges)
         if seq is None or seq in seen or not item.get("prefixes"):
             # Outside the listen range, colliding, or nothing owned: no permit entry, so denied.
@@ -194,9 +240,10 @@ def _admission_entries(spec, ranges, route_map):
         plist = "SAM-LEAF-" + item["leafID"]
         # Owned addresses are /32s: an exact entry matches only that host route
         # (FRR refuses "ge 32" on a /32 as len < ge is required).
-        lists += ["ip prefix-list %s seq %d permit %s" % (plist, 5 * (i + 1), p)
+        lists += ["ip prefix-list %s seq %d permit %s" % (plist, 5 * (i + 1), _prefix(p, label, "spec.admitted"))
                   for i, p in enumerate(sorted(item["prefixes"], key=_net_key))]
-        maps += ["route-map %s permit %d" % (route_map, seq), " match peer %s" % item["neighbor"],
+        neighbor = _addr(item["neighbor"], label, "spec.admitted")
+        maps += ["route-map %s permit %d" % (route_map, seq), " match peer %s" % neighbor,
                  " match ip address prefix-list %s" % plist, "exit", "!"]
         admitted.append((seq, plist))
     return maps, lists + (["!"] if lists else []), admitted
@@ -210,20 +257,18 @@ def _net_key(text):
 def _leaf(state, router, opts):
     owned = sorted(router.get("exportPrefixes", ()), key=_net_key)
     announce = owned + sorted((p for p in opts["announce"] if p not in owned), key=_net_key)
-    out = ["ip prefix-list SAM-OWN seq %d permit %s" % (5 * (i + 1), p) for i, p in enumerate(owned)]
+    out = ["ip prefix-list SAM-OWN seq %d permit %s" % (5 * (i + 1), _prefix(p, "BGPRouter", "spec.exportPrefixes"))
+           for i, p in enumerate(owned)]
     out += ["!", "route-map SAM-EXPORT permit 10"]
     if not opts["export_any"]:
         out.append(" match ip address prefix-list SAM-OWN")
     out += ["exit", "!", "route-map SAM-EXPORT deny %d" % DENY_SEQ, "exit", "!"]
     bgp, afi = _router_head(router, opts), []
-    afi += ["  network %s" % p for p in announce]
+    afi += ["  network %s" % _prefix(p, "BGPRouter", "spec.exportPrefixes") for p in announce]
     for peer in sorted(_by_kind(state, "BGPPeer"), key=lambda r: int(ipaddress.IPv4Address(r["spec"]["address"]))):
         spec = peer["spec"]
-        addr = spec["address"]
-        bgp += [" neighbor %s remote-as %d" % (addr, spec["remoteASN"]),
-                " neighbor %s description %s" % (addr, spec.get("nodeRef") or peer["metadata"]["name"])]
-        if spec.get("localAddress"):
-            bgp.append(" neighbor %s update-source %s" % (addr, spec["localAddress"]))
+        addr, head = _peer_head(peer)
+        bgp += head
         bgp += _timers(addr, spec)
         bgp.append(" neighbor %s timers connect %d" % (addr, opts["connect_timer"]))
         if opts["bfd"]:

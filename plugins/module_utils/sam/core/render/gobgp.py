@@ -18,7 +18,9 @@ RR (``state["role"] == "rr"``)
     accept (fail open), hence ``nextHopRewrite: peer-address`` becomes the claim's own address.
     Fail closed: a claim with no usable owned prefix (none, or all outside ``allowedPrefixes`` /
     length bounds) gets no sets and no accept (GoBGP treats an empty set as match-anything).
-    Malformed addresses raise ValueError.  ``listenLimit`` (no GoBGP equivalent) is a comment.
+    Malformed addresses raise ValueError; an identifier (node, peerGroup, leafID, nodeRef) outside
+    core/identifiers.py's safe set raises RenderError (a ValueError), as does every other refusal.
+    ``listenLimit`` (no GoBGP equivalent) is a comment.
     BGPPeers of an RR (``generatePeers: true``) become ``[[neighbors]]`` in the peer group whose
     listen range covers them.  RR-to-RR peering (``routeReflectorPeer``) is refused (ValueError).
 
@@ -39,6 +41,8 @@ are stable per leaf, so admitting one more leaf changes only that leaf's lines.
 import ipaddress
 import re
 from dataclasses import dataclass
+
+from . import RenderError, identifier, peer_node, resource_label
 
 ADMISSION_POLICY = "SAM-ADMISSION"
 ADMISSION_REJECT = "SAM-ADMISSION-REJECT"
@@ -84,7 +88,7 @@ def toml_value(value):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, str):
         return toml_string(value)
-    raise ValueError("cannot render %r as a TOML value" % (value,))
+    raise RenderError("cannot render %r as a TOML value" % (value,))
 
 
 def _comment(text):
@@ -111,7 +115,7 @@ def _opts(options):
     opts.update(options or {})
     for name in ("listen_port", "connect_retry"):
         if isinstance(opts[name], bool) or not isinstance(opts[name], int) or opts[name] < 0:
-            raise ValueError("option %s must be a non-negative integer" % name)
+            raise RenderError("option %s must be a non-negative integer" % name)
     return opts
 
 
@@ -129,7 +133,7 @@ def _addr(text):
     if "/" in text:
         net = ipaddress.IPv4Network(text)
         if net.prefixlen != 32:
-            raise ValueError("%s is not a single address" % text)
+            raise RenderError("%s is not a single address" % text)
         return str(net.network_address)
     return str(ipaddress.IPv4Address(text))
 
@@ -140,14 +144,14 @@ def _net(text):
 
 def _asn(value, what):
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2 ** 32:
-        raise ValueError("%s must be an AS number, got %r" % (what, value))
+        raise RenderError("%s must be an AS number, got %r" % (what, value))
     return value
 
 
 def _router(state):
     routers = _of_kind(state, "BGPRouter")
     if len(routers) != 1:
-        raise ValueError("node %s needs exactly one BGPRouter (found %d)" % (state.get("node"), len(routers)))
+        raise RenderError("node %s needs exactly one BGPRouter (found %d)" % (state.get("node"), len(routers)))
     spec = _spec(routers[0])
     return spec, _asn(spec.get("asn"), "BGPRouter.asn"), _addr(spec.get("routerID"))
 
@@ -206,22 +210,24 @@ def admission_entries(state):
     by_neighbor, by_leaf = {}, {}
     for peer in _of_kind(state, "BGPDynamicPeer"):
         spec = _spec(peer)
-        for item in spec.get("admitted") or ():
+        for index, item in enumerate(spec.get("admitted") or ()):
             leaf = str(item.get("leafID") or "")
             if not leaf:
-                raise ValueError("admitted claim %s has no leafID" % item.get("claimRef"))
+                raise RenderError("admitted claim %s has no leafID" % item.get("claimRef"))
+            identifier(item.get("leafID"), resource_label(peer), "spec.admitted[%d].leafID" % index)
             nets = sorted({n for n in (_net(p) for p in item.get("prefixes") or ()) if _allowed(n, spec)})
             entry = Admitted(ipaddress.IPv4Address(_addr(item.get("neighbor"))), leaf, tuple(nets),
                              spec.get("nextHopRewrite"))
             if by_neighbor.setdefault(entry.neighbor, entry) != entry or by_leaf.setdefault(leaf, entry) != entry:
-                raise ValueError("conflicting admission for neighbor %s / leaf %s" % (entry.neighbor, leaf))
+                raise RenderError("conflicting admission for neighbor %s / leaf %s" % (entry.neighbor, leaf))
     return [by_neighbor[n] for n in sorted(by_neighbor)]
 
 
-def _peer_group(lines, spec):
+def _peer_group(lines, spec, label="BGPDynamicPeer"):
     name = str(spec.get("peerGroup") or "")
     if not name:
-        raise ValueError("BGPDynamicPeer without peerGroup")
+        raise RenderError("BGPDynamicPeer without peerGroup")
+    identifier(spec.get("peerGroup"), label, "spec.peerGroup")
     lines += [_table(0, "peer-groups", array=True), _table(1, "peer-groups.config"),
               _kv(2, "peer-group-name", name), _kv(2, "peer-as", _asn(spec.get("peerASN"), "peerASN"))]
     if spec.get("routeReflectorClient"):
@@ -244,8 +250,9 @@ def _rr_static_peers(lines, state, groups):
     if any(_spec(p).get("routeReflectorPeer") for p in peers):
         # Refused rather than rendered half: GoBGP's import policy is global and its export policy
         # cannot set next-hop-self toward one neighbor only (docs/bgp.md, "RR-to-RR peering").
-        raise ValueError("RR-to-RR peering (routeReflectorPeer) is rendered for FRR only")
+        raise RenderError("RR-to-RR peering (routeReflectorPeer) is rendered for FRR only")
     for peer in peers:
+        peer_node(peer)   # not rendered here; refused as render_frr refuses it
         spec = _spec(peer)
         address = ipaddress.IPv4Address(_addr(spec["address"]))
         group = next((name for name, ranges in groups if any(address in r for r in ranges)), None)
@@ -296,7 +303,7 @@ def _render_rr(state, opts):
     groups = []
     for peer in sorted(_of_kind(state, "BGPDynamicPeer"), key=lambda r: str(_spec(r).get("peerGroup"))):
         spec = _spec(peer)
-        _peer_group(lines, spec)
+        _peer_group(lines, spec, resource_label(peer))
         groups.append((spec["peerGroup"], [_net(p) for p in spec.get("listenRanges") or ()]))
     _rr_static_peers(lines, state, groups)
     entries = admission_entries(state)
@@ -309,6 +316,7 @@ def _render_rr(state, opts):
 
 
 # ---------------------------------------------------------------- leaf
+
 
 def _neighbor(lines, spec, connect_retry, group=None):
     lines += [_table(0, "neighbors", array=True), _table(1, "neighbors.config"),
@@ -338,6 +346,7 @@ def _render_leaf(state, opts):
                   _kv(1, "default-export-policy", "reject-route"), ""]
     peers = sorted(_of_kind(state, "BGPPeer"), key=lambda r: ipaddress.IPv4Address(_addr(_spec(r)["address"])))
     for peer in peers:
+        peer_node(peer)
         _neighbor(lines, _spec(peer), opts["connect_retry"])
     if not opts["export_any"]:
         if exports:
@@ -359,11 +368,13 @@ def render_gobgp(state, options=None):
     """gobgpd TOML text for a materialized node state ({'node', 'role', 'resources'})."""
     opts = _opts(options)
     role = (state or {}).get("role")
+    if (state or {}).get("node") is not None:
+        identifier(state["node"], "state", "node")
     if role == "rr":
         return _render_rr(state, opts)
     if role == "leaf":
         return _render_leaf(state, opts)
-    raise ValueError("cannot render gobgpd configuration for role %r" % (role,))
+    raise RenderError("cannot render gobgpd configuration for role %r" % (role,))
 
 
 def _policy_view(state):
