@@ -107,11 +107,11 @@ class Site:
             (inv / "host_vars" / ("%s.yml" % node)).write_text(yaml.safe_dump(host))
         return inv
 
-    def play(self, join_tokens, vault_tokens, order=(), service=False):
+    def play(self, join_tokens, vault_tokens, order=(), service=False, api=TOKENS["api"], admin=TOKENS["admin"]):
         inv = self.inventory(join_tokens)
         vault = self.base / "vault.yml"
         vault.write_text(yaml.safe_dump({"vault": {"sam": {
-            "api_token": TOKENS["api"], "admin_token": TOKENS["admin"],
+            "api_token": api, "admin_token": admin,
             "join_tokens": {POLICY: vault_tokens}}}}, sort_keys=False))
         extra = {"boma_vault_file": str(vault), "boma_test_service": service, "boma_test_order": list(order),
                  "boma_test_policy": POLICY}
@@ -183,3 +183,29 @@ def test_preflight_names_each_bad_entry_in_both_roles(site, vault, message, name
         assert message in failure[0]
         for name in names:
             assert (BASE + ("." + name if name else "")) in failure[0]
+
+
+def _fatal(proc, host):
+    return [line for line in proc.stdout.splitlines() if line.startswith("fatal: [%s]" % host)]
+
+
+def test_preflight_refuses_one_token_for_leaves_and_admins_on_the_rr(site):
+    proc = site.play([site.token_entry("default")], TOKENS["v1"], api=TOKENS["api"], admin=TOKENS["api"])
+    assert proc.returncode != 0
+    failure = _fatal(proc, "rr-a")
+    assert failure, proc.output[-4000:]
+    assert "Give these vault entries different values (one token for leaves and admins makes every leaf an " \
+           "admin): vault.sam.api_token, vault.sam.admin_token." in failure[0]
+    assert not _fatal(proc, "leaf-b"), proc.output[-4000:]   # a leaf checks only its API token
+
+
+def test_preflight_refuses_a_short_api_token_in_both_roles(site):
+    short = "short-api-tok15"
+    proc = site.play([site.token_entry("default")], TOKENS["v1"], api=short)
+    assert proc.returncode != 0
+    for host in ("rr-a", "leaf-b"):
+        failure = _fatal(proc, host)
+        assert failure, proc.output[-4000:]
+        assert "Make these vault entries at least 16 characters long" in failure[0]
+        assert "vault.sam.api_token." in failure[0] and "vault.sam.admin_token" not in failure[0]
+    assert short not in proc.output

@@ -15,6 +15,7 @@ from boma_mesh_utils.sam.core import secrets
 
 POLICY = "fou"
 SECRET = "planted-secret-3b9d1e"
+ADMIN_SECRET = "planted-admin-secret-7c2a40"   # never the API token: the same one is a problem
 
 # sam_rr: vars/main.yml _sam_rr_token_policies + tasks/preflight.yml, as they were.
 RR_JINJA = """
@@ -132,7 +133,7 @@ def _cases(source):
     for value, api in itertools.product(VALUES, ("set", "absent")):
         documents = [] if SOURCES[source] is None else [_policy(POLICY, **SOURCES[source])]
         documents.append(_policy("other", joinTokenFrom={"env": "SAM_OTHER"}))
-        sam = {"api_token": API[api], "admin_token": API[api]}
+        sam = {"api_token": API[api], "admin_token": ADMIN_SECRET if api == "set" else API[api]}
         if VALUES[value] is not None:
             sam["join_tokens"] = {POLICY: VALUES[value]}
         yield "%s/%s" % (value, api), documents, {key: item for key, item in sam.items() if item is not None}
@@ -176,7 +177,7 @@ def test_names_and_message():
                                  documents, keys=["api_token"])
     assert got == {
         "missing": ["vault.sam.api_token", "vault.sam.join_tokens.fou.v2"],
-        "unlisted": ["vault.sam.join_tokens.fou.v0"], "form": [],
+        "unlisted": ["vault.sam.join_tokens.fou.v0"], "form": [], "short": [], "same": [],
         "message": "Set these vault entries (not CHANGEME) with `make edit-vault`: vault.sam.api_token, "
                    "vault.sam.join_tokens.fou.v2. Remove these vault entries or list their token id in the "
                    "SAMEnrollmentPolicy spec.joinTokens: vault.sam.join_tokens.fou.v0."}
@@ -196,3 +197,37 @@ def test_string_form_and_entry_names():
     assert secrets.string_form(["default"]) and not secrets.string_form(["default", "v2"])
     assert secrets.entry_name("p") == "vault.sam.join_tokens.p"
     assert secrets.entry_name("p", "2026-07") == "vault.sam.join_tokens.p.2026-07"
+
+
+def test_the_same_api_and_admin_token_is_a_problem_named_not_quoted():
+    # Every leaf holds the API token: if it is also the admin token, every leaf is an admin.
+    sam = {"api_token": SECRET, "admin_token": "  %s\n" % SECRET}   # the RR trims token files, so these are equal
+    got = secrets.vault_problems(sam, [], keys=["api_token", "admin_token"])
+    assert got["same"] == ["vault.sam.api_token", "vault.sam.admin_token"]
+    assert got["missing"] == got["short"] == []
+    assert got["message"] == ("Give these vault entries different values (one token for leaves and admins makes "
+                              "every leaf an admin): vault.sam.api_token, vault.sam.admin_token.")
+    assert SECRET not in repr(got)
+    # A leaf checks only the API token; an unset pair is missing, not the same.
+    assert secrets.vault_problems(sam, [], keys=["api_token"])["same"] == []
+    unset = secrets.vault_problems({"api_token": "CHANGEME", "admin_token": "CHANGEME"}, [],
+                                   keys=["api_token", "admin_token"])
+    assert unset["same"] == [] and unset["missing"] == ["vault.sam.api_token", "vault.sam.admin_token"]
+    assert secrets.vault_problems({"api_token": SECRET, "admin_token": ADMIN_SECRET}, [],
+                                  keys=["api_token", "admin_token"])["message"] == ""
+
+
+def test_bearer_tokens_shorter_than_the_minimum_are_problems_named_not_quoted():
+    assert secrets.MIN_BEARER_LENGTH == 16
+    short = "x" * (secrets.MIN_BEARER_LENGTH - 1)
+    got = secrets.vault_problems({"api_token": " %s\n" % short, "admin_token": "y" * 16}, [],
+                                 keys=["api_token", "admin_token"])
+    assert got["short"] == ["vault.sam.api_token"] and got["missing"] == got["same"] == []
+    assert got["message"] == ("Make these vault entries at least 16 characters long (a random token, for example "
+                              "`openssl rand -hex 16`): vault.sam.api_token.")
+    assert short not in got["message"]
+    both = secrets.vault_problems({"api_token": short, "admin_token": short}, [], keys=["api_token", "admin_token"])
+    assert both["short"] == ["vault.sam.api_token", "vault.sam.admin_token"]
+    assert both["message"].startswith("Make these vault entries at least 16") and "different values" in both["message"]
+    # The leaf's check holds its API token to the same bar.
+    assert secrets.vault_problems({"api_token": short}, [], keys=["api_token"])["short"] == ["vault.sam.api_token"]

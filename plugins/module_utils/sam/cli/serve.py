@@ -2,15 +2,18 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """`samctl serve`: wire the RR daemon (rr/) together: documents, token files, TLS, signals, listeners."""
 
+import hmac
 import logging
 import os
 import signal
+import sqlite3
 import ssl
 import stat
 import sys
 import threading
 
 from ..core.loader import load_resources
+from ..core.secrets import MIN_BEARER_LENGTH
 from ..core.validate import validate
 from ..io import tokens
 from ..io.http_client import request
@@ -33,6 +36,54 @@ def read_secret_file(path, what):
     if isinstance(key, str):
         raise InputError("%s: %s" % (what, key))
     return key
+
+
+def read_bearer_file(path, what):
+    """read_secret_file() of a bearer token, refused under MIN_BEARER_LENGTH bytes (core/secrets.py says why)."""
+    key = read_secret_file(path, what)
+    if len(key) < MIN_BEARER_LENGTH:
+        raise InputError("%s %s holds a token shorter than the minimum: bearer tokens must be at least %d "
+                         "characters (a random one: openssl rand -hex 16)" % (what, path, MIN_BEARER_LENGTH))
+    return key
+
+
+def bearer_tokens(args):
+    """(leaf, admin, peer) bearer tokens; InputError naming the options (never a value) on an operator mistake."""
+    leaf = read_bearer_file(args.token_file, "--token-file")
+    admin = read_bearer_file(args.admin_token_file, "--admin-token-file") if args.admin_token_file else None
+    if admin is not None and hmac.compare_digest(leaf, admin):
+        raise InputError("--token-file and --admin-token-file hold the same token: every leaf would be an admin; "
+                         "give the admins their own token (vault.sam.admin_token)")
+    peer = None
+    if args.peer:
+        peer = read_bearer_file(args.peer_token_file, "--peer-token-file") if args.peer_token_file else admin
+        if not peer:
+            raise InputError("--peer needs --admin-token-file or --peer-token-file (the peer's admin token)")
+        if hmac.compare_digest(leaf, peer):
+            raise InputError("--token-file and --peer-token-file hold the same token: the peer's admin token must "
+                             "not be the leaf token every leaf holds")
+    return leaf, admin, peer
+
+
+def open_service(args, resources, leaf, admin, resolver):
+    """The Service over --db; a corrupt or unopenable database is an InputError that says what to do."""
+    try:
+        service = Service(args.node, resources, args.db, leaf, admin, resolver)
+        problem = service.store.quick_check()
+    except sqlite3.OperationalError as exc:
+        raise InputError("--db %s: cannot open the database (%s)" % (args.db, exc)) from None
+    except sqlite3.DatabaseError as exc:
+        problem = str(exc)
+    except OSError as exc:
+        raise InputError("--db %s: %s" % (args.db, exc.strerror or exc)) from None
+    if problem != "ok":
+        raise InputError(
+            "--db %s is corrupt (SQLite: %s): move it aside with its -wal and -shm files (mv %s %s.corrupt) "
+            "and start again: the RR creates an empty database and pulls the claims and nonces from its peer RR "
+            "(--peer) before it listens. Without a peer that answers, restore a backup instead: an empty database "
+            "has forgotten the used nonces (docs/operations.md, \"A corrupt claim DB\")"
+            % (args.db, " ".join(str(problem).split()), args.db, args.db))
+    return service
 
 
 class PolicyTokens:
@@ -85,14 +136,9 @@ def reload_service(service, args):
 
 def build_service(args):
     resources, resolver = load_documents(args)
-    leaf = read_secret_file(args.token_file, "--token-file")
-    admin = read_secret_file(args.admin_token_file, "--admin-token-file") if args.admin_token_file else None
-    service = Service(args.node, resources, args.db, leaf, admin, resolver)
+    leaf, admin, peer_token = bearer_tokens(args)
+    service = open_service(args, resources, leaf, admin, resolver)
     if args.peer:
-        peer_token = read_secret_file(args.peer_token_file, "--peer-token-file") if args.peer_token_file else admin
-        if not peer_token:
-            raise InputError("--peer needs --admin-token-file or --peer-token-file (the peer's admin token)")
-
         def peer_request(endpoint, method, path, token, body, timeout):
             return request(endpoint, method, path, token, body, timeout, ca_file=args.peer_ca_file)
 
@@ -179,8 +225,9 @@ def add_parser(sub):
     p.add_argument("--db", required=True, help="SQLite database of accepted claims, nonces and audit")
     p.add_argument("--listen", metavar="HOST:PORT", help="TCP listener (port 0 picks a free one)")
     p.add_argument("--socket", metavar="PATH", help="unix socket listener (mode 0660)")
-    p.add_argument("--token-file", required=True, help="leaf bearer token (0600 file)")
-    p.add_argument("--admin-token-file", help="admin bearer token (0600 file); admin paths are closed without it")
+    p.add_argument("--token-file", required=True, help="leaf bearer token (0600 file, at least 16 characters)")
+    p.add_argument("--admin-token-file", help="admin bearer token (0600 file, at least 16 characters, not the leaf "
+                                              "token); admin paths are closed without it")
     p.add_argument("--peer", action="append", metavar="URL", help="peer RR to replicate with (repeatable)")
     p.add_argument("--peer-token-file", help="the peer's admin token (default: --admin-token-file)")
     p.add_argument("--peer-ca-file", help="CA bundle that signed the peers' TLS certificates")

@@ -7,6 +7,10 @@ The one copy of the rule behind three checks: the sam_rr and sam_leaf preflights
 on the shape of the example vault).  Only dotted names leave this module, never a value: the roles fail with
 these names, and an error message that quoted a value would print a secret.
 
+Bearer tokens (the ``keys`` checked, ``api_token`` and ``admin_token``) must be at least MIN_BEARER_LENGTH
+characters, and the API token (every leaf holds it) must not also be the admin token.  ``samctl serve`` refuses
+the same at start-up (cli/serve.py), so a vault that passes here starts an RR.
+
 ``vault_sam`` is the vault's ``vault.sam`` mapping.  A policy's join token is ``vault.sam.join_tokens.<policy>``:
 a string for a policy whose only token id is ``default`` (routerd's joinTokenFrom), or a mapping
 ``{token id: token}`` (spec.joinTokens, rotation; ``{default: token}`` fits a joinTokenFrom policy too).
@@ -17,11 +21,20 @@ from .model import DEFAULT_TOKEN_ID
 PLACEHOLDER = "CHANGEME"
 PREFIX = "vault.sam."
 POLICY_KIND = "SAMEnrollmentPolicy"
+# 16 characters: 128 bits of a random hex token (`openssl rand -hex 16` gives 32). A bearer token is the whole
+# credential, without a nonce or a lockout, so a short one is guessed online; a minimum catches "test", "secret".
+MIN_BEARER_LENGTH = 16
+# The two API tokens: one for the leaves (every leaf holds it), one for the admins. They must differ.
+LEAF_KEY, ADMIN_KEY = "api_token", "admin_token"
 # (problem kind, fail message head): the wording both roles fail with (tests/playbooks/test_role_join_tokens.py).
 MESSAGES = (
     ("missing", "Set these vault entries (not CHANGEME) with `make edit-vault`: "),
     ("unlisted", "Remove these vault entries or list their token id in the SAMEnrollmentPolicy spec.joinTokens: "),
     ("form", "Make these vault entries a mapping {token id: token} (their policy lists spec.joinTokens): "),
+    ("short", "Make these vault entries at least %d characters long (a random token, for example "
+              "`openssl rand -hex 16`): " % MIN_BEARER_LENGTH),
+    ("same", "Give these vault entries different values (one token for leaves and admins makes every leaf an "
+             "admin): "),
 )
 
 
@@ -99,8 +112,23 @@ def policy_ids(documents, policies=None):
     return [(str(p), (token_ids(by_name[str(p)]) if str(p) in by_name else None) or None) for p in policies]
 
 
+def _trimmed(value):
+    return str(value).strip()
+
+
+def bearer_problems(sam, keys):
+    """(short, same) names among ``keys`` of vault.sam: set values under the minimum, API token = admin token."""
+    present = [k for k in keys if not unset(sam.get(k))]
+    short = [PREFIX + str(k) for k in present if len(_trimmed(sam[k])) < MIN_BEARER_LENGTH]
+    same = []
+    if LEAF_KEY in present and ADMIN_KEY in present and _trimmed(sam[LEAF_KEY]) == _trimmed(sam[ADMIN_KEY]):
+        same = [PREFIX + LEAF_KEY, PREFIX + ADMIN_KEY]
+    return short, same
+
+
 def check(vault_sam, keys=(), checked=()):
-    """{missing, unlisted, form, message}: ``keys`` of vault.sam that need a value, ``checked`` [(policy, ids)].
+    """{missing, unlisted, form, short, same, message}: ``keys`` of vault.sam that need a value (bearer tokens),
+    ``checked`` [(policy, ids)].
 
     ids None (the policy document is unknown): the vault entry's own ids, or [default] for a string.
     """
@@ -115,6 +143,7 @@ def check(vault_sam, keys=(), checked=()):
             ids = [str(t) for t in value] if isinstance(value, dict) and value else [DEFAULT_TOKEN_ID]
         for kind, names in zip(("missing", "unlisted", "form"), token_problems(policy, value, ids)):
             out[kind] += names
+    out["short"], out["same"] = bearer_problems(sam, keys)
     out["message"] = message(out)
     return out
 

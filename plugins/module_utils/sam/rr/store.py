@@ -9,6 +9,7 @@ restart.  Replicated records are imported idempotently by (policy, nonce).
 """
 
 import json
+import os
 import sqlite3
 
 from ..core.fields import parse_time
@@ -41,8 +42,32 @@ class StoreRejected(Exception):
         self.message = message
 
 
+def private_database(path):
+    """Create the database file 0600, or make an existing one (and a -wal/-shm left by a crash) 0600.
+
+    Not the umask's mode (0644 outside systemd): the file holds the nonces and claims. SQLite creates the -wal
+    and -shm files with the database file's mode, so they are 0600 too.
+    """
+    path = str(path)
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm"):
+        try:
+            if os.stat(path + suffix).st_mode & 0o077:
+                os.chmod(path + suffix, 0o600)
+        except FileNotFoundError:
+            pass
+
+
 class Store:
     def __init__(self, path, timeout=10.0):
+        private_database(path)
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
         self.db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -52,6 +77,10 @@ class Store:
 
     def close(self):
         self.db.close()
+
+    def quick_check(self):
+        """'ok', or SQLite's first complaint about the file (PRAGMA quick_check; may raise DatabaseError)."""
+        return self.db.execute("PRAGMA quick_check(1)").fetchone()[0]
 
     def _tx(self, work):
         self.db.execute("BEGIN IMMEDIATE")
