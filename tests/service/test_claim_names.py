@@ -82,6 +82,6 @@ def test_a_leaf_id_with_a_trailing_newline_does_not_match_the_policy_pattern(rr_
     resp = rr_a.submit(named(claims(1)[0], "leaf-0", leafID="leaf-0\n"))
     err = json.loads(resp.body)["error"]
     assert resp.status == 422, err
-    assert {(f["path"], f["rule"]) for f in err["findings"]} >= {("spec.leafID", "leaf-id-pattern"),
-                                                               ("spec.leafID", "identifier")}
+    found = {(f["path"], f["rule"]) for f in err["findings"]}
+    assert found >= {("spec.leafID", "leaf-id-pattern"), ("spec.leafID", "identifier")}
     assert records(rr_a) == {}
