@@ -19,8 +19,6 @@ from .bearer import bearer_token
 
 DEFAULT_TIMEOUT = 10
 MAX_RESPONSE = 8 * 1024 * 1024
-# Exactly the names the RR accepts (core/identifiers.py): every accepted claim can be revoked.
-NAME_RE = identifiers.IDENTIFIER
 
 Response = namedtuple("Response", "status headers body")
 
@@ -192,6 +190,7 @@ def api_error(endpoint, resp):
 
 
 def check_name(name, what="claim name"):
+    """``name`` when the RR would accept it (core/identifiers.py), so every accepted claim can be revoked."""
     if not identifiers.is_identifier(name):
         raise ValueError("%s %r is not a valid resource name" % (what, name))
     return name
