@@ -37,6 +37,8 @@ def client_process(url, bodies, threads, queue):
         headers = {"Authorization": "Bearer " + LEAF_TOKEN, "Content-Type": "application/json"}
         for body in chunk:
             started = time.perf_counter()
+            # A fresh request nonce, as a leaf sends (the RR answers with the request-bound MAC).
+            headers["X-Boma-Request-Nonce"] = os.urandom(16).hex()
             conn.request("POST", wire.submit_path(), body=body, headers=headers)
             resp = conn.getresponse()
             resp.read()

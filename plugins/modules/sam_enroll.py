@@ -14,9 +14,12 @@ description:
   - The leaf side of the enrollment API (C(samctl serve)), as C(samctl enrollment-join) does it.
   - Submits the leaf's signed C(SAMEnrollmentClaim) to the first RR that answers and fetches the claim's RRSet
     (C(SAMEnrollmentTopology)); an RR that already holds the claim (C(409 nonce-replay)) only serves the RRSet.
-  - Every answer must carry a valid response MAC made with the policy's join token; an RR without it is treated as
-    an impostor and the next RR is tried, as it is after a connection error, a timeout or a C(5xx) answer.
-    A validation answer (such as C(422), C(401), C(410)) is the RRs' verdict and ends the attempt.
+  - Every answer must carry a valid response MAC made with the policy's join token and bound to this very request
+    (C(v2), over a fresh request nonce, the status and the claim digest); an RR without it, an answer replayed from
+    another request, or the body-only MAC of an RR older than this release is treated as an impostor and the next
+    RR is tried, as it is after a connection error, a timeout or a C(5xx) answer. Upgrade the RRs first.
+    A validation answer (such as C(422), C(409), C(410)) signed for this request is the RRs' verdict and ends the
+    attempt.
   - The result is kept in O(state_file) (JSON, mode C(0600), written atomically; never a token). Nothing is sent
     while that state is fresh; a refresh happens only when the state is missing, the claim changed, or the lease
     is expired or within 10 minutes of its expiry.

@@ -50,6 +50,15 @@ options:
       - Needed when a leaf can reach only one RR (docs/bgp.md, RR-to-RR peering).
     type: bool
     default: false
+  leave_out_invalid_claims:
+    description:
+      - Leave out each claim that has an error (a conflict lost to an earlier claim, a scope the policy no longer
+        allows) and compute the state from the rest, instead of failing. Errors in the other documents still fail.
+      - For an RR's accepted records (the C(boma.mesh.sam_rr) role sets it), as the RR's own reconcile does, so one
+        bad record does not stop the others. The claims left out are in RV(left_out).
+    type: bool
+    default: false
+    version_added: 0.2.0
 seealso:
   - module: boma.mesh.sam_validate
   - module: boma.mesh.sam_bgp
@@ -78,6 +87,13 @@ counts:
   returned: success
   type: dict
   sample: {"BGPRouter": 1, "TunnelInterface": 2, "IPv4Route": 2, "BGPPeer": 2}
+left_out:
+  description: With O(leave_out_invalid_claims), each claim left out and why (its findings).
+  returned: success
+  type: dict
+  sample: {"SAMEnrollmentClaim/leaf-c": ["SAMEnrollmentClaim/leaf-c spec.mobility.ownedAddresses:
+    [duplicate-owned-address] mobility.ownedAddresses 10.64.0.3/32 is already used by SAMEnrollmentClaim/leaf-b"]}
+  version_added: 0.2.0
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -89,7 +105,7 @@ from ansible_collections.boma.mesh.plugins.module_utils.sam.core.materialize imp
     materialize,
 )
 from ansible_collections.boma.mesh.plugins.module_utils.sam.core.model import parse_rrset
-from ansible_collections.boma.mesh.plugins.module_utils.sam.core.validate import validate
+from ansible_collections.boma.mesh.plugins.module_utils.sam.core.validate import validate, validate_leaving_out
 
 
 def main():
@@ -100,6 +116,7 @@ def main():
             "fetched_rrsets": {"type": "list", "elements": "dict", "default": []},
             "now": {"type": "str"},
             "rr_peering": {"type": "bool", "default": False},
+            "leave_out_invalid_claims": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
@@ -108,7 +125,11 @@ def main():
     if params["now"] and now is None:
         module.fail_json(msg="now [rfc3339] %r is not an RFC 3339 timestamp" % params["now"])
     resources, findings = load_resources([("resources", params["resources"])])
-    report = validate(resources, now=now, findings=findings)
+    left_out = {}
+    if params["leave_out_invalid_claims"]:
+        report, left_out = validate_leaving_out(resources, now=now, findings=findings)
+    else:
+        report = validate(resources, now=now, findings=findings)
     if not report.ok:
         errors = [f.describe() for f in report.errors]
         module.fail_json(msg="%d error(s) in the SAM documents:\n%s" % (len(errors), "\n".join(errors)),
@@ -121,7 +142,10 @@ def main():
         state = materialize(report, params["node"], fetched, rr_peering=params["rr_peering"])
     except MaterializeError as exc:
         module.fail_json(msg=str(exc), errors=[f.describe() for f in exc.findings])
-    module.exit_json(changed=False, state=state, counts=count_kinds(state))
+    if left_out:
+        module.warn("%d claim(s) left out of the desired state: %s" % (len(left_out), ", ".join(sorted(left_out))))
+    module.exit_json(changed=False, state=state, counts=count_kinds(state),
+                     left_out={ref: [f.describe() for f in found] for ref, found in left_out.items()})
 
 
 if __name__ == "__main__":

@@ -102,8 +102,11 @@ def test_claim_rule_violations_name_the_field_and_rule(rr_a, change, expected):
     assert (resp.status, err["rule"]) == expected, err
     assert err["findings"] and err["findings"][0]["path"].startswith("spec.")
     assert JOIN_KEY.decode() not in resp.body.decode()
-    # Policy known: even the refusal carries the MAC, so the leaf knows it came from a real RR.
-    if expected[1] != "policy-reference":
+    # Policy known and the claim's join HMAC verifies: even the refusal carries the MAC, so the leaf knows it came
+    # from a real RR.  A claim whose HMAC does not verify gets no MAC (issue 17 class 4): not a verdict for a leaf.
+    if expected[1] == "join-hmac":
+        assert wire.RESPONSE_MAC_HEADER.lower() not in resp.headers
+    elif expected[1] != "policy-reference":
         assert wire.verify_response_mac(JOIN_KEY, resp.body, resp.headers[wire.RESPONSE_MAC_HEADER.lower()])
     # Nothing was stored and the nonce is still free.
     assert rr_a.claim_names() == set()

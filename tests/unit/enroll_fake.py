@@ -5,6 +5,8 @@ documented contract, not against shared code.
 """
 
 import datetime
+import hashlib
+import hmac
 import http.server
 import json
 import os
@@ -20,18 +22,30 @@ ADMIN_TOKEN = "admin-api-token-Wx52pR"
 JOIN_TOKEN = b"example-cloudedge-join-token-not-secret"
 
 
+def mac_v2(key, status, method, target, nonce, digest, body):
+    """docs/api.md's v2 response MAC, written out here on purpose (not core/wire.py's code)."""
+    text = "boma-response-mac/2\n%d\n%s %s\n%s\n%s\n" % (status, method, target, nonce, digest or "-")
+    return "v2=" + hmac.new(key, text.encode("utf-8") + body, hashlib.sha256).hexdigest()
+
+
 def rfc3339(value):
     return value.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class FakeRR:
-    """One RR. ``mode``: ok | no-mac | bad-mac | reject | error500 | foreign404."""
+    """One RR. ``mode``: ok | no-mac | bad-mac | legacy-mac (an RR before v2) | reject | error500 | foreign404.
+
+    ``canned``: {method: Response} answered as recorded (status, body, response MAC), whatever was asked: an
+    impostor replaying answers it captured from a real RR.
+    """
 
     def __init__(self, unix=False, mode="ok", join_token=JOIN_TOKEN, node="rr-a"):
         self.mode = mode
         self.join_token = join_token
         self.node = node
         self.requests = []          # (method, path, status)
+        self.canned = {}
+        self.request_nonces = []    # X-Boma-Request-Nonce of each request (None: not sent)
         self.authorizations = []
         self.claims = {}            # name -> record
         self.nonces = set()
@@ -75,20 +89,26 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, format, *args):  # noqa: A002 - quiet, and unix peers have no address
         pass
 
-    def _send(self, status, doc, mac=False):
-        body = json.dumps(doc).encode("utf-8")
+    def _send(self, status, doc, mac=False, digest=None, body=None, mac_value=None):
+        body = json.dumps(doc).encode("utf-8") if body is None else body
         self.rr.requests.append((self.command, self.path, status))   # before the client can see the answer
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        nonce = self.headers.get(wire.REQUEST_NONCE_HEADER)
         if mac and self.rr.mode != "no-mac":
             key = b"an-impostor-guess" if self.rr.mode == "bad-mac" else self.rr.join_token
-            self.send_header(wire.RESPONSE_MAC_HEADER, wire.response_mac(key, body))
+            if nonce is None or self.rr.mode == "legacy-mac":
+                mac_value = hmac.new(key, body, hashlib.sha256).hexdigest()
+            else:
+                mac_value = mac_v2(key, status, self.command, self.path, nonce, digest, body)
+        if mac_value is not None:
+            self.send_header(wire.RESPONSE_MAC_HEADER, mac_value)
         self.end_headers()
         self.wfile.write(body)
 
-    def _error(self, status, rule, message, findings=(), mac=False):
-        self._send(status, wire.error_body(status, rule, message, findings), mac)
+    def _error(self, status, rule, message, findings=(), mac=False, digest=None):
+        self._send(status, wire.error_body(status, rule, message, findings), mac, digest)
 
     def _role(self):
         auth = self.headers.get("Authorization", "")
@@ -110,6 +130,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = self._body() if method == "POST" else None
         url = urllib.parse.urlsplit(self.path)
         path = url.path[len(wire.API_PREFIX):] if url.path.startswith(wire.API_PREFIX) else None
+        rr.request_nonces.append(self.headers.get(wire.REQUEST_NONCE_HEADER))
+        canned = rr.canned.get(method)
+        if canned is not None:
+            return self._send(canned.status, None, body=canned.body,
+                              mac_value=canned.headers.get(wire.RESPONSE_MAC_HEADER.lower()))
         if rr.mode == "error500":
             return self._error(500, "internal", "boom")
         if rr.mode == "foreign404":
@@ -130,36 +155,40 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         rr = self.rr
         name = body["claim"]["metadata"]["name"]
         spec = body["claim"]["spec"]
+        digest = lease.claim_digest(spec)
         if rr.mode == "reject":
             return self._error(422, "join-hmac", "spec.joinHMAC: does not match",
                                [{"path": "spec.joinHMAC", "rule": "join-hmac", "message": "does not match"},
-                                {"path": "spec.endpoint", "rule": "scope-endpoint", "message": "outside"}], mac=True)
+                                {"path": "spec.endpoint", "rule": "scope-endpoint", "message": "outside"}], mac=True,
+                               digest=digest)
         if spec.get("joinNonce") in rr.nonces:
-            return self._error(409, "nonce-replay", "joinNonce was used before", mac=True)
-        if not payload.verify_join_hmac(rr.join_token, spec):
+            return self._error(409, "nonce-replay", "joinNonce was used before", mac=True, digest=digest)
+        if not payload.verify_join_hmac(rr.join_token, spec):   # a claim it cannot verify: refused unsigned
             return self._error(422, "join-hmac", "spec.joinHMAC: does not match",
-                               [{"path": "spec.joinHMAC", "rule": "join-hmac", "message": "does not match"}], mac=True)
+                               [{"path": "spec.joinHMAC", "rule": "join-hmac", "message": "does not match"}])
         rr.accept(name, spec)
         rr.audit.insert(0, {"at": rr.expires_at, "event": "accepted", "claim": name, "detail": ""})
         return self._send(200, {"apiVersion": wire.CONTROL_API_VERSION, "kind": "SAMEnrollmentClaimSubmitResponse",
                                 "accepted": True, "claimRef": "SAMEnrollmentClaim/" + name,
                                 "generation": rr.claims[name]["generation"], "observedAt": rr.expires_at,
-                                "expiresAt": rr.claims[name]["expiresAt"]}, mac=True)
+                                "expiresAt": rr.claims[name]["expiresAt"]}, mac=True, digest=digest)
 
     def _topology(self, rrset, name):
         rr = self.rr
         record = rr.claims.get(name)
         if record is None:
             return self._error(404, "unknown-claim", "no such claim")
+        digest = lease.claim_digest(record["spec"])   # the version this RR holds
         if record["revoked"]:
-            return self._error(410, "claim-revoked", "SAMEnrollmentClaim/%s is revoked" % name, mac=True)
+            return self._error(410, "claim-revoked", "SAMEnrollmentClaim/%s is revoked" % name, mac=True,
+                               digest=digest)
         if record["spec"].get("rrSetRef", "").split("/")[-1] != rrset:
-            return self._error(403, "rrset-mismatch", "another RRSet", mac=True)
+            return self._error(403, "rrset-mismatch", "another RRSet", mac=True, digest=digest)
         return self._send(200, {"apiVersion": wire.CONTROL_API_VERSION, "kind": "SAMEnrollmentTopology",
                                 "metadata": {"name": rrset}, "claimRef": "SAMEnrollmentClaim/" + name,
-                                "claimDigest": lease.claim_digest(record["spec"]),
+                                "claimDigest": digest,
                                 "generation": record["generation"], "expiresAt": record["expiresAt"],
-                                "observedAt": rr.expires_at, "rrSet": rr.rrset}, mac=True)
+                                "observedAt": rr.expires_at, "rrSet": rr.rrset}, mac=True, digest=digest)
 
     def _admin(self, method, path, url, body):
         rr = self.rr

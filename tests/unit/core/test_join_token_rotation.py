@@ -136,7 +136,7 @@ def test_the_lease_of_a_claim_ends_with_its_token():
         "id": "2026-05", "notAfter": format_time(RETIRE), "retiring": True, "status": "retiring"})]
     desired = {r.name: r.spec for r in reg.desired_resources() if r.kind == "SAMEnrollmentClaim"}
     assert desired["leaf-0"]["expiresAt"] == format_time(RETIRE) and "expiresAt" not in desired["leaf-1"]
-    assert reg.mac_key("leaf-0") == OLD and reg.mac_key("leaf-1") == NEW
+    assert reg.signed_with["leaf-0"].key == OLD and reg.signed_with["leaf-1"].key == NEW
 
 
 def test_a_claim_whose_token_was_removed_is_retired_everywhere():
@@ -144,7 +144,7 @@ def test_a_claim_whose_token_was_removed_is_retired_everywhere():
     reg.put(record(synthetic.signed_claims(1, OLD, STAMP)[0]))
     assert reg.signed_with["leaf-0"] is RETIRED and not reg.is_active("leaf-0", NOW)
     assert [r for r in reg.desired_resources() if r.kind == "SAMEnrollmentClaim"] == []
-    assert reg.token_info("leaf-0")["status"] == "retired" and reg.mac_key("leaf-0") is None
+    assert reg.token_info("leaf-0")["status"] == "retired"
     with pytest.raises(Rejection) as exc:
         reg.topology("rrs", "SAMEnrollmentClaim/leaf-0", NOW)
     assert (exc.value.status, exc.value.rule) == (410, "join-token-retired")

@@ -4,6 +4,7 @@ import datetime
 
 import pytest
 
+from boma_mesh_utils.sam.core.lease import claim_digest
 from boma_mesh_utils.sam.core.loader import Resource, load_resources
 from boma_mesh_utils.sam.core.model import parse_claim
 from boma_mesh_utils.sam.core.records import overlay
@@ -31,7 +32,8 @@ def record(doc, generation=1, **extra):
 def test_a_valid_claim_passes_and_a_forged_one_names_the_field():
     reg = registry()
     doc = synthetic.signed_claims(1, KEY, timestamp=STAMP)[0]
-    claim, policy, signer = reg.check("leaf-0", doc["spec"], {"bench": KEY}, NOW)
+    claim, policy, signer, digest = reg.check("leaf-0", doc["spec"], {"bench": KEY}, NOW)
+    assert digest == claim_digest(doc["spec"])
     assert signer.id == "default" and signer.key == KEY
     assert (claim.name, policy) == ("leaf-0", "bench")
     with pytest.raises(Rejection) as exc:

@@ -151,10 +151,13 @@ def test_duplicate_wireguard_public_key_is_rejected_within_the_same_policy(mesh)
         ["SAMEnrollmentClaim/leaf-c"]
 
 
-def test_same_leaf_id_in_another_policy_is_allowed(mesh):
+def test_leaf_id_is_unique_across_policies_too(mesh):
+    # routerd checks leafID per policy; the RR names the leaf's prefix-list and route-map after it, so two
+    # policies with one leafID would give two neighbors one filter (issue 17): the later claim loses.
     other = claim("leaf-b2", 40, "cloudedge-leaves", leafID="leaf-b")
     mesh.append(other)
-    assert "duplicate-leaf-id" not in rules(run(mesh))
+    report = run(mesh)
+    assert [f.resource for f in report.errors if f.rule == "duplicate-leaf-id"] == ["SAMEnrollmentClaim/leaf-b2"]
 
 
 def test_owned_address_is_unique_across_policies_too(mesh):

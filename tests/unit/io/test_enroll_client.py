@@ -11,10 +11,11 @@ import pytest
 from conftest import base_mesh, find
 from enroll_fake import ADMIN_TOKEN, API_TOKEN, JOIN_TOKEN, FakeRR
 
-from boma_mesh_utils.sam.core import lease, payload
+from boma_mesh_utils.sam.core import lease, payload, wire
 from boma_mesh_utils.sam.core.fields import parse_time
 from boma_mesh_utils.sam.io import admin_client, enroll_client
 from boma_mesh_utils.sam.io.enroll_client import ApiError, TransportError, join, parse_endpoint
+from boma_mesh_utils.sam.io.http_client import Response
 
 NOW = datetime.datetime(2026, 11, 23, 12, 0, tzinfo=datetime.timezone.utc)
 SECRETS = (API_TOKEN, ADMIN_TOKEN, JOIN_TOKEN.decode())
@@ -253,3 +254,96 @@ def test_read_state_tolerates_damage(tmp_path):
     assert state is None and "not valid JSON" in note
     path.write_text("[]")
     assert "not a JSON object" in enroll_client.read_state(str(path))[1]
+
+
+# --- issue 17 class 4: the response MAC is bound to the request ------------------------------------------------
+
+OTHER_NONCE = "5" * 32
+MAC = wire.RESPONSE_MAC_HEADER.lower()
+
+
+def capture(rr, method, path, body=None, nonce=OTHER_NONCE):
+    """A real signed answer of ``rr`` to someone else's request (another nonce; None: a 0.1.x leaf's, legacy MAC)."""
+    headers = {wire.REQUEST_NONCE_HEADER: nonce} if nonce else None
+    resp = enroll_client.request(rr.url, method, path, API_TOKEN, body, timeout=2, headers=headers)
+    assert MAC in resp.headers
+    return resp
+
+
+def test_every_request_carries_a_fresh_nonce(rrs, spec):
+    rr = rrs()
+    assert run([rr.url], spec).ok
+    run([rr.url], spec, force=True)
+    assert len(rr.request_nonces) == 4 and len(set(rr.request_nonces)) == 4
+    assert all(wire.is_request_nonce(n) and len(n) == 32 for n in rr.request_nonces)
+
+
+def test_an_rr_that_sends_only_the_legacy_mac_is_refused(rrs, spec):
+    """A 0.1.x RR (body-only MAC) cannot serve a new leaf: upgrade the RRs first (docs/api.md)."""
+    old, new = rrs(mode="legacy-mac"), rrs()
+    result = run([old.url, new.url], spec)
+    assert result.ok and result.endpoint == new.url
+    assert result.skipped == ["response MAC missing or invalid from %s (submit)" % old.url]
+    assert run([old.url], spec, force=True).rule == "response-mac"
+
+
+@pytest.mark.parametrize("nonce", [OTHER_NONCE, None], ids=["v2-other-request", "legacy"])
+def test_a_replayed_signed_revocation_does_not_stop_the_leaf(rrs, spec, nonce):
+    """An impostor replays a real 410 claim-revoked (of an earlier revocation): not definitive, the next RR serves."""
+    source = rrs()
+    source.accept("leaf-b", spec)
+    replay = capture(source, "POST", wire.submit_path(), wire.submit_request("leaf-b", spec), nonce)
+    admin_client.revoke(source.url, ADMIN_TOKEN, "leaf-b", "stolen")
+    revoked = capture(source, "GET", wire.topology_path("cloudedge-rrs", "leaf-b"), nonce=nonce)
+    assert (replay.status, revoked.status) == (409, 410)
+    impostor, real = rrs(), rrs()
+    impostor.canned = {"POST": replay, "GET": revoked}
+    result = run([impostor.url, real.url], spec)
+    assert result.ok and result.endpoint == real.url, result
+    assert len(result.skipped) == 1 and result.skipped[0].startswith("claim-revoked: ")
+    alone = run([impostor.url], spec)
+    assert not alone.ok and alone.endpoint is None and alone.rule == "claim-revoked" and alone.attempted
+
+
+@pytest.mark.parametrize("nonce", [OTHER_NONCE, None], ids=["v2-other-request", "legacy"])
+def test_a_replayed_claim_name_refusal_does_not_stop_the_leaf(rrs, spec, nonce):
+    """A 409 MACed (by a real RR, with the join token) for the same claim and target but another request."""
+    body = json.dumps(wire.error_body(409, "claim-name-taken", "SAMEnrollmentClaim/leaf-b metadata.name: taken"),
+                      sort_keys=True).encode()
+    if nonce:
+        mac = wire.response_mac_v2(JOIN_TOKEN, 409, "POST", wire.submit_path(), nonce, lease.claim_digest(spec), body)
+    else:
+        mac = wire.response_mac(JOIN_TOKEN, body)
+    impostor, real = rrs(), rrs()
+    impostor.canned = {"POST": Response(409, {MAC: mac}, body)}
+    result = run([impostor.url, real.url], spec)
+    assert result.ok and result.endpoint == real.url and result.skipped[0].startswith("claim-name-taken: ")
+
+
+@pytest.mark.parametrize("nonce", [OTHER_NONCE, None], ids=["v2-other-request", "legacy"])
+def test_an_old_topology_replayed_after_a_revocation_is_refused(rrs, spec, nonce):
+    """The impostor keeps a recorded topology; the real RR has revoked the claim since: the leaf learns that."""
+    real = rrs()
+    real.accept("leaf-b", spec)
+    replay = capture(real, "POST", wire.submit_path(), wire.submit_request("leaf-b", spec), nonce)
+    old = capture(real, "GET", wire.topology_path("cloudedge-rrs", "leaf-b"), nonce=nonce)
+    assert old.status == 200 and json.loads(old.body)["claimDigest"] == lease.claim_digest(spec)
+    admin_client.revoke(real.url, ADMIN_TOKEN, "leaf-b", "stolen")
+    impostor = rrs()
+    impostor.canned = {"POST": replay, "GET": old}
+    result = run([impostor.url, real.url], spec)
+    assert not result.ok and result.rule == "claim-revoked" and result.endpoint == real.url
+    assert result.skipped == ["response MAC missing or invalid from %s (topology)" % impostor.url]
+    assert result.state.get("rrSet") is None, "the recorded RRSet was not taken"
+
+
+def test_a_signed_refusal_about_another_version_of_the_claim_is_not_definitive(rrs, spec):
+    """The MAC binds the claim digest: a revocation of the RR's older version says nothing about this one."""
+    rr = rrs()
+    rr.accept("leaf-b", spec)
+    admin_client.revoke(rr.url, ADMIN_TOKEN, "leaf-b", "old version")
+    changed = dict(spec, endpoint="10.20.0.33")   # same nonce: 409 nonce-replay, then the RR's (other) version
+    result = run([rr.url], changed)
+    assert not result.ok and result.endpoint is None and result.rule == "claim-revoked"
+    assert result.skipped[0].startswith("claim-revoked: ")
+    assert not run([rr.url], spec, force=True).ok and run([rr.url], spec, force=True).endpoint == rr.url

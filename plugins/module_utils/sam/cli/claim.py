@@ -58,6 +58,8 @@ def _claim_lines(doc):
     lines = []
     for item in items:
         status = "revoked" if item.get("revoked") else ("active" if item.get("active") else "inactive")
+        if isinstance(item.get("conflict"), dict):
+            status = "lost:" + str(item["conflict"].get("rule"))    # to an earlier claim (docs/api.md, Conflicts)
         lines.append("%s\t%s\tgeneration %s\texpires %s\tpolicy %s\tleafID %s\t%s%s" % (
             item.get("name"), status, item.get("generation"), item.get("expiresAt"), item.get("policy"),
             item.get("leafID"), _token_text(item.get("joinToken")),

@@ -2,6 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """`samctl serve`: wire the RR daemon (rr/) together: documents, token files, TLS, signals, listeners."""
 
+import datetime
 import hmac
 import logging
 import os
@@ -12,12 +13,13 @@ import stat
 import sys
 import threading
 
+from ..core import wire
 from ..core.loader import load_resources
 from ..core.secrets import MIN_BEARER_LENGTH
-from ..core.validate import validate
+from ..core.validate import DEFAULT_SKEW, validate
 from ..io import tokens
 from ..io.http_client import request
-from ..rr import http_server
+from ..rr import http_server, retention
 from ..rr.replicate import Replicator
 from ..rr.service import LOG, Service
 from .common import FindingsError, InputError, load_configs
@@ -138,12 +140,15 @@ def build_service(args):
     resources, resolver = load_documents(args)
     leaf, admin, peer_token = bearer_tokens(args)
     service = open_service(args, resources, leaf, admin, resolver)
+    if not 1 <= args.page_size <= wire.RECORDS_PAGE_MAX:
+        raise InputError("--page-size must be between 1 and %d" % wire.RECORDS_PAGE_MAX)
     if args.peer:
         def peer_request(endpoint, method, path, token, body, timeout):
             return request(endpoint, method, path, token, body, timeout, ca_file=args.peer_ca_file)
 
         service.replicator = Replicator(args.peer, peer_token, peer_request, service.import_records,
-                                        interval=args.resync_interval)
+                                        interval=args.resync_interval, page_size=args.page_size,
+                                        horizons=lambda found: retention.import_horizons(service, found))
     if args.reconcile:
         # Imported here: the apply side loads pyroute2 (about 0.1 s), which no other samctl command needs.
         from ..rr.reconcile import ReconcileError, Reconciler, factory  # noqa: PLC0415
@@ -176,28 +181,34 @@ def cmd_serve(args, out):
                         format="%(asctime)s samctl-serve[%(process)d] %(levelname)s %(message)s")
     if not args.listen and not args.socket:
         raise InputError("give --listen HOST:PORT and/or --socket PATH")
+    per_source = 1 if args.max_connections_per_source is None else args.max_connections_per_source
+    if min(args.client_timeout, args.head_timeout) <= 0 or min(args.max_connections, per_source) < 1:
+        raise InputError("--client-timeout and --head-timeout must be above 0, --max-connections and "
+                         "--max-connections-per-source at least 1")
     service = build_service(args)
     context = tls_context(args)
     # Many short requests on few cores: a shorter GIL switch interval keeps the latency tail down.
     sys.setswitchinterval(0.001)
-    if service.replicator is not None:
-        # Learn the peer's nonces before accepting anything, so a replay cannot slip in after a restart.
-        LOG.info("resync at start-up: %s", service.replicator.pull_once())
-        service.replicator.start()
+    sync_before_listening(service.replicator, args)
     try:
         servers, where = http_server.start(service, args.listen, args.socket, context, args.client_timeout,
-                                           args.max_connections)
+                                           args.max_connections, args.head_timeout, args.max_connections_per_source)
     except OSError as exc:
         raise InputError("cannot listen: %s" % (exc.strerror or exc)) from None
     reconciler = service.reconciler
     if reconciler is not None:
         reconciler.start()
-    wake, pending = threading.Event(), []
+    wake, pending, stopped = threading.Event(), [], threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, lambda signo, _frame: (pending.append(signo), wake.set()))
+        signal.signal(signum, lambda signo, _frame: (pending.append(signo), wake.set(),
+                                                     signo != signal.SIGHUP and stopped.set()))
     out.write(where + "\n")
     out.flush()
-    while True:
+    failed = not sync_after_listening(service.replicator, args, stopped)
+    keeper = retention.Retention(service, args.resync_interval, datetime.timedelta(seconds=args.nonce_margin))
+    if not failed:
+        keeper.start()   # forgets expired nonces now and every --resync-interval
+    while not failed and not stopped.is_set():
         # A timed wait: the kernel may deliver a signal to any thread, and Python runs the handler only when the
         # main thread next executes bytecode, so a blocked main thread would sit on a SIGHUP indefinitely.
         if not wake.wait(0.5):
@@ -209,12 +220,58 @@ def cmd_serve(args, out):
         reload_service(service, args)
     LOG.info("stopping")
     http_server.stop(servers)
+    keeper.stop()
     if service.replicator is not None:
         service.replicator.stop()
     if reconciler is not None:
         reconciler.stop()
     service.close()
-    return 0
+    return 1 if failed and not stopped.is_set() else 0
+
+
+def sync_before_listening(replicator, args):
+    """warn: the start-up pull, before listening (a replay cannot slip in after a restart while the peer is up);
+    require: listen first with submissions refused, so a peer restarting at the same time can pull from us."""
+    if replicator is not None and args.startup_sync == "warn":
+        startup_sync(replicator, args)
+    elif replicator is not None:
+        replicator.admitting = False
+
+
+def sync_after_listening(replicator, args, stopped):
+    """require: the start-up pull, retried (False: give up, exit 1); then the pushers and the periodic pull run."""
+    if replicator is None:
+        return True
+    if not replicator.admitting and not startup_sync(replicator, args, stopped):
+        return False
+    replicator.admitting = True
+    replicator.start()
+    return True
+
+
+def startup_sync(replicator, args, stopped=None):
+    """The start-up pull (issue 17, class 6); False, said loudly, when no peer answered completely.
+
+    warn: one attempt, then serve anyway (GET health says degraded until a pull succeeds).  require: retried
+    for --startup-sync-timeout seconds while listening with submissions refused, then the caller exits 1.
+    """
+    require = args.startup_sync == "require"
+    if replicator.startup_sync(require, args.startup_sync_timeout, stopped):
+        LOG.info("start-up sync complete: %s", replicator.describe())
+        return True
+    if stopped is not None and stopped.is_set():
+        return False
+    if require:
+        message = ("start-up sync failed: no peer answered completely within %gs (%s); refusing to serve "
+                   "(--startup-sync require): this RR would not know the nonces its peers accepted"
+                   % (args.startup_sync_timeout, replicator.describe()))
+        LOG.error("%s", message)
+        sys.stderr.write("samctl: %s\n" % message)
+    else:
+        LOG.error("start-up sync failed: no peer answered completely (%s); serving anyway (--startup-sync warn): "
+                  "nonces used only on a peer are unknown here until a pull succeeds; GET health says degraded",
+                  replicator.describe())
+    return False
 
 
 def add_parser(sub):
@@ -231,11 +288,27 @@ def add_parser(sub):
     p.add_argument("--peer", action="append", metavar="URL", help="peer RR to replicate with (repeatable)")
     p.add_argument("--peer-token-file", help="the peer's admin token (default: --admin-token-file)")
     p.add_argument("--peer-ca-file", help="CA bundle that signed the peers' TLS certificates")
-    p.add_argument("--resync-interval", type=float, default=60.0, help="seconds between pulls from peers")
+    p.add_argument("--resync-interval", type=float, default=60.0,
+                   help="seconds between pulls from peers (and between runs of the nonce retention)")
+    p.add_argument("--startup-sync", choices=("require", "warn"), default="warn",
+                   help="when no peer answers the start-up pull completely: require refuses submissions and exits 1 "
+                        "after --startup-sync-timeout; warn (default) serves and reports degraded in GET health")
+    p.add_argument("--startup-sync-timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="how long --startup-sync require retries the pull")
+    p.add_argument("--page-size", type=int, default=wire.RECORDS_PAGE, metavar="N",
+                   help="records and nonces asked of a peer per page of its records (at most %d)"
+                        % wire.RECORDS_PAGE_MAX)
+    p.add_argument("--nonce-margin", type=float, default=DEFAULT_SKEW.total_seconds(), metavar="SECONDS",
+                   help="a used nonce is forgotten this long after its claim would be refused as expired (clock "
+                        "skew margin; default the validator's %ds)" % DEFAULT_SKEW.total_seconds())
     p.add_argument("--tls-cert", help="serve TLS with this certificate chain (PEM)")
     p.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
     p.add_argument("--client-timeout", type=float, default=10.0, help="seconds a client has to send a request")
-    p.add_argument("--max-connections", type=int, default=256)
+    p.add_argument("--head-timeout", type=float, default=5.0,
+                   help="seconds a client has for its request line and headers together (at most --client-timeout)")
+    p.add_argument("--max-connections", type=int, default=256, help="concurrent connections per listener")
+    p.add_argument("--max-connections-per-source", type=int, metavar="N",
+                   help="TCP connections from one IPv4 address or IPv6 /64 (default: max(4, --max-connections / 8))")
     p.add_argument("--reconcile", choices=("bgp", "all"), help="apply the RR's state after changes")
     p.add_argument("--reconcile-interval", type=float, default=2.0, help="minimum seconds between reconciles")
     p.add_argument("--frr-vty-socket", help="FRR vty socket directory (FRR in a namespace)")

@@ -6,6 +6,7 @@ All lookups are hash maps keyed by the identity being checked, so the work is
 O(n) in the number of claims; nothing compares claims pairwise.
 """
 
+import datetime
 import ipaddress
 from dataclasses import dataclass
 
@@ -31,10 +32,16 @@ def expiry(policy, claim):
     """Effective expiry: the earlier of joinTimestamp + ttl and expiresAt (None = never)."""
     limits = []
     if policy is not None and policy.ttl is not None and claim.timestamp is not None:
-        limits.append(claim.timestamp + policy.ttl)
+        try:
+            limits.append(claim.timestamp + policy.ttl)
+        except OverflowError:   # a year-9999 joinTimestamp: never "expires" rather than a crash (issue 17)
+            limits.append(NEVER)
     if claim.expires_at is not None:
         limits.append(claim.expires_at)
     return min(limits) if limits else None
+
+
+NEVER = datetime.datetime.max.replace(tzinfo=datetime.timezone.utc)
 
 
 def skip_reason(policy, claim, now):
@@ -58,10 +65,11 @@ def sort_key(claim):
     return (ts, claim.name)
 
 
-# Route admission binds routes by tunnel address and owned /32 on the whole RR,
-# so these two must be unique across policies too (beyond routerd's per-policy rule).
+# Route admission binds routes by tunnel address and owned /32 on the whole RR, and the leafID names the
+# BGP neighbor's prefix-list and route-map, so these three must be unique across policies too (beyond
+# routerd's per-policy rule).
 GLOBAL_UNIQUE_FIELDS = tuple(f for f in UNIQUE_FIELDS
-                             if f[0] in ("duplicate-tunnel-address", "duplicate-owned-address"))
+                             if f[0] in ("duplicate-leaf-id", "duplicate-tunnel-address", "duplicate-owned-address"))
 
 
 def find_duplicates(claims, fields=UNIQUE_FIELDS):
@@ -83,6 +91,24 @@ def find_duplicates(claims, fields=UNIQUE_FIELDS):
                                             % (label, value, owner), ERROR))
                     rejected.add(claim.name)
     return findings, rejected
+
+
+def resolve_duplicates(candidates):
+    """(findings, rejected names) for {policy: [admissible claims]}: the one rule every caller applies.
+
+    Per policy first (``UNIQUE_FIELDS``), then mesh-wide among the survivors (``GLOBAL_UNIQUE_FIELDS``);
+    in each pass the earliest joinTimestamp, then the name, keeps an identity (``sort_key``).  It needs only
+    the claims, so two RRs holding the same records pick the same winners (issue 17, class 3).
+    """
+    findings, rejected = [], set()
+    for claims in candidates.values():
+        dup, names = find_duplicates(claims)
+        findings.extend(dup)
+        rejected |= names
+    dup, names = find_duplicates([c for cs in candidates.values() for c in cs if c.name not in rejected],
+                                 GLOBAL_UNIQUE_FIELDS)
+    findings.extend(dup)
+    return findings, rejected | names
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ never hides the others.
 
 import datetime
 import ipaddress
+import json
 import re
 
 from .findings import Finding
@@ -247,3 +248,36 @@ def endpoint_host(text):
         if not port.isdigit() or not 0 < int(port) < 65536:
             return None
     return parse_address(text)
+
+
+def unicode_problem(value, path=""):
+    """'<path>: ...' for the first string (or key) with a lone surrogate in a JSON value, else None.
+
+    JSON may spell one as "\\ud800"; Python decodes it, but it cannot be encoded to UTF-8 again, so it would
+    fail the HMAC, the store or a log line far from the request.
+    """
+    if not path:
+        # Fast path (C): almost every document is clean; only a dirty one is walked to name the field.
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+            return None
+        except UnicodeEncodeError:
+            pass
+        except (TypeError, ValueError):
+            pass   # not JSON data (a caller's own value): walk it
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "%s: holds a lone UTF-16 surrogate, which is not text" % (path or "body")
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, int):
+            where = "%s[%d]" % (path, key)
+        else:
+            where = (path + "." if path else "") + key.encode("utf-8", "backslashreplace").decode("ascii", "replace")
+        problem = (unicode_problem(key, where) if isinstance(key, str) else None) or unicode_problem(item, where)
+        if problem:
+            return problem
+    return None

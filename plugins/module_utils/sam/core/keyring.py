@@ -11,7 +11,7 @@ retired gets a ``notAfter``, after which nothing signed with it is accepted or s
 from dataclasses import dataclass
 
 from .model import DEFAULT_TOKEN_ID
-from .payload import verify_join_hmac
+from .payload import canonical_payload, verify_join_hmac
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,16 @@ def keys_of(value):
     return list(value)
 
 
-def signer(keys, spec):
-    """The usable JoinKey whose HMAC matches the claim spec, whatever its notAfter; None when none does."""
+def signer(keys, spec, payload=None):
+    """The usable JoinKey whose HMAC matches the claim spec, whatever its notAfter; None when none does.
+
+    The canonical payload is built once for all the keys (``payload`` when the caller has it already).
+    """
     for key in keys:
-        if key.usable and verify_join_hmac(bytes(key.key), spec):
-            return key
+        if key.usable:
+            payload = canonical_payload(spec) if payload is None else payload
+            if verify_join_hmac(bytes(key.key), spec, payload):
+                return key
     return None
 
 

@@ -28,10 +28,10 @@ class Decision:
     not_before: object = None   # datetime: earliest next attempt while backing off
 
 
-def claim_digest(spec):
-    """routerd's client identity digest: sha256 over the signed payload plus the trimmed joinHMAC."""
+def claim_digest(spec, payload=None):
+    """routerd's client identity digest: sha256 over the signed payload (``payload`` if built) plus the joinHMAC."""
     hmac_text = go_trim(str(spec.get("joinHMAC") or "")) if isinstance(spec, dict) else ""
-    text = canonical_payload(spec) + "\njoinHMAC=" + hmac_text
+    text = (canonical_payload(spec) if payload is None else payload) + "\njoinHMAC=" + hmac_text
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

@@ -125,15 +125,16 @@ def secret_key(raw, is_base64=False):
     return value
 
 
-def join_hmac(key, spec):
-    """Lowercase hex HMAC-SHA256 of the claim's canonical payload keyed with ``key`` bytes."""
-    return hmac.new(key, canonical_payload(spec).encode("utf-8"), hashlib.sha256).hexdigest()
+def join_hmac(key, spec, payload=None):
+    """Lowercase hex HMAC-SHA256 of the claim's canonical payload (``payload`` if already built) keyed with ``key``."""
+    text = canonical_payload(spec) if payload is None else payload
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def verify_join_hmac(key, spec):
+def verify_join_hmac(key, spec, payload=None):
     """Constant-time check of ``spec['joinHMAC']`` (trimmed) against the computed HMAC."""
     given = _scalar(spec.get("joinHMAC") if isinstance(spec, dict) else None)
-    return hmac.compare_digest(join_hmac(key, spec).encode("ascii"), given.encode("utf-8", "replace"))
+    return hmac.compare_digest(join_hmac(key, spec, payload).encode("ascii"), given.encode("utf-8", "replace"))
 
 
 def is_hmac_hex(value):

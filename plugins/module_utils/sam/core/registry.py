@@ -9,7 +9,12 @@ admin-owned ``expiresAt`` / ``revoked`` of a record override the submitted spec 
 
 Checks are the validator's (the same rules as ``samctl validate``) plus duplicate identities against
 every *active* accepted claim, looked up in hash maps so a submission costs the same with 10 or
-10,000 claims.  Nonce replay is the store's job: it remembers nonces forever.
+10,000 claims.  Nonce replay is the store's job.
+
+The two RRs can both accept claims that collide (the same /32 sent to each at the same moment); once
+replicated, both RRs hold both records.  ``conflicts`` then picks the winner with the validator's own rule
+(core/admission.resolve_duplicates: earliest joinTimestamp, then name), from the records alone, so both RRs
+agree; the loser is inactive, left out of the desired state, and its leaf is told why.
 """
 
 from . import admission, keyring
@@ -63,14 +68,17 @@ class Registry:
         self.records = {}
         self.claims = {}
         self.signed_with = {}   # name -> JoinKey, RETIRED (no listed token signed it) or None (not known here)
-        self.index = {}
+        self.holders = {}    # identity key -> names of the unrevoked records holding it
+        self.contested = set()   # keys with two or more holders: usually empty, so conflicts() is free
+        self._memo = None
         self.reserved = {}   # identities of claims being committed right now (group commit)
         for record in records:
             self.put(record)
 
     # -- admission -------------------------------------------------------------------------------
     def check(self, name, spec, tokens, now, skew=DEFAULT_SKEW):
-        """(Claim, policy name, JoinKey that signed it or None) when ``spec`` may be admitted, else Rejection."""
+        """(Claim, policy name, JoinKey that signed it or None, claimDigest) when ``spec`` may be admitted, else
+        Rejection.  The digest reuses the canonical payload the HMAC was checked over (one build per submit)."""
         res = Resource("SAMEnrollmentClaim", name, spec)
         report = validate_claim(self.mesh, res, tokens=tokens, now=now, skew=skew)
         mine = [f for f in report.findings if f.resource == res.ref]
@@ -86,7 +94,7 @@ class Registry:
             reason = "; ".join(keyring.unavailable(keyring.keys_of(tokens.get(policy)))) or "no join token configured"
             raise Rejection(503, "token-unavailable",
                             "SAMEnrollmentPolicy/%s join token is unavailable on this RR (%s)" % (policy, reason))
-        return claim, policy, report.signed_with.get(name)
+        return claim, policy, report.signed_with.get(name), claim_digest(spec, report.payloads.get(name))
 
     def check_conflicts(self, claim, policy, now):
         """Refuse an identity held by another active claim (call under the writer's lock)."""
@@ -98,8 +106,7 @@ class Registry:
                         continue
                     owner = self.reserved.get((scope, rule, value))
                     if owner is None or owner == claim.name:
-                        owner = self.index.get((scope, rule, value))
-                        owner = owner if owner is not None and self.is_active(owner, now) else None
+                        owner = self._holder((scope, rule, value), claim.name, now)
                     if owner is not None and owner != claim.name:
                         raise Rejection(409, rule, "%s %s: %s %s is already used by SAMEnrollmentClaim/%s"
                                         % (claim.ref, path, label, value, owner))
@@ -136,12 +143,43 @@ class Registry:
         cap = key.not_after if isinstance(key, keyring.JoinKey) else None
         return cap if cap is not None and (until is None or cap < until) else until
 
-    def is_active(self, name, now):
+    def _live(self, name, now):
+        """Admitted, not revoked, retired or expired: may hold identities (before conflicts are resolved)."""
         record = self.records.get(name)
         if record is None or record.get("revoked") or self.signed_with.get(name) is RETIRED:
             return False
         until = self.expiry_of(name)
         return until is None or until > now
+
+    def is_active(self, name, now):
+        return self._live(name, now) and name not in self.conflicts(now)
+
+    def _holder(self, key, other_than, now):
+        """The active record holding an identity key, other than ``other_than`` (the earliest if several)."""
+        holders = self.holders.get(key)
+        if not holders or (len(holders) == 1 and other_than in holders):
+            return None   # the common case: nobody else holds it, no conflicts to compute
+        names = [n for n in holders if n != other_than and self.is_active(n, now)]
+        return min(names, key=lambda n: admission.sort_key(self.claims[n])) if names else None
+
+    def conflicts(self, now):
+        """{loser name: Finding} among live records that collide, decided from the records alone."""
+        if not self.contested:
+            return {}
+        if self._memo is not None and self._memo[0] == now:
+            return self._memo[1]
+        involved = {n for key in self.contested for n in self.holders.get(key, ()) if self._live(n, now)}
+        candidates = {}
+        for name in sorted(involved):
+            candidates.setdefault(self.records[name]["policy"], []).append(self.claims[name])
+        findings, rejected = admission.resolve_duplicates(candidates)
+        lost = {}
+        for finding in findings:
+            name = split_ref(finding.resource, "SAMEnrollmentClaim")
+            if name in rejected:
+                lost.setdefault(name, finding)
+        self._memo = (now, lost)
+        return lost
 
     def next_expiry(self, now):
         """The earliest effective expiry after ``now`` among active claims (datetime), or None."""
@@ -169,22 +207,33 @@ class Registry:
             claim = parse_claim(Resource("SAMEnrollmentClaim", name, overlay(record)), [])
         self.records[name] = record
         self.claims[name] = claim
+        self._memo = None
         # A reload may have changed the tokens since the claim was checked: then the signer is found again.
         known = signer is not None and signer in keyring.keys_of(self.tokens.get(record["policy"]))
         self.signed_with[name] = signer if known else self._signer(record)
         if not record.get("revoked"):
             for key in _index_keys(record["policy"], claim):
-                self.index.setdefault(key, name)
+                names = self.holders.setdefault(key, set())
+                names.add(name)
+                if len(names) > 1:
+                    self.contested.add(key)
 
     def drop(self, name):
         old = self.claims.pop(name, None)
         record = self.records.pop(name, None)
         self.signed_with.pop(name, None)
+        self._memo = None
         if old is None:
             return
         for key in _index_keys(record["policy"], old):
-            if self.index.get(key) == name:
-                del self.index[key]
+            names = self.holders.get(key)
+            if names is None or name not in names:
+                continue
+            names.discard(name)
+            if len(names) < 2:
+                self.contested.discard(key)
+            if not names:
+                del self.holders[key]
 
     def new_expiry(self, name, text, now):
         """Validated admin expiry change: may only move the effective expiry earlier."""
@@ -217,6 +266,11 @@ class Registry:
         if self.signed_with.get(name) is RETIRED:
             raise Rejection(410, "join-token-retired", "SAMEnrollmentClaim/%s was signed with a join token "
                             "SAMEnrollmentPolicy/%s no longer lists: re-sign it" % (name, record["policy"]))
+        lost = self.conflicts(now).get(name)
+        if lost is not None:
+            raise Rejection(409, lost.rule, "%s: %s; the claim with the earlier joinTimestamp (then name) keeps it, "
+                            "this one is inactive on every RR: sign a claim with identities of its own"
+                            % (claim.ref, lost.describe()), [lost])
         if not self.is_active(name, now):
             raise Rejection(410, "claim-expired", "SAMEnrollmentClaim/%s has expired" % name)
         if split_ref(claim.rrset_ref or "", "SAMRRSet") != rrset_name:
@@ -235,7 +289,7 @@ class Registry:
 
     def listing(self, now, retiring=False):
         """Every record or, with ``retiring``, the unrevoked ones whose token is retiring or gone (to re-sign)."""
-        items = []
+        items, lost = [], self.conflicts(now)
         for name in sorted(self.records):
             record, claim = self.records[name], self.claims[name]
             token = self.token_info(name)
@@ -247,6 +301,8 @@ class Registry:
                           "expiresAt": format_time(until) if until else None, "revoked": bool(record.get("revoked")),
                           "revokedReason": record.get("revokedReason"), "active": self.is_active(name, now),
                           "joinToken": token})
+            if name in lost:
+                items[-1]["conflict"] = {"rule": lost[name].rule, "message": lost[name].message}
         return {"items": items}
 
     def token_info(self, name):
@@ -261,23 +317,21 @@ class Registry:
         return {"id": key.id, "notAfter": format_time(key.not_after) if key.not_after else None,
                 "retiring": key.not_after is not None, "status": "retiring" if key.not_after else "current"}
 
-    def mac_key(self, name):
-        """Key bytes of the token that signed an accepted claim (the leaf verifies the answer with it), or None."""
-        key = self.signed_with.get(name)
-        return bytes(key.key) if isinstance(key, keyring.JoinKey) and key.usable else None
-
     def policy_of(self, name):
         record = self.records.get(name)
         return record["policy"] if record else None
 
-    def desired_resources(self):
+    def desired_resources(self, now=None):
         """The RR's documents and every non-revoked record as resources, for validate() + materialize().
 
-        Cheap on purpose: the caller takes it under the writers' lock and validates outside it.
+        Cheap on purpose: the caller takes it under the writers' lock and validates outside it.  With ``now``,
+        the losers of conflicts are left out too (the validator would refuse the whole set over them).
         """
+        lost = self.conflicts(now) if now is not None else {}
         # record_claims is what the sam_rr role applies too (filter boma.mesh.record_claims); the RR adds only
         # what the role cannot know: which token signed a record (a retired one drops it, a notAfter caps it).
-        live = [r for name, r in sorted(self.records.items()) if self.signed_with.get(name) is not RETIRED]
+        live = [r for name, r in sorted(self.records.items())
+                if self.signed_with.get(name) is not RETIRED and name not in lost]
         claims = []
         for doc in record_claims(live):
             name, spec = doc["metadata"]["name"], doc["spec"]

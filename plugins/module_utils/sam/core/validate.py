@@ -34,6 +34,7 @@ class Report:
     verified: list = field(default_factory=list)   # claim names whose HMAC was verified
     unverified: list = field(default_factory=list)  # claim names checked without a token
     signed_with: dict = field(default_factory=dict)  # claim name -> keyring.JoinKey that verified its HMAC
+    payloads: dict = field(default_factory=dict)     # claim name -> canonical payload text it was verified over
 
     @property
     def errors(self):
@@ -65,15 +66,8 @@ def validate(resources, tokens=None, now=None, skew=DEFAULT_SKEW, findings=None)
         ok = _check_claim(mesh, policy, claim, tokens, now, skew, findings, report)
         if ok and policy is not None:
             candidates.setdefault(policy.name, []).append(claim)
-    rejected = set()
-    for claims in candidates.values():
-        dup, names = admission.find_duplicates(claims)
-        findings.extend(dup)
-        rejected |= names
-    dup, names = admission.find_duplicates(
-        [c for cs in candidates.values() for c in cs if c.name not in rejected], admission.GLOBAL_UNIQUE_FIELDS)
+    dup, rejected = admission.resolve_duplicates(candidates)
     findings.extend(dup)
-    rejected |= names
     for name in mesh.policies:
         report.active[name] = [c for c in candidates.get(name, ()) if c.name not in rejected]
     _token_notes(mesh, tokens, report)
@@ -154,7 +148,8 @@ def _check_join_auth(policy, claim, tokens, now, findings, report):
         findings.append(Finding(claim.ref, "spec.joinHMAC", "join-hmac-format",
                                 "must be 64 lowercase hexadecimal characters"))
         return
-    key = keyring.signer(keys, claim.spec)
+    text = payload.canonical_payload(claim.spec)
+    key = keyring.signer(keys, claim.spec, text)
     if key is None and keyring.unavailable(keys):
         report.unverified.append(claim.name)   # it may be signed with the token this host cannot read
     elif key is None:
@@ -169,6 +164,7 @@ def _check_join_auth(policy, claim, tokens, now, findings, report):
     else:
         report.verified.append(claim.name)
         report.signed_with[claim.name] = key
+        report.payloads[claim.name] = text
 
 
 def _token_field(policy):
@@ -316,3 +312,23 @@ def route_admission(report):
     return admission.RouteAdmission(
         claims, list(pools), sorted(underlay, key=str),
         length_min=peer.length_min if peer else 32, length_max=peer.length_max if peer else 32)
+
+
+def validate_leaving_out(resources, now=None, skew=DEFAULT_SKEW, findings=None):
+    """validate() that leaves out each claim with an error instead of refusing the whole set.
+
+    Returns (report, left_out): ``left_out`` maps the ref of every claim left out to its error findings.  For
+    the RR's accepted records (issue 17): one conflicting or bad record must not stop the reconcile of the
+    others.  An error in any other document still makes ``report.ok`` false: those are the operator's own.
+    """
+    report = validate(resources, now=now, skew=skew, findings=findings)
+    left_out = {}
+    while not report.ok:
+        bad = {f.resource for f in report.errors if f.resource.startswith("SAMEnrollmentClaim/")}
+        if not bad or any(f.resource not in bad for f in report.errors):
+            break
+        for finding in report.errors:
+            left_out.setdefault(finding.resource, []).append(finding)
+        resources = [r for r in resources if r.ref not in bad]
+        report = validate(resources, now=now, skew=skew, findings=findings)
+    return report, left_out

@@ -9,6 +9,7 @@ No exception, result or state holds a token.
 import datetime
 import json
 import os
+import secrets
 import tempfile
 from dataclasses import dataclass, field
 
@@ -81,23 +82,47 @@ def _lease(state):
     return state.get("claimDigest"), state.get("expiresAt"), state.get("rrSet")
 
 
-def _verified_json(endpoint, resp, join_key, what):
-    if not wire.verify_response_mac(join_key, resp.body, resp.headers.get(wire.RESPONSE_MAC_HEADER.lower())):
-        raise _Skip("response-mac", "response MAC missing or invalid from %s (%s)" % (endpoint, what))
+def _exchange(endpoint, ctx, method, path, body=None):
+    """One request with a fresh random nonce -> (Response, (method, target, nonce) for the response MAC)."""
+    nonce = secrets.token_hex(16)
+    resp = request(endpoint, method, path, ctx["token"], body, ctx["timeout"], ctx["ca_file"],
+                   headers={wire.REQUEST_NONCE_HEADER: nonce})
+    return resp, (method, path, nonce)
+
+
+def _signed(resp, join_key, sent, digest):
+    """A v2 response MAC over this very request (method, target, nonce), the status, ``digest`` and the body.
+
+    A legacy (body-only) MAC or one made for another request is refused: a recorded answer cannot be replayed.
+    """
+    method, target, nonce = sent
+    return wire.verify_response_mac_v2(join_key, resp.headers.get(wire.RESPONSE_MAC_HEADER.lower()), resp.status,
+                                       method, target, nonce, digest, resp.body)
+
+
+def _verified_json(endpoint, resp, join_key, sent, digest, what):
+    """The JSON answer when its MAC is valid; ``digest`` None: the claimDigest the answer states (a topology:
+    the MAC binds the version the RR holds, and _join_one compares it with the leaf's own)."""
     doc = json_object(resp)
+    if digest is None and doc is not None and isinstance(doc.get("claimDigest"), str):
+        digest = doc["claimDigest"]
+    if not _signed(resp, join_key, sent, digest):
+        raise _Skip("response-mac", "response MAC missing or invalid from %s (%s)" % (endpoint, what))
     if doc is None:
         raise _Skip("bad-response", "%s: %s answer is not a JSON object" % (endpoint, what))
     return doc
 
 
-def _verdict(endpoint, resp, join_key):
+def _verdict(endpoint, resp, join_key, sent, digest):
     """Raise for a non-200 answer: ApiError when it is definitive, _Skip when another RR may do better.
 
-    Only a refusal carrying a valid response MAC is definitive: an impostor must not be able to stop
-    the leaf from reaching the real RRs by answering first with a fake 4xx.
+    Only a refusal carrying a valid response MAC for this request and this claim (``digest``) is definitive: an
+    impostor must not be able to stop the leaf from reaching the real RRs by answering first with a fake or
+    replayed 4xx.  The RR leaves refusals of claims whose join HMAC did not verify unsigned, so those are
+    never definitive either.
     """
     error = api_error(endpoint, resp)
-    signed = wire.verify_response_mac(join_key, resp.body, resp.headers.get(wire.RESPONSE_MAC_HEADER.lower()))
+    signed = _signed(resp, join_key, sent, digest)
     definitive = 400 <= resp.status < 500 and resp.status not in RETRY_STATUSES and not error.foreign and signed
     if definitive:
         raise error
@@ -106,20 +131,18 @@ def _verdict(endpoint, resp, join_key):
 
 def _join_one(endpoint, ctx):
     """Submit (or, after nonce-replay, only fetch) at one endpoint -> the verified topology document."""
-    resp = request(endpoint, "POST", wire.submit_path(), ctx["token"],
-                   wire.submit_request(ctx["name"], ctx["spec"]), ctx["timeout"], ctx["ca_file"])
+    resp, sent = _exchange(endpoint, ctx, "POST", wire.submit_path(), wire.submit_request(ctx["name"], ctx["spec"]))
     if resp.status == 200:
-        doc = _verified_json(endpoint, resp, ctx["key"], "submit")
+        doc = _verified_json(endpoint, resp, ctx["key"], sent, ctx["digest"], "submit")
         if doc.get("accepted") is not True:
             raise _Skip("bad-response", "%s: submit answer without accepted: true" % endpoint)
     elif resp.status != 409 or api_error(endpoint, resp).rule != "nonce-replay":
-        _verdict(endpoint, resp, ctx["key"])
+        _verdict(endpoint, resp, ctx["key"], sent, ctx["digest"])
     # Accepted now or earlier (nonce-replay: a restart or refresh of the same signed claim): fetch the RRSet.
-    resp = request(endpoint, "GET", wire.topology_path(ctx["rrset"], ctx["name"]), ctx["token"],
-                   timeout=ctx["timeout"], ca_file=ctx["ca_file"])
+    resp, sent = _exchange(endpoint, ctx, "GET", wire.topology_path(ctx["rrset"], ctx["name"]))
     if resp.status != 200:
-        _verdict(endpoint, resp, ctx["key"])
-    doc = _verified_json(endpoint, resp, ctx["key"], "topology")
+        _verdict(endpoint, resp, ctx["key"], sent, ctx["digest"])
+    doc = _verified_json(endpoint, resp, ctx["key"], sent, None, "topology")
     if doc.get("claimDigest") != ctx["digest"]:
         raise _Skip("claim-digest", "%s holds another version of SAMEnrollmentClaim/%s (claimDigest differs); "
                     "a changed claim needs a new joinNonce, joinTimestamp and joinHMAC" % (endpoint, ctx["name"]))

@@ -145,10 +145,13 @@ def _reason(exc, timeout):
     return ("%s: %s" % (type(exc).__name__, exc))[:300]
 
 
-def request(endpoint, method, path, token=None, body=None, timeout=DEFAULT_TIMEOUT, ca_file=None):
-    """One exchange -> Response(status, headers (lower-case names), body bytes); TransportError without one."""
+def request(endpoint, method, path, token=None, body=None, timeout=DEFAULT_TIMEOUT, ca_file=None, headers=None):
+    """One exchange -> Response(status, headers (lower-case names), body bytes); TransportError without one.
+
+    ``headers``: extra request headers (the leaf's request nonce); they cannot replace the ones set here.
+    """
     endpoint = parse_endpoint(endpoint)
-    headers = {"Accept": "application/json", "Connection": "close"}
+    headers = dict(headers or {}, **{"Accept": "application/json", "Connection": "close"})
     if token is not None:
         headers["Authorization"] = "Bearer " + bearer_token(token)
     data = None

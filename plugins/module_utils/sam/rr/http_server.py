@@ -6,7 +6,6 @@ stdlib http.server only, so an RR needs nothing beyond Python.  Every answer is 
 carry a traceback or a secret; one log line per request without bodies or headers.
 """
 
-import json
 import os
 import re
 import socket
@@ -18,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from ..core import wire
 from ..core.registry import Rejection
+from . import http_limits
 from .service import ADMIN, LEAF, LOG, encode, error_answer
 
 P = re.escape(wire.API_PREFIX)
@@ -33,6 +33,8 @@ ROUTES = (
     ("POST", P + r"/sam-enrollment-records", ADMIN, "import_records", True),
     ("GET", P + r"/health", None, "health", False),
 )
+# Bodies larger than wire.MAX_BODY: the peer's pushes of records (issue 17, class 6; admin token only).
+BODY_LIMITS = {"import_records": wire.MAX_RECORDS_BODY}
 COMPILED = tuple((m, re.compile(p + "$"), role, fn, body) for m, p, role, fn, body in ROUTES)
 
 
@@ -50,7 +52,7 @@ def route(method, path):
     raise Rejection(404, "not-found", "%s is not an enrollment API path" % path)
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(http_limits.EdgeHandler, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"       # keep-alive: a leaf fetches right after submitting
     server_version = "boma-samctl"
     sys_version = ""
@@ -82,14 +84,16 @@ class Handler(BaseHTTPRequestHandler):
         path, _sep, query = self.path.partition("?")
         key, status = None, 200
         try:
+            self.frame_body()
             role, fn, params, takes_body = route(method, path)
             if role is not None:
                 self.authorize(service, role)
             args = list(params.values())
-            if fn in ("topology", "audit", "listing"):
+            if fn in ("topology", "audit", "listing", "records"):
                 args.append(query)
             if takes_body:
-                args.append(self.read_json())
+                args.append(self.read_json(BODY_LIMITS.get(fn, wire.MAX_BODY)))
+            service.check_nonce(self.headers.get(wire.REQUEST_NONCE_HEADER))   # 400 request-nonce
             answer, key = getattr(service, fn)(*args)
         except Rejection as exc:
             status, answer, key = exc.status, error_answer(exc), getattr(exc, "mac_key", None)
@@ -97,10 +101,11 @@ class Handler(BaseHTTPRequestHandler):
             status, answer = 408, wire.error_body(408, "timeout", "the request body did not arrive in time")
             self.close_connection = True
         except Exception as exc:  # noqa: BLE001 - the client gets JSON, the operator a log line
-            LOG.error("%s %s: internal error %s", method, path, type(exc).__name__)
+            LOG.error("%s %s: internal error %s", method, http_limits.log_text(path), type(exc).__name__)
             status, answer = 500, wire.error_body(500, "internal", "internal error; see the service log")
+        self.settle_body()
         self.send_json(status, answer, key)
-        LOG.info("%s %s %d%s %.1fms", method, path, status,
+        LOG.info("%s %s %d%s %.1fms", method, http_limits.log_text(path), status,
                  (" rule=" + answer["error"]["rule"]) if status >= 400 else "", (time.monotonic() - start) * 1000)
 
     def authorize(self, service, needed):
@@ -110,29 +115,24 @@ class Handler(BaseHTTPRequestHandler):
         if needed == ADMIN and role != ADMIN:
             raise Rejection(403, "forbidden", "this path needs the admin token")
 
-    def read_json(self):
-        if self.headers.get("Transfer-Encoding"):
+    def read_json(self, limit=wire.MAX_BODY):
+        if self.headers.get("Transfer-Encoding") is not None:
             self.close_connection = True
             raise Rejection(411, "length-required", "send the body with Content-Length, not chunked")
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if ctype != "application/json":
             self.close_connection = True
             raise Rejection(415, "content-type", "Content-Type must be application/json, not %r" % ctype[:60])
-        try:
-            length = int(self.headers.get("Content-Length", ""))
-        except ValueError:
+        length = self.body_left   # frame_body(): one strict Content-Length
+        if length is None:
             self.close_connection = True
-            raise Rejection(411, "length-required", "Content-Length is required") from None
-        if length < 0 or length > wire.MAX_BODY:
+            raise Rejection(411, "length-required", "Content-Length is required")
+        if length > limit:
             self.close_connection = True
-            raise Rejection(413, "body-too-large", "the body is %d bytes; the limit is %d" % (length, wire.MAX_BODY))
+            raise Rejection(413, "body-too-large", "the body is %d bytes; the limit is %d" % (length, limit))
         data = self.read_exactly(length)
-        try:
-            return json.loads(data.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise Rejection(400, "malformed-json", "body is not UTF-8 (byte %d)" % exc.start) from None
-        except ValueError as exc:
-            raise Rejection(400, "malformed-json", "body is not JSON: %s" % exc) from None
+        self.body_left = 0
+        return http_limits.decode_json(data)
 
     def read_exactly(self, length):
         """Read the body against one deadline, so a client trickling bytes cannot hold a thread forever."""
@@ -159,8 +159,10 @@ class Handler(BaseHTTPRequestHandler):
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
-            if key:
-                self.send_header(wire.RESPONSE_MAC_HEADER, wire.response_mac(key, body))
+            if key:   # a wire.MacKey; v2 (bound to this request) when the request carried a nonce, else legacy
+                nonce = self.headers.get(wire.REQUEST_NONCE_HEADER)
+                mac = wire.response_mac_header(key.key, body, status, self.command, self.path, nonce, key.digest)
+                self.send_header(wire.RESPONSE_MAC_HEADER, mac)
             if status == 401:
                 self.send_header("WWW-Authenticate", "Bearer")
             if self.close_connection:
@@ -180,20 +182,22 @@ class Handler(BaseHTTPRequestHandler):
         pass  # handle_api logs one line itself
 
     def log_message(self, format, *args):  # noqa: A002 - http.server's signature
-        LOG.debug("%s %s", self.address_string(), format % args)
+        LOG.debug("%s %s", self.address_string(), http_limits.log_text(format % args))
 
 
 class _Limited:
-    """Bounded concurrency: past max_connections a client gets 503 at once instead of a thread."""
+    """Bounded concurrency: past its share (http_limits.Slots) a client gets 503 at once instead of a thread."""
 
     daemon_threads = True
     block_on_close = False
     request_queue_size = 128    # socketserver's default of 5 resets a burst of leaves connecting at once
 
-    def setup_limits(self, service, client_timeout, max_connections, ssl_context=None):
+    def setup_limits(self, service, client_timeout, max_connections, ssl_context=None, head_timeout=5.0,
+                     per_source=None):
         self.service = service
         self.client_timeout = client_timeout
-        self.slots = threading.BoundedSemaphore(max_connections)
+        self.head_timeout = min(head_timeout, client_timeout)
+        self.slots = http_limits.Slots(max_connections, per_source)
         self.ssl_context = ssl_context
 
     def handle_error(self, request, client_address):
@@ -208,23 +212,29 @@ class _Limited:
         return conn, addr
 
     def process_request(self, request, client_address):
-        if not self.slots.acquire(blocking=False):
-            body = encode(wire.error_body(503, "busy", "too many connections; retry later"))
+        ticket = self.slots.admit(http_limits.source_key(client_address), request)
+        if isinstance(ticket, str):
+            body = encode(wire.error_body(503, "busy", ticket))
             try:
-                request.settimeout(1)
-                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                                b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                if self.ssl_context is None:    # a TLS answer would wait for the handshake on the accept thread
+                    request.settimeout(1)
+                    request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                                    b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
             except OSError:
                 pass
             self.shutdown_request(request)
             return
-        super().process_request(request, client_address)
+        threading.Thread(target=self.process_request_thread, args=(request, client_address, ticket),
+                         daemon=True).start()
 
-    def process_request_thread(self, request, client_address):
+    def process_request_thread(self, request, client_address, ticket):
         try:
-            super().process_request_thread(request, client_address)
+            self.RequestHandlerClass(request, client_address, self, ticket)
+        except Exception:  # noqa: BLE001 - handle_error logs one line
+            self.handle_error(request, client_address)
         finally:
-            self.slots.release()
+            self.shutdown_request(request)
+            self.slots.release(ticket)
 
 
 class TCPServer(_Limited, ThreadingHTTPServer):
@@ -235,13 +245,14 @@ class UnixServer(_Limited, socketserver.ThreadingMixIn, socketserver.UnixStreamS
     pass
 
 
-def start(service, listen=None, socket_path=None, ssl_context=None, client_timeout=10.0, max_connections=256):
+def start(service, listen=None, socket_path=None, ssl_context=None, client_timeout=10.0, max_connections=256,
+          head_timeout=5.0, per_source=None):
     """Bind the listeners and serve them on daemon threads; returns (servers, 'listening on ...' text)."""
     servers, where = [], []
     if listen:
         host, _sep, port = listen.rpartition(":")
         server = TCPServer((host.strip("[]") or "0.0.0.0", int(port)), Handler, bind_and_activate=True)
-        server.setup_limits(service, client_timeout, max_connections, ssl_context)
+        server.setup_limits(service, client_timeout, max_connections, ssl_context, head_timeout, per_source)
         servers.append(server)
         bound = server.server_address
         where.append("%s://%s:%d" % ("https" if ssl_context else "http", bound[0], bound[1]))
@@ -253,7 +264,7 @@ def start(service, listen=None, socket_path=None, ssl_context=None, client_timeo
             server = UnixServer(socket_path, Handler)
         finally:
             os.umask(old)
-        server.setup_limits(service, client_timeout, max_connections)
+        server.setup_limits(service, client_timeout, max_connections, head_timeout=head_timeout)
         servers.append(server)
         where.append("unix:" + socket_path)
     for server in servers:

@@ -14,7 +14,7 @@ import time
 from ..apply import netlink
 from ..apply.node import ApplyError, apply_bgp, apply_dataplane
 from ..core.materialize import materialize
-from ..core.validate import validate
+from ..core.validate import validate_leaving_out
 from .service import LOG
 
 
@@ -48,7 +48,11 @@ class Reconciler:
 
     def _loop(self):
         while True:
-            due = self.next_due()
+            try:
+                due = self.next_due()
+            except Exception as exc:  # noqa: BLE001 - a bad record must not end the loop (issue 17)
+                LOG.error("reconcile: cannot compute the next lease end: %s", type(exc).__name__)
+                due = self.interval
             # +0.5 s: wake after the lease has ended, not just before it
             self.pending.wait(None if due is None else max(0.0, min(due + 0.5, 3600.0)))
             if self.stopping.is_set():
@@ -101,14 +105,23 @@ def factory(service, args):
 
 
 def desired_state(service, node, rr_peering=False):
-    """The RR's materialized state from its documents plus every non-revoked accepted claim."""
+    """The RR's materialized state from its documents plus every active accepted claim.
+
+    A record that loses a conflict, or fails validation, is left out with an audit line and the others are
+    applied (issue 17, class 3); only an error in the RR's own documents stops the whole run.
+    """
     # Accept/revoke/import change the registry under the service lock: copy the claims there (one
     # consistent snapshot), validate them outside it so submissions are not held up for O(claims).
+    now = service.clock()
     with service.lock:
-        resources = service.registry.desired_resources()
-    report = validate(resources, now=service.clock())
+        resources = service.registry.desired_resources(now)
+        lost = dict(service.registry.conflicts(now))
+    report, left_out = validate_leaving_out(resources, now=now)
     if not report.ok:
         # Same rule as sam_materialize: an invalid document set is never half applied.
         raise ReconcileError("desired state invalid, nothing applied: %s"
                              % "; ".join(f.describe() for f in report.errors[:5]))
+    for name, finding in lost.items():
+        left_out.setdefault("SAMEnrollmentClaim/" + name, [finding])
+    service.note_left_out(left_out)
     return materialize(report, node, rr_peering=rr_peering)

@@ -20,9 +20,10 @@ import logging
 import threading
 from urllib.parse import parse_qs
 
-from ..core import identifiers, keyring, wire
+from ..core import identifiers, keyring, lease, replay, wire
 from ..core.fields import format_time
 from ..core.registry import Registry, Rejection
+from . import imports, paging
 from .store import Store, StoreRejected
 
 LOG = logging.getLogger("samctl.serve")
@@ -51,6 +52,7 @@ class Service:
         self.replicator = replicator
         self.reconciler = None
         self.clock = clock
+        self.reported = {}   # (event, claim ref) -> reason already in the audit, so a retry does not flood it
 
     # -- authentication --------------------------------------------------------------------------
     def role_of(self, header):
@@ -65,10 +67,28 @@ class Service:
                 return role
         return None
 
-    def mac_key(self, policy):
-        """The key a refusal is signed with: the policy's first usable token (the claim's own when known)."""
-        key = keyring.first_usable(keyring.keys_of(self.tokens(policy)), self.clock()) if policy else None
-        return bytes(key.key) if key is not None else None
+    def claim_key(self, policy, spec, digest=None):
+        """wire.MacKey for answers about ``spec``: only when its join HMAC verifies with one of the policy's tokens
+        (keyed with that token), else None, so a refusal of a forged or garbled claim goes out unsigned."""
+        try:
+            key = keyring.signer(keyring.keys_of(self.registry.tokens.get(policy)), spec) if policy else None
+            return wire.MacKey(key.key, digest or lease.claim_digest(spec)) if key is not None else None
+        except UnicodeError:   # text no HMAC covers (a lone surrogate): not signed
+            return None
+
+    def record_key(self, name, digest=None):
+        """MacKey of an accepted claim: the token that signed it (known since admission, so no HMAC is computed
+        again per request); None for an unknown or a retired claim."""
+        record, key = self.registry.records.get(name), self.registry.signed_with.get(name)
+        if record is None or not isinstance(key, keyring.JoinKey) or not key.usable:
+            return None
+        return wire.MacKey(key.key, digest or lease.claim_digest(record["spec"]))
+
+    def check_nonce(self, value):
+        """A request's X-Boma-Request-Nonce: absent (a 0.1.x leaf: legacy MAC) or 16-64 lowercase hex."""
+        if value is not None and not wire.is_request_nonce(value):
+            raise Rejection(400, wire.REQUEST_NONCE_RULE, "%s: must be 16 to 64 lowercase hexadecimal characters"
+                            % wire.REQUEST_NONCE_HEADER)
 
     def reload(self, config_resources, policy_tokens):
         """New documents and token sources (SIGHUP): the records stay, each re-checked against the new tokens.
@@ -90,39 +110,44 @@ class Service:
 
     # -- leaf endpoints --------------------------------------------------------------------------
     def submit(self, document):
-        """(answer, MAC key) for a SAMEnrollmentClaimSubmitRequest; raises Rejection."""
+        """(answer, wire.MacKey) for a SAMEnrollmentClaimSubmitRequest; raises Rejection (.mac_key: claim_key's)."""
         name, spec = parse_submit(document)
+        if self.replicator is not None:
+            self.replicator.check_admitting()   # 503 while --startup-sync require waits for a peer
         now = self.clock()
-        policy_hint = _policy_hint(spec)
         try:
-            claim, policy, signer = self.registry.check(name, spec, self.registry.tokens, now)
+            claim, policy, signer, digest = self.registry.check(name, spec, self.registry.tokens, now)
         except Rejection as exc:
-            exc.mac_key = self.mac_key(policy_hint)
+            exc.mac_key = self.claim_key(_policy_hint(spec), spec)
             raise
+        key = wire.MacKey(signer.key, digest) if signer is not None else None
         with self.lock:
             try:
                 self.registry.check_conflicts(claim, policy, now)
             except Rejection as exc:
-                exc.mac_key = self.mac_key(policy)
+                exc.mac_key = key
                 raise
             self.registry.reserve(claim, policy)
+            until, joined = replay.window(self.registry.mesh.policies.get(policy), claim)   # nonce retention
             ticket = _Ticket(claim, policy, signer, {
                 "name": name, "policy": policy, "nonce": claim.nonce, "spec": spec,
-                "expiresAt": spec.get("expiresAt") or None, "joinToken": signer.id if signer else None})
+                "expiresAt": spec.get("expiresAt") or None, "joinToken": signer.id if signer else None,
+                "validUntil": until, "joinedAt": joined})
             self.pending.append(ticket)
         self._group_commit(ticket)
         if isinstance(ticket.result, StoreRejected):
-            exc = Rejection(409, ticket.result.rule, "SAMEnrollmentClaim/%s spec.joinNonce: %s"
-                            % (name, ticket.result.message))
-            exc.mac_key = self.mac_key(policy)
+            field = "spec.joinTimestamp" if ticket.result.rule == replay.RULE else "spec.joinNonce"
+            exc = Rejection(409, ticket.result.rule, "SAMEnrollmentClaim/%s %s: %s"
+                            % (name, field, ticket.result.message))
+            exc.mac_key = key
             raise exc
         if isinstance(ticket.result, Exception):
             raise Rejection(503, "store-unavailable", "the claim store failed (%s); nothing was recorded"
                             % type(ticket.result).__name__)
         record = ticket.result
         self._changed([record], [{"policy": policy, "nonce": claim.nonce, "claim": name,
-                                  "usedAt": record["acceptedAt"]}])
-        key = bytes(signer.key) if signer is not None else self.mac_key(policy)
+                                  "usedAt": record["acceptedAt"],
+                                  **({"validUntil": until, "joinedAt": joined} if until else {})}])
         return self.registry.submit_answer(name, record["generation"], now), key
 
     def _group_commit(self, ticket):
@@ -155,10 +180,11 @@ class Service:
         try:
             answer = self.registry.topology(rrset, claim_ref, self.clock())
         except Rejection as exc:
-            # A refusal about a known claim is signed too, so the leaf can trust it.
-            exc.mac_key = self.registry.mac_key(name) or self.mac_key(self.registry.policy_of(name))
+            # A refusal about an accepted claim is signed with its token, so the leaf can trust it; an unknown
+            # claim's 404 is not.
+            exc.mac_key = self.record_key(name)
             raise
-        return answer, self.registry.mac_key(name) or self.mac_key(self.registry.policy_of(name))
+        return answer, self.record_key(name, answer["claimDigest"])
 
     # -- admin endpoints -------------------------------------------------------------------------
     def revoke(self, name, document):
@@ -210,25 +236,69 @@ class Service:
         with self.store_lock:
             return {"items": self.store.audit(max(1, min(limit, 10000)))}, None
 
-    def records(self):
+    def records(self, query=""):
+        """One page of records and nonces (paging.py: ``limit``, ``after``; ``next`` is null on the last)."""
         with self.store_lock:
-            return {"records": self.store.claims(), "nonces": self.store.nonces()}, None
+            return paging.page(self.store, query), None
 
     def import_records(self, document):
-        """Idempotent import from the peer RR; returns how many records or nonces changed anything."""
+        """Idempotent import from the peer RR: {"imported": records and nonces that changed, "refused": [...]}.
+
+        Each record is checked like a submission (imports.check_record) and stored in its own transaction, so
+        a bad or poisoned one is refused, audited once and never takes the others with it (issue 17, class 7).
+        """
         records, nonces = _records_document(document)
-        now = format_time(self.clock())
-        changed = 0
-        with self.lock, self.store_lock:
-            for record in records:
-                if self.store.import_record(record, now):
-                    self.registry.put(self.store.record(record["name"]))
-                    changed += 1
-            if nonces:
-                changed += self.store.import_nonces(nonces)
+        now = self.clock()
+        changed, refused = 0, []
+        for index, record in enumerate(records):
+            try:
+                with self.lock:
+                    name = record.get("name") if isinstance(record, dict) else None
+                    local = self.registry.records.get(name) if isinstance(name, str) else None
+                imports.check_record(self.registry, index, record, local, now)
+                with self.lock, self.store_lock:
+                    if self.store.import_record(record, format_time(now)):
+                        self.registry.put(self.store.record(record["name"]))
+                        changed += 1
+            except Rejection as exc:
+                refused.append(imports.refusal(index, record, exc.rule, exc.message))
+            except Exception as exc:  # noqa: BLE001 - the store refused this one record; the others go on
+                refused.append(imports.refusal(index, record, "store-refused", type(exc).__name__))
+        good = []
+        for index, nonce in enumerate(nonces):
+            problem = imports.nonce_problem(index, nonce, now)
+            if problem:
+                refused.append(imports.refusal(index, nonce, "malformed-nonce", problem, "nonces"))
+            else:
+                good.append(nonce)
+        if good:
+            with self.store_lock:
+                changed += self.store.import_nonces(good)
+        self._audit_once("import-refused", {r["ref"]: "[%s] %s" % (r["rule"], r["message"]) for r in refused})
         if changed:
+            self._audit_conflicts()
             self.on_change()
-        return {"imported": changed}, None
+        return {"imported": changed, "refused": refused}, None
+
+    def note_left_out(self, left_out):
+        """The reconcile left these claims ({ref: [Finding]}) out of the desired state: audit each once."""
+        self._audit_once("left-out", {ref: "; ".join(f.describe() for f in found) for ref, found in left_out.items()})
+
+    def _audit_conflicts(self):
+        with self.lock:
+            lost = self.registry.conflicts(self.clock())
+        self._audit_once("conflict-lost", {"SAMEnrollmentClaim/" + n: f.describe() for n, f in lost.items()})
+
+    def _audit_once(self, event, reasons):
+        """One audit line (and log line) per claim ref and reason; the same reason again is not repeated."""
+        fresh = {ref: why for ref, why in reasons.items() if self.reported.get((event, ref)) != why}
+        if not fresh:
+            return
+        for ref, why in fresh.items():
+            self.reported[(event, ref)] = why
+            LOG.warning("%s %s: %s", event, imports.printable(ref), imports.printable(why))
+        with self.store_lock:
+            self.store.note(event, fresh, format_time(self.clock()))
 
     def seconds_to_next_expiry(self):
         """For the reconciler: when the next admitted claim's lease (or its join token) ends."""
@@ -239,10 +309,13 @@ class Service:
 
     def health(self):
         now = self.clock()
-        active = sum(1 for name in list(self.registry.records) if self.registry.is_active(name, now))
+        with self.lock:
+            active = sum(1 for name in list(self.registry.records) if self.registry.is_active(name, now))
+            conflicts = len(self.registry.conflicts(now))
         # commits: durable SQLite transactions (one WAL fsync each with synchronous=FULL), for the bench.
         return {"status": "ok", "node": self.node, "claims": len(self.registry.records), "active": active,
-                "commits": self.store.commits}, None
+                "commits": self.store.commits, "conflicts": conflicts,
+                **(self.replicator.health() if self.replicator else {})}, None   # sync; degraded until synced
 
     def close(self):
         with self.commit_lock, self.store_lock:
@@ -309,23 +382,13 @@ def parse_submit(document):
     return name, spec
 
 
-_RECORD_KEYS = {"name": str, "policy": str, "nonce": str, "spec": dict, "generation": int, "acceptedAt": str}
-
-
 def _records_document(document):
+    """(records, nonces) lists of an import; each item is checked on its own (rr/imports.py)."""
     if not isinstance(document, dict):
         raise Rejection(400, "malformed-request", "body: must be a JSON object")
     records, nonces = document.get("records") or [], document.get("nonces") or []
     if not isinstance(records, list) or not isinstance(nonces, list):
         raise Rejection(400, "malformed-request", "records, nonces: must be lists")
-    for index, record in enumerate(records):
-        for key, kind in _RECORD_KEYS.items():
-            if not isinstance(record, dict) or not isinstance(record.get(key), kind):
-                raise Rejection(400, "malformed-request", "records[%d].%s: must be %s" % (index, key, kind.__name__))
-    for index, nonce in enumerate(nonces):
-        for key in ("policy", "nonce", "claim", "usedAt"):
-            if not isinstance(nonce, dict) or not isinstance(nonce.get(key), str):
-                raise Rejection(400, "malformed-request", "nonces[%d].%s: must be a string" % (index, key))
     return records, nonces
 
 

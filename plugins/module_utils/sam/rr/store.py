@@ -4,8 +4,9 @@
 
 Every change is one ``BEGIN IMMEDIATE`` transaction in WAL mode with ``synchronous=FULL``, so a
 caller that got a return value knows the change is on disk; a crash never leaves half a change.
-A nonce is recorded once per policy, forever: replaying it is refused even after a revocation or a
-restart.  Replicated records are imported idempotently by (policy, nonce).
+A nonce is recorded once per policy: replaying it is refused even after a revocation or a restart; it is
+forgotten only once a replay would be refused anyway (nonces.py, core/replay.py).  Replicated records are
+imported idempotently by (policy, nonce).
 """
 
 import json
@@ -13,6 +14,7 @@ import os
 import sqlite3
 
 from ..core.fields import parse_time
+from .nonces import NonceStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS claims (
@@ -25,6 +27,13 @@ CREATE TABLE IF NOT EXISTS nonces (
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, event TEXT NOT NULL, claim TEXT, detail TEXT);
 """
+
+
+def _rank(spec):
+    """Higher for the claim that must win a same-generation tie: earlier joinTimestamp, then lower nonce."""
+    when = parse_time(spec.get("joinTimestamp"))
+    stamp = when.timestamp() if when is not None else float("inf")
+    return (-stamp, [-ord(c) for c in str(spec.get("joinNonce"))])
 
 
 def earlier(first, second):
@@ -65,7 +74,7 @@ def private_database(path):
             pass
 
 
-class Store:
+class Store(NonceStore):
     def __init__(self, path, timeout=10.0):
         private_database(path)
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
@@ -74,6 +83,7 @@ class Store:
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
         self.commits = 0  # each one is a WAL fsync (synchronous=FULL); the bench reports it
+        self._upgrade_nonces()   # nonces.py: retention tables, also on a 0.1 database
 
     def close(self):
         self.db.close()
@@ -97,38 +107,59 @@ class Store:
         """Record an accepted claim and its nonce atomically; returns the claim's generation."""
         result = self.accept_many([{"name": name, "policy": policy, "nonce": nonce, "spec": spec,
                                     "expiresAt": expires_at}], now)[0]
-        if isinstance(result, StoreRejected):
+        if isinstance(result, Exception):
             raise result
         return result["generation"]
 
     def accept_many(self, items, now):
         """Accept several claims in one transaction (one fsync: group commit).
 
-        Returns, per item, its stored record or a StoreRejected (nonce replay, also within the batch);
-        a refused item never prevents the others.
+        Returns, per item, its stored record, a StoreRejected (nonce replay, also within the batch) or the
+        exception that item raised: one that the database refuses never takes the honest claims of its batch
+        with it (issue 17).  The batch runs plainly first; only when an item raises is it run again with one
+        SAVEPOINT per item, so the common case pays nothing for the rare one.
         """
-        def work():
+        def plain():
+            return [self._accept_one(item, now) for item in items]
+
+        def isolated():
             out = []
             for item in items:
-                name, policy, nonce = item["name"], item["policy"], item["nonce"]
-                if not self._import_nonce(policy, nonce, name, now):
-                    out.append(StoreRejected("nonce-replay", "joinNonce %r was already used in %s" % (nonce, policy)))
-                    continue
-                row = self.db.execute("SELECT generation FROM claims WHERE name=?", (name,)).fetchone()
-                generation = (row[0] + 1) if row else 1
-                record = {"name": name, "policy": policy, "nonce": nonce, "spec": item["spec"],
-                          "generation": generation, "acceptedAt": now, "expiresAt": item.get("expiresAt"),
-                          "revoked": False, "revokedReason": None}
-                self.db.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?, ?, ?, 0, NULL)",
-                                (name, policy, nonce, json.dumps(item["spec"], sort_keys=True), generation, now,
-                                 item.get("expiresAt")))
-                detail = {"policy": policy, "nonce": nonce, "generation": generation}
-                if item.get("joinToken"):
-                    detail["joinToken"] = item["joinToken"]   # which of the policy's tokens signed it (rotation)
-                self._audit(now, "accepted", name, detail)
-                out.append(record)
+                self.db.execute("SAVEPOINT item")
+                try:
+                    out.append(self._accept_one(item, now))
+                except Exception as exc:  # noqa: BLE001 - this item only; the transaction goes on
+                    self.db.execute("ROLLBACK TO item")
+                    out.append(exc)
+                self.db.execute("RELEASE item")
             return out
-        return self._tx(work)
+        try:
+            return self._tx(plain)
+        except sqlite3.OperationalError:
+            raise    # the database itself (disk full, locked): the whole batch fails, nothing acknowledged
+        except Exception:  # noqa: BLE001 - one item's fault: rolled back, run again item by item
+            return self._tx(isolated)
+
+    def _accept_one(self, item, now):
+        name, policy, nonce = item["name"], item["policy"], item["nonce"]
+        refused = self.horizon_refusal(policy, item.get("joinedAt"))   # nonces.py (issue 17, class 6)
+        if refused:
+            return StoreRejected(*refused)
+        if not self._import_nonce(policy, nonce, name, now, item.get("validUntil"), item.get("joinedAt")):
+            return StoreRejected("nonce-replay", "joinNonce %r was already used in %s" % (nonce, policy))
+        row = self.db.execute("SELECT generation FROM claims WHERE name=?", (name,)).fetchone()
+        generation = (row[0] + 1) if row else 1
+        record = {"name": name, "policy": policy, "nonce": nonce, "spec": item["spec"],
+                  "generation": generation, "acceptedAt": now, "expiresAt": item.get("expiresAt"),
+                  "revoked": False, "revokedReason": None}
+        self.db.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?, ?, ?, 0, NULL)",
+                        (name, policy, nonce, json.dumps(item["spec"], sort_keys=True), generation, now,
+                         item.get("expiresAt")))
+        detail = {"policy": policy, "nonce": nonce, "generation": generation}
+        if item.get("joinToken"):
+            detail["joinToken"] = item["joinToken"]   # which of the policy's tokens signed it (rotation)
+        self._audit(now, "accepted", name, detail)
+        return record
 
     def revoke(self, name, reason, now):
         def work():
@@ -149,13 +180,15 @@ class Store:
         """Apply a claim record replicated from the peer RR; True when it changed anything.
 
         Convergent whatever the order: the record is keyed by its nonce, revoked is sticky, an
-        expiry only moves earlier and the higher generation of a name wins.
+        expiry only moves earlier and the higher generation of a name wins; two claims accepted under one
+        name and generation by the two RRs at once resolve to the earlier joinTimestamp, then nonce, on both.
         """
         def work():
             changed = self._import_nonce(record["policy"], record["nonce"], record["name"], record["acceptedAt"])
             row = self.db.execute("SELECT nonce, generation, expires_at, revoked FROM claims WHERE name=?",
                                   (record["name"],)).fetchone()
-            if row is None or (row[0] != record["nonce"] and record["generation"] > row[1]):
+            if row is None or (row[0] != record["nonce"] and (record["generation"], _rank(record["spec"])) >
+                               (row[1], _rank(json.loads(self._spec_of(record["name"]))))):
                 self.db.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (
                     record["name"], record["policy"], record["nonce"], json.dumps(record["spec"], sort_keys=True),
                     record["generation"], record["acceptedAt"], record.get("expiresAt"),
@@ -177,15 +210,28 @@ class Store:
             return changed
         return self._tx(work)
 
+    def _spec_of(self, name):
+        return self.db.execute("SELECT spec FROM claims WHERE name=?", (name,)).fetchone()[0]
+
+    def note(self, event, reasons, now):
+        """Audit lines {claim ref or name: reason} in one transaction (conflicts, refused imports, left out)."""
+        def work():
+            for ref, why in sorted(reasons.items()):
+                self._audit(now, event, ref.rpartition("/")[2], {"reason": why})
+        self._tx(work)
+
     def import_nonces(self, nonces):
         """Record nonces the peer has seen (including those of replaced claims); returns how many were new."""
         def work():
-            return sum(self._import_nonce(n["policy"], n["nonce"], n["claim"], n["usedAt"]) for n in nonces)
+            return sum(self._import_peer_nonce(n) for n in nonces)
         return self._tx(work)
 
-    def _import_nonce(self, policy, nonce, claim, used_at):
-        return self.db.execute("INSERT OR IGNORE INTO nonces VALUES (?, ?, ?, ?)",
-                               (policy, nonce, claim, used_at)).rowcount == 1
+    def _import_nonce(self, policy, nonce, claim, used_at, valid_until=None, joined_at=None):
+        new = self.db.execute("INSERT OR IGNORE INTO nonces VALUES (?, ?, ?, ?)",
+                              (policy, nonce, claim, used_at)).rowcount == 1
+        if new and valid_until is not None and joined_at is not None:
+            self._set_validity(policy, nonce, valid_until, joined_at)   # nonces.py: when it may be forgotten
+        return new
 
     def nonces(self):
         rows = self.db.execute("SELECT policy, nonce, claim, used_at FROM nonces ORDER BY policy, nonce")
