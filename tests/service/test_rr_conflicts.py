@@ -31,12 +31,16 @@ def audit(rr, event):
 
 
 def test_both_rrs_resolve_a_conflict_the_same_way_and_tell_the_loser(mesh):
-    alone = [mesh.rr("rr-a").start(), mesh.rr("rr-b").start()]      # a partition: no replication
+    alone = [mesh.rr("rr-a"), mesh.rr("rr-b")]      # a partition: no replication
     x, y = conflicting()
-    assert alone[0].submit(x).status == 200          # rr-a takes leaf-0 first ...
-    assert alone[1].submit(y).status == 200          # ... and rr-b the earlier-signed leaf-1 with the same /32
-    for rr in alone:
-        rr.stop()
+    try:
+        for rr in alone:
+            rr.start()
+        assert alone[0].submit(x).status == 200          # rr-a takes leaf-0 first ...
+        assert alone[1].submit(y).status == 200          # ... and rr-b the earlier-signed leaf-1 with the same /32
+    finally:
+        for rr in alone:
+            rr.stop()
     pair = [mesh.rr("rr-a", ["rr-b"]), mesh.rr("rr-b", ["rr-a"])]
     try:
         for rr in pair:
