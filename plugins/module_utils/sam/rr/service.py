@@ -121,6 +121,7 @@ class Service:
             exc.mac_key = self.claim_key(_policy_hint(spec), spec)
             raise
         key = wire.MacKey(signer.key, digest) if signer is not None else None
+        until, joined = replay.window(self.registry.mesh.policies.get(policy), claim)   # nonce retention
         with self.lock:
             try:
                 self.registry.check_conflicts(claim, policy, now)
@@ -128,7 +129,6 @@ class Service:
                 exc.mac_key = key
                 raise
             self.registry.reserve(claim, policy)
-            until, joined = replay.window(self.registry.mesh.policies.get(policy), claim)   # nonce retention
             ticket = _Ticket(claim, policy, signer, {
                 "name": name, "policy": policy, "nonce": claim.nonce, "spec": spec,
                 "expiresAt": spec.get("expiresAt") or None, "joinToken": signer.id if signer else None,
