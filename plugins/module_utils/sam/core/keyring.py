@@ -50,14 +50,6 @@ def signer(keys, spec, payload=None):
     return None
 
 
-def first_usable(keys, now=None):
-    """The first usable key not past its notAfter (what the RR MACs a refusal with), else None."""
-    for key in keys:
-        if key.usable and not key.expired(now):
-            return key
-    return None
-
-
 def unavailable(keys):
     """'id: reason' of every token that could not be read (names and files only, never a value)."""
     return ["%s: %s" % (key.id, key.key) for key in keys if not key.usable]

@@ -317,10 +317,6 @@ class Registry:
         return {"id": key.id, "notAfter": format_time(key.not_after) if key.not_after else None,
                 "retiring": key.not_after is not None, "status": "retiring" if key.not_after else "current"}
 
-    def policy_of(self, name):
-        record = self.records.get(name)
-        return record["policy"] if record else None
-
     def desired_resources(self, now=None):
         """The RR's documents and every non-revoked record as resources, for validate() + materialize().
 
