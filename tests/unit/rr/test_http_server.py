@@ -1,8 +1,6 @@
 """Issue 17 class 5: the HTTP edge's pure-ish helpers (rr/http_limits.py); tests/service/test_http_edge.py has
 the same rules against a real `samctl serve`."""
 
-import http.client
-import io
 import socket
 import threading
 import time
@@ -10,12 +8,13 @@ import time
 import pytest
 
 from boma_mesh_utils.sam.core.registry import Rejection
-from boma_mesh_utils.sam.rr import http_limits
-from boma_mesh_utils.sam.rr.http_limits import HeadError, Reader, Slots
+from boma_mesh_utils.sam.rr import http_head, http_limits
+from boma_mesh_utils.sam.rr.http_head import HeadError, Headers, Reader
+from boma_mesh_utils.sam.rr.http_limits import Slots
 
 
 def headers(*lines):
-    return http.client.parse_headers(io.BytesIO(b"".join(line + b"\r\n" for line in lines) + b"\r\n"))
+    return Headers(line + b"\r\n" for line in lines)
 
 
 @pytest.mark.parametrize("value, length", [(b"0", 0), (b"65536", 65536), (b"  12 \t", 12), (b"007", 7),
@@ -37,6 +36,36 @@ def test_two_content_lengths_are_a_400_even_when_equal():
     with pytest.raises(Rejection, match="more than one"):
         http_limits.content_length(headers(b"Content-Length: 5", b"content-length: 5"))
     assert http_limits.content_length(headers(b"Host: x")) is None
+
+
+def test_headers_match_names_case_insensitively_and_trim_optional_whitespace():
+    fields = headers(b"Host: x", b"X-Boma-Request-Nonce: \t ab12 \t", b"x-multi: 1", b"X-Multi:2", b"Empty:")
+    assert fields.get("host") == "x" and fields["HOST"] == "x"
+    assert fields.get("x-boma-request-nonce") == "ab12"
+    assert fields.get_all("X-Multi") == ["1", "2"] and fields.get("X-Multi") == "1"
+    assert fields.get("Empty") == "" and "empty" in fields
+    assert fields.get("Absent") is None and fields.get("Absent", "d") == "d" and fields.get_all("Absent") is None
+    assert "Absent" not in fields and len(fields) == 5
+
+
+def test_header_values_keep_non_ascii_bytes_as_latin_1_like_http_client():
+    assert headers(b"X-A: \xe9\xff").get("X-A") == "\xe9\xff"
+
+
+@pytest.mark.parametrize("text, version", [("HTTP/1.1", (1, 1)), ("HTTP/1.0", (1, 0)), ("HTTP/01.001", (1, 1)),
+                                           ("HTTP/2.0", (2, 0)), ("HTTP/1.x", None), ("HTTP/1", None),
+                                           ("HTTP/1.1.1", None), ("http/1.1", None), ("HTTP/\xb2.1", None),
+                                           ("HTTP/12345678901.1", None), ("HTTP/ 1.1", None)])
+def test_http_version_follows_http_server(text, version):
+    assert http_head.http_version(text) == version
+
+
+def test_read_fields_returns_the_checked_lines_up_to_the_blank_line():
+    reader, sockets = _reader(b"Host: x\r\nA: 1\r\n\r\nbody")
+    with sockets[0], sockets[1]:
+        reader.lines = 1     # the request line was read
+        assert reader.read_fields() == [b"Host: x\r\n", b"A: 1\r\n"]
+        assert reader.read1(10) == b"body"
 
 
 @pytest.mark.parametrize("text, logged", [
@@ -146,7 +175,7 @@ def _reader(data, timeout=2.0):
 
 
 def _head(reader):
-    lines = [reader.readline(http_limits.MAX_REQUEST_LINE + 1)]
+    lines = [reader.readline(http_head.MAX_REQUEST_LINE + 1)]
     while lines[-1] not in (b"\r\n", b"\n"):
         lines.append(reader.readline(65537))
     return lines
@@ -160,8 +189,8 @@ def test_a_head_within_its_limits_is_read_line_by_line_and_the_body_stays():
 
 
 @pytest.mark.parametrize("head, status", [
-    (b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % n for n in range(http_limits.MAX_HEADER_LINES + 1)), 431),
-    (b"GET / HTTP/1.1\r\nX-Big: " + b"a" * http_limits.HEAD_BUDGET + b"\r\n", 431),
+    (b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % n for n in range(http_head.MAX_HEADER_LINES + 1)), 431),
+    (b"GET / HTTP/1.1\r\nX-Big: " + b"a" * http_head.HEAD_BUDGET + b"\r\n", 431),
     (b"GET / HTTP/1.1\r\n" + b"X-Pad: " + b"a" * 8000 + b"\r\n" + b"X-Pad: " + b"a" * 8400 + b"\r\n", 431),
     (b"GET / HTTP/1.1\r\n folded\r\n", 400),
     (b"GET / HTTP/1.1\r\nX-A: 1\rContent-Length: 5\r\n", 400),

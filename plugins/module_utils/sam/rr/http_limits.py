@@ -20,18 +20,14 @@ import time
 from ..core import wire
 from ..core.fields import unicode_problem
 from ..core.registry import Rejection
+from .http_head import MAX_REQUEST_LINE, HeadError, Headers, Reader, http_version
 from .service import LOG
 
-HEAD_BUDGET = 16 * 1024          # request line and header lines together
-MAX_REQUEST_LINE = 8 * 1024
-MAX_HEADER_LINES = 64
 MAX_DEPTH = 64                   # JSON nesting; real documents use under 10
 DRAIN_LIMIT = wire.MAX_BODY      # an unwanted body up to this size is read and dropped, a larger one closes
 LINGER, LINGER_BYTES = 1.0, 1024 * 1024
 LOG_LIMIT = 200
 LENGTH = re.compile(r"[0-9]{1,10}")
-# RFC 9110 field-name ":" value; no obs-fold, no bare CR (the email parser splits on it) and no NUL.
-FIELD_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\r\n\x00]*\r?\n")
 RULES = {400: "malformed-request", 408: "timeout", 414: "request-line-too-long", 431: "head-too-large",
          501: "not-implemented", 505: "http-version"}
 
@@ -122,82 +118,6 @@ def linger(sock, seconds=LINGER, limit=LINGER_BYTES):
                 return
             limit -= len(data)
     except OSError:
-        pass
-
-
-class HeadError(Exception):
-    """A request head over its limits (status None: the client went away mid-head; close without an answer)."""
-
-    def __init__(self, status, message=None):
-        super().__init__(message)
-        self.status, self.message = status, message
-
-
-class Reader:
-    """The connection's read side in place of http.server's rfile: every read of a head, request line and
-    header lines alike, gets only what is left of the head's deadline and byte budget."""
-
-    def __init__(self, sock):
-        self.sock, self.buf, self.eof = sock, bytearray(), False
-        self.deadline, self.budget, self.lines, self.in_head = None, HEAD_BUDGET, 0, False
-
-    def pending(self):
-        return bool(self.buf) or bool(getattr(self.sock, "pending", lambda: 0)())
-
-    def begin_head(self, deadline):
-        self.deadline, self.budget, self.lines, self.in_head = deadline, HEAD_BUDGET, 0, True
-
-    def head_started(self):
-        return self.budget < HEAD_BUDGET or bool(self.buf)
-
-    def fill(self):
-        """One recv into the buffer, outside a head (its caller set the timeout); False at EOF."""
-        self.in_head = False
-        return self._fill()
-
-    def _fill(self):
-        if self.in_head:
-            remaining = self.deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError
-            self.sock.settimeout(remaining)
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            self.eof = True
-            return False
-        self.buf += chunk
-        return True
-
-    def readline(self, limit=-1):
-        cap = self.budget + 1 if limit < 0 else min(limit, self.budget + 1)
-        end = self.buf.find(b"\n", 0, cap)
-        while end < 0 and len(self.buf) < cap and self._fill():
-            end = self.buf.find(b"\n", 0, cap)
-        size = end + 1 if end >= 0 else min(cap, len(self.buf))
-        line = bytes(self.buf[:size])
-        del self.buf[:size]
-        self.budget -= size
-        self.lines += 1
-        if self.budget < 0:
-            raise HeadError(431, "the request head is over %d bytes" % HEAD_BUDGET)
-        if self.lines > 1 and line not in (b"\r\n", b"\n"):
-            if not line.endswith(b"\n"):
-                raise HeadError(None)
-            if self.lines > MAX_HEADER_LINES + 1:
-                raise HeadError(431, "more than %d header lines" % MAX_HEADER_LINES)
-            if not FIELD_LINE.fullmatch(line):
-                raise HeadError(400, "header line %d is not 'name: value' (no folding, CR or NUL)" % (self.lines - 1))
-        return line
-
-    def read1(self, size=-1):
-        if not self.buf and not self._fill():
-            return b""
-        size = len(self.buf) if size < 0 else size
-        data = bytes(self.buf[:size])
-        del self.buf[:size]
-        return data
-
-    def close(self):
         pass
 
 
@@ -327,7 +247,7 @@ class EdgeHandler:
                 self.send_error(408, "the request head did not arrive within %gs" % server.head_timeout)
 
     def read_head(self):
-        """Request line and headers (http.server's parse_request reads them through the Reader); False: done."""
+        """Request line and headers, read through the Reader and parsed by parse_request below; False: done."""
         self.raw_requestline = self.rfile.readline(MAX_REQUEST_LINE + 1)
         if not self.raw_requestline:
             return False
@@ -339,6 +259,42 @@ class EdgeHandler:
             return False
         self.rfile.in_head = False
         self.connection.settimeout(self.server.client_timeout)
+        return True
+
+    def parse_request(self):
+        """http.server's parse_request: the same request-line rules, with the header block taken from the
+        Reader's checked lines (http_head.Headers) instead of the email package; a bad head raises HeadError."""
+        self.command, self.request_version, self.close_connection = None, self.default_request_version, True
+        self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        words = self.requestline.split()
+        if not words:
+            return False
+        if len(words) >= 3:
+            number = http_version(words[-1])
+            if number is None:
+                raise HeadError(400, "bad request version %r" % words[-1][:40])
+            if number >= (2, 0):
+                raise HeadError(505, "HTTP version %s is not supported" % words[-1][5:])
+            self.close_connection = number < (1, 1) or self.protocol_version < "HTTP/1.1"
+            self.request_version = words[-1]
+        if not 2 <= len(words) <= 3:
+            raise HeadError(400, "bad request line %r" % self.requestline[:80])
+        self.command, self.path = words[0], words[1]
+        if len(words) == 2:
+            self.close_connection = True
+            if self.command != "GET":
+                raise HeadError(400, "bad HTTP/0.9 request type %r" % self.command[:40])
+        if self.path.startswith("//"):
+            self.path = "/" + self.path.lstrip("/")   # gh-87389: //host would read as an absolute URI
+        self.headers = Headers(self.rfile.read_fields())
+        connection = (self.headers.get("Connection") or "").lower()
+        if connection == "close":
+            self.close_connection = True
+        elif connection == "keep-alive" and self.protocol_version >= "HTTP/1.1":
+            self.close_connection = False
+        if ((self.headers.get("Expect") or "").lower() == "100-continue" and self.protocol_version >= "HTTP/1.1"
+                and self.request_version >= "HTTP/1.1"):
+            return self.handle_expect_100()
         return True
 
     def dispatch(self):
