@@ -14,6 +14,8 @@ description:
   - "RR: one TunnelInterface and IPv4Route per admitted claim of each transport profile, BGPPeers only when
     C(generatePeers) is not false, one BGPDynamicPeer (listen ranges, peer group, admitted claims), and
     WireGuardPeers only for claims admitted through a WireGuard profile."
+  - "For a leaf, its own SAMEnrollmentClaim may be an intent without C(joinNonce), C(joinTimestamp) and C(joinHMAC)
+    (they are filled when the leaf agent signs it); an RR's claims must be signed."
   - The result feeds M(boma.mesh.sam_bgp) and the data-plane modules.
 author: boma.mesh maintainers (@boma)
 extends_documentation_fragment:
@@ -103,8 +105,9 @@ from ansible_collections.boma.mesh.plugins.module_utils.sam.core.materialize imp
     MaterializeError,
     count_kinds,
     materialize,
+    node_role,
 )
-from ansible_collections.boma.mesh.plugins.module_utils.sam.core.model import parse_rrset
+from ansible_collections.boma.mesh.plugins.module_utils.sam.core.model import build_mesh, parse_rrset
 from ansible_collections.boma.mesh.plugins.module_utils.sam.core.validate import validate, validate_leaving_out
 
 
@@ -129,7 +132,9 @@ def main():
     if params["leave_out_invalid_claims"]:
         report, left_out = validate_leaving_out(resources, now=now, findings=findings)
     else:
-        report = validate(resources, now=now, findings=findings)
+        # A leaf's own claim may be an intent (identity only; samctl agent signs it): never on an RR.
+        leaf = node_role(build_mesh(resources, []), params["node"]) == "leaf"
+        report = validate(resources, now=now, findings=findings, intent_ok=leaf)
     if not report.ok:
         errors = [f.describe() for f in report.errors]
         module.fail_json(msg="%d error(s) in the SAM documents:\n%s" % (len(errors), "\n".join(errors)),

@@ -180,3 +180,41 @@ def test_claim_admitted_and_revoked_through_the_api_reach_frr_without_a_restart(
     assert "reconcile failed" not in log, log[-3000:]
     for secret in (JOIN_TOKEN, LEAF_TOKEN, ADMIN_TOKEN):
         assert secret not in log
+
+
+def _uptime(frr, peer):
+    peers = frr.json("show bgp ipv4 unicast summary json").get("peers", {})
+    return peers.get(peer, {}).get("peerUptimeMsec")
+
+
+def test_renewals_change_nothing_in_frr_and_keep_the_session(mesh):
+    """Issue 18: a leaf's renewal (same identity, new nonce/timestamp/HMAC) is a non-event on the RR: accepted at
+    a higher generation, no frr-reload run, the running config unchanged, the BGP session never reset."""
+    rr, service = mesh["frrs"]["rr-a"], mesh["service"]
+    name, spec = _claim()
+    assert service.api("POST", wire.submit_path(), LEAF_TOKEN, wire.submit_request(name, spec)).status == 200
+    wait_for(lambda: _established(rr) == [LEAF], timeout=30, message="leaf-b's session on rr-a (re-enrolled)")
+    wait_for(lambda: OWNED in _rib(rr), timeout=20, message="leaf-b's /32 in the RR's RIB")
+    time.sleep(INTERVAL * 2)      # the enrollment's own reconcile is over
+    before, bgpd, runs = rr.vtysh("show running-config"), rr.pid("bgpd"), len(service.reconciles())
+    log_mark = len(service.log.read_text().splitlines())
+    uptime, generations, latencies = _uptime(rr, LEAF), [], []
+    for _renewal in range(3):
+        time.sleep(1.1)           # a new joinTimestamp (whole seconds)
+        name, spec = _claim()
+        started = time.monotonic()
+        resp = service.api("POST", wire.submit_path(), LEAF_TOKEN, wire.submit_request(name, spec))
+        latencies.append(time.monotonic() - started)
+        assert resp.status == 200, resp.body
+        generations.append(json.loads(resp.body)["generation"])
+        time.sleep(INTERVAL + 0.5)   # the reconcile the renewal triggered has run
+    lines = service.log.read_text().splitlines()[log_mark:]
+    skipped = [line for line in lines if "reconcile: unchanged (same desired state)" in line]
+    assert generations == sorted(generations) and len(set(generations)) == 3, generations
+    assert len(service.reconciles()) == runs, "no full apply (frr-reload) ran for a renewal"
+    assert len(skipped) >= 3, lines
+    assert rr.vtysh("show running-config") == before
+    assert rr.pid("bgpd") == bgpd and _established(rr) == [LEAF]
+    assert _uptime(rr, LEAF) > uptime, "the session was never reset"
+    print("\n3 renewals: submit %s ms; reconcile runs %d, full applies (frr-reload) 0; session uptime %d -> %d ms"
+          % ("/".join("%.0f" % (t * 1000) for t in latencies), len(skipped), uptime, _uptime(rr, LEAF)))

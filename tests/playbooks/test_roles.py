@@ -10,7 +10,6 @@ Tunnels are gated off (this kernel has no ipip/fou); BGP runs between the loopba
 """
 
 import copy
-import datetime
 import json
 import os
 import re
@@ -25,8 +24,7 @@ import pytest
 import yaml
 from netns.harness import Topology, cleanup_stale, wait_for
 
-from boma_mesh_utils.sam.core import payload
-from boma_mesh_utils.sam.core.fields import format_time
+from boma_mesh_utils.sam.core import payload, signing
 
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORY = ROOT / "inventories" / "cloudedge"
@@ -55,13 +53,12 @@ def _free_port():
         return sock.getsockname()[1]
 
 
-def _signed_claim(resources):
-    """leaf-b's inventory claim re-signed now (the inventory's is dated) with this test's join token."""
+def _intent_claim(resources):
+    """leaf-b's inventory claim as an intent: no joinNonce, joinTimestamp or joinHMAC (the agent signs it)."""
     out = copy.deepcopy(resources)
     claim = next(r for r in out if r["kind"] == "SAMEnrollmentClaim")
-    claim["spec"].update(joinNonce="roles-%d" % time.time_ns(),
-                         joinTimestamp=format_time(datetime.datetime.now(datetime.timezone.utc)))
-    claim["spec"]["joinHMAC"] = payload.join_hmac(TOKENS["join"].encode(), claim["spec"])
+    for field in signing.SIGNED_FIELDS:
+        claim["spec"].pop(field, None)
     return out
 
 
@@ -89,10 +86,11 @@ def _write_inventory(base, frrs, port):
                          lib_dir=str(base / "rr" / "lib"), bin_dir=str(base / "rr" / "bin"), python=sys.executable)
         else:
             knobs.update(rr_urls=["http://127.0.0.1:%d" % port], state_dir=str(base / "leaf" / "state"),
-                         config_dir=str(base / "leaf" / "etc"))
+                         config_dir=str(base / "leaf" / "etc"), lib_dir=str(base / "leaf" / "lib"),
+                         bin_dir=str(base / "leaf" / "bin"), python=sys.executable)
         host = _load(INVENTORY / "host_vars" / ("%s.yml" % node))
         if node == "leaf-b":
-            host["sam_node_resources"] = _signed_claim(host["sam_node_resources"])
+            host["sam_node_resources"] = _intent_claim(host["sam_node_resources"])
         host.update(local)
         host.update({"%s__%s" % (role, key): value for key, value in knobs.items()})
         (inv / "host_vars" / ("%s.yml" % node)).write_text(yaml.safe_dump(host))
@@ -189,7 +187,12 @@ def test_leaf_enrolls_through_the_service_and_the_rr_learns_only_its_owned_32(me
     assert set(_rib(mesh.frr["rr-a"])) == {OWNED}
     running = mesh.frr["rr-a"].vtysh("show running-config")
     assert "bgp listen range %s/32 peer-group cloudedge-leaves" % LEAF in running
-    state = json.loads((mesh.base / "leaf" / "state" / "enroll-leaf-b.json").read_text())
+    # The inventory held an intent: the agent signed it (fresh nonce) and keeps its state 0600, without tokens.
+    path = mesh.base / "leaf" / "state" / "agent-leaf-b" / "agent.json"
+    state = json.loads(path.read_text())
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert len(state["signedClaim"]["joinNonce"]) == 32 and state["generation"] >= 1
+    assert payload.verify_join_hmac(TOKENS["join"].encode(), state["signedClaim"])
     assert TOKENS["join"] not in json.dumps(state) and TOKENS["api"] not in json.dumps(state)
 
 

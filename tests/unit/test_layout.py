@@ -14,17 +14,18 @@ SAM = PLUGINS / "module_utils" / "sam"
 PURE_STDLIB = {"base64", "binascii", "dataclasses", "datetime", "hashlib", "hmac", "ipaddress", "json", "re"}
 IO_NAMES = {"open", "print", "input", "exec", "eval", "__import__"}
 # room -> the rooms its files may import from (itself included): cli -> rr -> (apply, io) -> core,
-# cli -> preflight -> core.
+# cli -> leaf -> (apply, io) -> core, cli -> preflight -> core.
 ALLOWED = {
     "core": {"core"},
     "preflight": {"preflight", "core"},
     "io": {"io", "core"},
     "apply": {"apply", "core"},
     "rr": {"rr", "apply", "io", "core"},
-    "cli": {"cli", "rr", "apply", "io", "preflight", "core"},
+    "leaf": {"leaf", "apply", "io", "core"},
+    "cli": {"cli", "rr", "leaf", "apply", "io", "preflight", "core"},
 }
 MODULE_UTILS_PREFIX = "ansible_collections.boma.mesh.plugins.module_utils.sam."
-NOT_FOR_MODULES = {"rr", "cli"}
+NOT_FOR_MODULES = {"rr", "leaf", "cli"}
 
 
 def _room(path):

@@ -19,7 +19,7 @@ from ..core.secrets import MIN_BEARER_LENGTH
 from ..core.validate import DEFAULT_SKEW, validate
 from ..io import tokens
 from ..io.http_client import request
-from ..rr import http_server, retention
+from ..rr import http_server, retention, rr_keys
 from ..rr.replicate import Replicator
 from ..rr.service import LOG, Service
 from .common import FindingsError, InputError, load_configs
@@ -140,6 +140,10 @@ def build_service(args):
     resources, resolver = load_documents(args)
     leaf, admin, peer_token = bearer_tokens(args)
     service = open_service(args, resources, leaf, admin, resolver)
+    try:   # this RR's WireGuard public key in the served RRSet, the peers' learned by replication (issue 18)
+        service.member_keys = rr_keys.MemberKeys(service, args.node, args.wg_key_file)
+    except rr_keys.KeyFileError as exc:
+        raise InputError(str(exc)) from None
     if not 1 <= args.page_size <= wire.RECORDS_PAGE_MAX:
         raise InputError("--page-size must be between 1 and %d" % wire.RECORDS_PAGE_MAX)
     if args.peer:
@@ -148,7 +152,8 @@ def build_service(args):
 
         service.replicator = Replicator(args.peer, peer_token, peer_request, service.import_records,
                                         interval=args.resync_interval, page_size=args.page_size,
-                                        horizons=lambda found: retention.import_horizons(service, found))
+                                        horizons=lambda found: retention.import_horizons(service, found),
+                                        keys=service.member_keys.learn)
     if args.reconcile:
         # Imported here: the apply side loads pyroute2 (about 0.1 s), which no other samctl command needs.
         from ..rr.reconcile import ReconcileError, Reconciler, factory  # noqa: PLC0415
@@ -185,6 +190,8 @@ def cmd_serve(args, out):
     if min(args.client_timeout, args.head_timeout) <= 0 or min(args.max_connections, per_source) < 1:
         raise InputError("--client-timeout and --head-timeout must be above 0, --max-connections and "
                          "--max-connections-per-source at least 1")
+    if args.repair_interval <= 0:
+        raise InputError("--repair-interval must be above 0 seconds")
     service = build_service(args)
     context = tls_context(args)
     # Many short requests on few cores: a shorter GIL switch interval keeps the latency tail down.
@@ -311,12 +318,17 @@ def add_parser(sub):
                    help="TCP connections from one IPv4 address or IPv6 /64 (default: max(4, --max-connections / 8))")
     p.add_argument("--reconcile", choices=("bgp", "all"), help="apply the RR's state after changes")
     p.add_argument("--reconcile-interval", type=float, default=2.0, help="minimum seconds between reconciles")
+    p.add_argument("--repair-interval", type=float, default=300.0, metavar="SECONDS",
+                   help="reconcile: apply in full at least this often even when the desired state is unchanged "
+                        "(a renewal changes nothing, so it touches neither FRR nor the kernel; default 300)")
     p.add_argument("--frr-vty-socket", help="FRR vty socket directory (FRR in a namespace)")
     p.add_argument("--frr-confdir", default="/etc/frr", help="where frr.conf is persisted")
     # The same BGP options the sam_rr role gives sam_materialize/sam_bgp, so both writers render alike.
     p.add_argument("--bgp-bfd", action="store_true", help="reconcile: BFD on the leaves' peer-group (needs bfdd)")
     p.add_argument("--rr-peering", action="store_true", help="reconcile: iBGP with the other SAMRRSet members")
-    p.add_argument("--wg-key-file", help="reconcile all: the WireGuard interface's private key file (0600)")
+    p.add_argument("--wg-key-file", help="this RR's WireGuard private key file (0600): its public key is served in "
+                                         "the RRSet (re-read when the file changes); reconcile all sets it on the "
+                                         "interface")
     p.add_argument("--wg-listen-port", type=int, help="reconcile all: the WireGuard interface's UDP port")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging (never tokens or bodies)")
     p.set_defaults(func=cmd_serve)

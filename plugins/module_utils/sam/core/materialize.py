@@ -9,6 +9,7 @@ the data-plane modules and the BGP renderers.  Nothing here touches a host.
 """
 
 import hashlib
+import json
 
 from .findings import Finding
 from .model import TIMER_PRESETS, split_ref
@@ -97,6 +98,13 @@ def node_role(mesh, node):
            for p in mesh.transports.values()):
         return "leaf"
     return None
+
+
+def state_digest(state):
+    """'sha256:...' over a materialized state (canonical JSON): the leaf agent and the RR's reconcile apply only
+    when it changed (a renewal leaves it as it was: nonce, timestamp and HMAC are not part of it)."""
+    text = json.dumps(state, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def materialize(report, node, fetched_rrsets=None, rr_peering=False):

@@ -7,6 +7,10 @@ saying why the token is unavailable, or to a list of keyring.JoinKey (spec.joinT
 callable(mesh) returning that mapping.  Without a key, claims are still checked
 for field presence and policy scope, and the report says the HMAC was not
 verified (routerd's "reviewable before secrets are installed" rule).
+
+``intent_ok`` (leaf side only, issue 18): a claim without joinNonce, joinTimestamp or joinHMAC is an intent
+the leaf agent signs (core/signing).  It gets every other check and an ``info`` finding, and it is never
+active: only a signed claim is ever admitted, and validate_claim (the RR's admission) never takes it.
 """
 
 import base64
@@ -16,8 +20,8 @@ import datetime
 import ipaddress
 from dataclasses import dataclass, field
 
-from . import admission, identifiers, keyring, payload
-from .findings import ERROR, WARNING, Finding
+from . import admission, identifiers, keyring, payload, signing
+from .findings import ERROR, INFO, WARNING, Finding
 from .loader import load_resources
 from .model import DEFAULT_TOKEN_ID, build_mesh, parse_claim, split_ref
 from .rules import check_config
@@ -35,6 +39,7 @@ class Report:
     unverified: list = field(default_factory=list)  # claim names checked without a token
     signed_with: dict = field(default_factory=dict)  # claim name -> keyring.JoinKey that verified its HMAC
     payloads: dict = field(default_factory=dict)     # claim name -> canonical payload text it was verified over
+    intents: list = field(default_factory=list)      # claim names accepted as an intent (intent_ok): never active
 
     @property
     def errors(self):
@@ -45,13 +50,13 @@ class Report:
         return not self.errors
 
 
-def validate_documents(documents, tokens=None, now=None, skew=DEFAULT_SKEW):
+def validate_documents(documents, tokens=None, now=None, skew=DEFAULT_SKEW, intent_ok=False):
     """Load (source, parsed document) pairs and validate them as one document set."""
     resources, findings = load_resources(documents)
-    return validate(resources, tokens=tokens, now=now, skew=skew, findings=findings)
+    return validate(resources, tokens=tokens, now=now, skew=skew, findings=findings, intent_ok=intent_ok)
 
 
-def validate(resources, tokens=None, now=None, skew=DEFAULT_SKEW, findings=None):
+def validate(resources, tokens=None, now=None, skew=DEFAULT_SKEW, findings=None, intent_ok=False):
     findings = list(findings or [])
     now = now or datetime.datetime.now(datetime.timezone.utc)
     mesh = build_mesh(resources, findings)
@@ -63,8 +68,14 @@ def validate(resources, tokens=None, now=None, skew=DEFAULT_SKEW, findings=None)
     candidates = {}
     for claim in mesh.claims.values():
         policy = _claim_policy(mesh, claim, findings)
-        ok = _check_claim(mesh, policy, claim, tokens, now, skew, findings, report)
-        if ok and policy is not None:
+        intent = intent_ok and signing.is_intent(claim.spec)
+        ok = _check_claim(mesh, policy, claim, tokens, now, skew, findings, report, intent)
+        if ok and intent:
+            report.intents.append(claim.name)
+            findings.append(Finding(claim.ref, "spec", "claim-intent", "an intent: %s are filled when the leaf "
+                                    "agent signs it; not active until an RR admits the signed claim"
+                                    % ", ".join(signing.SIGNED_FIELDS), INFO))
+        elif ok and policy is not None:
             candidates.setdefault(policy.name, []).append(claim)
     dup, rejected = admission.resolve_duplicates(candidates)
     findings.extend(dup)
@@ -104,8 +115,8 @@ def _claim_policy(mesh, claim, findings):
     return policy
 
 
-def _check_claim(mesh, policy, claim, tokens, now, skew, findings, report):
-    """Check one claim; return True when it may be admitted."""
+def _check_claim(mesh, policy, claim, tokens, now, skew, findings, report, intent=False):
+    """Check one claim (an ``intent``: all but its join auth); return True when it passes."""
     before = len(findings)
     identifiers.check_claim(claim, findings)
     if claim.timestamp is not None and claim.timestamp > now + skew:
@@ -113,7 +124,8 @@ def _check_claim(mesh, policy, claim, tokens, now, skew, findings, report):
                                 "%s is more than %s in the future" % (claim.timestamp.isoformat(), skew)))
     if policy is None:
         return False
-    _check_join_auth(policy, claim, tokens, now, findings, report)
+    if not intent:
+        _check_join_auth(policy, claim, tokens, now, findings, report)
     _check_scope(mesh, policy, claim, findings)
     if policy.ttl is not None and claim.timestamp is not None and claim.expires_at is not None \
             and claim.expires_at > claim.timestamp + policy.ttl:

@@ -139,6 +139,11 @@ def _join_one(endpoint, ctx):
     elif resp.status != 409 or api_error(endpoint, resp).rule != "nonce-replay":
         _verdict(endpoint, resp, ctx["key"], sent, ctx["digest"])
     # Accepted now or earlier (nonce-replay: a restart or refresh of the same signed claim): fetch the RRSet.
+    return _fetch_one(endpoint, ctx)
+
+
+def _fetch_one(endpoint, ctx):
+    """The verified topology document of an accepted claim at one endpoint (GET only, no claim sent)."""
     resp, sent = _exchange(endpoint, ctx, "GET", wire.topology_path(ctx["rrset"], ctx["name"]))
     if resp.status != 200:
         _verdict(endpoint, resp, ctx["key"], sent, ctx["digest"])
@@ -153,6 +158,71 @@ def _join_one(endpoint, ctx):
     if meta.get("name", ctx["rrset"]) != ctx["rrset"]:
         raise _Skip("bad-response", "%s: topology is for SAMRRSet/%s, not %s" % (endpoint, meta["name"], ctx["rrset"]))
     return doc
+
+
+@dataclass
+class Exchange:
+    """What one pass over the endpoints gave: a verified topology, a definitive refusal, or nothing usable."""
+    ok: bool
+    doc: dict = None        # the verified topology document (ok)
+    endpoint: str = None    # the RR that answered (the topology or a definitive refusal)
+    rule: str = None
+    error: str = None
+    findings: tuple = ()
+    definitive: bool = False   # an ApiError with a valid response MAC: the RRs' verdict on this claim
+    skipped: list = field(default_factory=list)
+    unreachable: list = field(default_factory=list)   # endpoints that did not answer at all
+
+
+def _context(claim_name, claim_spec, api_token, join_key, timeout, ca_file):
+    """The per-run context; ValueError for local input problems (names, tokens, key)."""
+    if not join_key:
+        raise ValueError("a join token is required to verify the RR's response MAC")
+    rrset = split_ref(claim_spec.get("rrSetRef"), "SAMRRSet")
+    if not rrset:
+        raise ValueError("SAMEnrollmentClaim/%s spec.rrSetRef must name a SAMRRSet" % claim_name)
+    return {"name": check_name(claim_name), "spec": claim_spec, "rrset": check_name(rrset, "RRSet name"),
+            "token": bearer_token(api_token), "key": join_key, "digest": lease.claim_digest(claim_spec),
+            "timeout": timeout, "ca_file": ca_file}
+
+
+def _each(endpoints, ctx, one):
+    """``one(endpoint, ctx)`` at each endpoint in order until one gives a topology or a definitive refusal."""
+    endpoints = [parse_endpoint(e) for e in endpoints]
+    if not endpoints:
+        raise ValueError("no RR endpoint given")
+    skipped, rules, unreachable = [], [], []
+    for endpoint in endpoints:
+        try:
+            doc = one(endpoint, ctx)
+        except TransportError as exc:
+            rules.append("unreachable")
+            skipped.append(str(exc))
+            unreachable.append(str(endpoint))
+            continue
+        except _Skip as exc:
+            rules.append(exc.rule)
+            skipped.append(str(exc))
+            continue
+        except ApiError as exc:
+            return Exchange(False, None, str(endpoint), exc.rule, exc.detail(), exc.findings, True, skipped,
+                            unreachable), exc
+        return Exchange(True, doc, str(endpoint), skipped=skipped, unreachable=unreachable), None
+    rule = rules[0] if len(set(rules)) == 1 else "all-rrs-failed"
+    return Exchange(False, None, None, rule, "no RR gave a usable answer: " + "; ".join(skipped), (), False,
+                    skipped, unreachable), None
+
+
+def submit_and_fetch(endpoints, claim_name, claim_spec, api_token, join_key, timeout=DEFAULT_TIMEOUT, ca_file=None):
+    """Submit a signed claim to the first RR that answers usably and fetch its RRSet there -> Exchange."""
+    ctx = _context(claim_name, claim_spec, api_token, join_key, timeout, ca_file)
+    return _each(endpoints, ctx, _join_one)[0]
+
+
+def fetch_topology(endpoints, claim_name, claim_spec, api_token, join_key, timeout=DEFAULT_TIMEOUT, ca_file=None):
+    """Only fetch the RRSet of an accepted ``claim_spec`` (no claim sent) from the first RR that answers -> Exchange."""
+    ctx = _context(claim_name, claim_spec, api_token, join_key, timeout, ca_file)
+    return _each(endpoints, ctx, _fetch_one)[0]
 
 
 def decide(state, claim_spec, now, force=False):
@@ -171,42 +241,20 @@ def join(endpoints, claim_name, claim_spec, api_token, join_key, state, now, jit
     decision = decide(state, claim_spec, now, force)
     if not decision.refresh:
         return JoinResult(True, False, decision.reason, False, state, not_before=decision.not_before)
-    if not join_key:
-        raise ValueError("a join token is required to verify the RR's response MAC")
-    rrset = split_ref(claim_spec.get("rrSetRef"), "SAMRRSet")
-    if not rrset:
-        raise ValueError("SAMEnrollmentClaim/%s spec.rrSetRef must name a SAMRRSet" % claim_name)
-    ctx = {"name": check_name(claim_name), "spec": claim_spec, "rrset": check_name(rrset, "RRSet name"),
-           "token": bearer_token(api_token), "key": join_key, "digest": lease.claim_digest(claim_spec),
-           "timeout": timeout, "ca_file": ca_file}
-    endpoints = [parse_endpoint(e) for e in endpoints]
-    if not endpoints:
-        raise ValueError("no RR endpoint given")
-    skipped = []
-    rules = []
-    for endpoint in endpoints:
-        try:
-            doc = _join_one(endpoint, ctx)
-        except TransportError as exc:
-            rules.append("unreachable")
-            skipped.append(str(exc))
-            continue
-        except _Skip as exc:
-            rules.append(exc.rule)
-            skipped.append(str(exc))
-            continue
-        except ApiError as exc:
-            new = lease.after_failure(state, now, jitter, exc.describe(), claim_spec)
-            return JoinResult(False, False, decision.reason, True, new, str(endpoint), exc.rule, exc.detail(),
-                              exc.findings, skipped)
+    ctx = _context(claim_name, claim_spec, api_token, join_key, timeout, ca_file)
+    got, exc = _each(endpoints, ctx, _join_one)
+    if exc is not None:
+        new = lease.after_failure(state, now, jitter, exc.describe(), claim_spec)
+        return JoinResult(False, False, decision.reason, True, new, got.endpoint, got.rule, got.error,
+                          got.findings, got.skipped)
+    if got.ok:
+        doc = got.doc
         expires = parse_time(doc.get("expiresAt")) or now + DEFAULT_LEASE
         new = lease.after_success(claim_spec, doc["rrSet"], expires, now)
-        return JoinResult(True, _lease(new) != _lease(state), decision.reason, True, new, str(endpoint),
-                          skipped=skipped)
-    rule = rules[0] if len(set(rules)) == 1 else "all-rrs-failed"
-    message = "no RR gave a usable answer: " + "; ".join(skipped)
-    new = lease.after_failure(state, now, jitter, "%s: %s" % (rule, message), claim_spec)
-    return JoinResult(False, False, decision.reason, True, new, None, rule, message, (), skipped)
+        return JoinResult(True, _lease(new) != _lease(state), decision.reason, True, new, got.endpoint,
+                          skipped=got.skipped)
+    new = lease.after_failure(state, now, jitter, "%s: %s" % (got.rule, got.error), claim_spec)
+    return JoinResult(False, False, decision.reason, True, new, None, got.rule, got.error, (), got.skipped)
 
 
 # --- state file ------------------------------------------------------------------------------------------------

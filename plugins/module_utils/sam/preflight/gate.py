@@ -260,21 +260,31 @@ def criteria(review):
         "- [ ] " + item for item in items] + [""]
 
 
+def _claim_items(row):
+    """What the review cannot show about one claim row."""
+    items = []
+    if row["state"] == "expired":
+        items.append("claim `%s` (%s) expired at %s: not admitted, so its tunnels, sessions and routes are not "
+                     "in the RR state above" % (row["name"], row["leaf"], format_time(row["expires"])))
+    elif row["state"] == "revoked":
+        items.append("claim `%s` (%s) is revoked: not admitted" % (row["name"], row["leaf"]))
+    elif row["state"] != "active":
+        items.append("claim `%s` (%s) is not admitted (see the findings)" % (row["name"], row["leaf"]))
+    if row.get("intent"):
+        items.append("claim `%s` is an intent in the inventory: `samctl agent` signs it on the leaf (the RR "
+                     "state above assumes it signed at the review's time)" % row["name"])
+    elif not row["signed"]:
+        items.append("claim `%s` is unsigned (no joinHMAC or its policy has no joinTokenFrom)" % row["name"])
+    return items
+
+
 def untested(review):
     now = review["now"]
     items = []
     rows = review["claims"]
     for row in rows:
-        if row["state"] == "expired":
-            items.append("claim `%s` (%s) expired at %s: not admitted, so its tunnels, sessions and routes are not "
-                         "in the RR state above" % (row["name"], row["leaf"], format_time(row["expires"])))
-        elif row["state"] == "revoked":
-            items.append("claim `%s` (%s) is revoked: not admitted" % (row["name"], row["leaf"]))
-        elif row["state"] != "active":
-            items.append("claim `%s` (%s) is not admitted (see the findings)" % (row["name"], row["leaf"]))
-        if not row["signed"]:
-            items.append("claim `%s` is unsigned (no joinHMAC or its policy has no joinTokenFrom)" % row["name"])
-    signed = [r["name"] for r in rows if r["signed"]]
+        items.extend(_claim_items(row))
+    signed = [r["name"] for r in rows if r["signed"] and not r.get("intent")]
     if signed:
         items.append("joinHMAC of %s not verified (preflight reads no token): run `samctl validate "
                      "--token-file POLICY=PATH`" % ", ".join("`%s`" % n for n in signed))

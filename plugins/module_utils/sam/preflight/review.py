@@ -15,6 +15,9 @@ reported as not verified, never as good.  ``vault_names`` are dotted secret name
 the report checks its secret list against; values never enter this module.
 """
 
+import hashlib
+
+from ..core import signing
 from ..core.admission import expiry
 from ..core.findings import ERROR, SKIPPED, WARNING, Finding
 from ..core.materialize import MaterializeError, materialize
@@ -57,7 +60,7 @@ def build_review(inventory, now, vault_names=()):
     """Everything the report shows, as plain data (sorted), so rendering makes no decisions."""
     hosts = inventory.get("hosts") or {}
     found = {}   # Finding -> set of host names it was found on
-    claims = _leaf_claims(hosts)
+    claims = _leaf_claims(hosts, now)
     # RRs first (the order the runbook reviews them and site.yml deploys them), then leaves, then the rest.
     order = sorted(hosts, key=lambda h: ({"rr": 0, "leaf": 1}.get(_role(hosts[h]), 2), h))
     views = [_host_view(name, hosts[name], claims, now, found) for name in order]
@@ -68,7 +71,7 @@ def build_review(inventory, now, vault_names=()):
     return {
         "name": inventory.get("name") or "inventory", "now": now, "hosts": views, "mesh": mesh,
         "findings": findings, "ok": not any(f.severity == ERROR for f, _h in findings),
-        "claims": _claim_rows(mesh, now), "vault_names": sorted(set(vault_names)),
+        "claims": _claim_rows(mesh, now, _intents(claims)), "vault_names": sorted(set(vault_names)),
         "not_read": sorted(inventory.get("not_read") or ()),
     }
 
@@ -87,15 +90,32 @@ def _resource_list(value):
     return [r for r in value if isinstance(r, dict)] if isinstance(value, list) else []
 
 
-def _leaf_claims(hosts):
-    """The claims the leaves will submit: what an RR admits once every leaf enrolled."""
+# The key of the stand-in signature of an intent claim: the review reads no token, so no HMAC is verified anyway.
+PLACEHOLDER_KEY = b"preflight-reads-no-join-token"
+
+
+def _leaf_claims(hosts, now):
+    """The claims the leaves will submit: what an RR admits once every leaf enrolled.
+
+    An intent claim (identity only, issue 18) is submitted signed by the leaf agent: here it is signed at ``now``
+    with a stand-in key and a nonce derived from its name, and marked ``intent`` for the claim rows.
+    """
     out = []
     for name in sorted(hosts):
         if _role(hosts[name]) == "leaf":
             host_vars = hosts[name].get("vars") or {}
-            out += [r for r in _resource_list(host_vars.get("sam_node_resources"))
+            out += [_as_submitted(r, now) for r in _resource_list(host_vars.get("sam_node_resources"))
                     if r.get("kind") == "SAMEnrollmentClaim"]
     return out
+
+
+def _as_submitted(doc, now):
+    spec = doc.get("spec")
+    if not isinstance(spec, dict) or not signing.is_intent(spec):
+        return doc
+    label = str((doc.get("metadata") or {}).get("name"))
+    nonce = hashlib.sha256(label.encode("utf-8")).hexdigest()[:32]
+    return dict(doc, spec=signing.sign_claim(spec, PLACEHOLDER_KEY, nonce, now), intent=True)
 
 
 def _note(found, host, resource, path, rule, message, severity=ERROR):
@@ -137,8 +157,9 @@ def _materialize(view, host_vars, leaf_claims, now, found):
            "sam_node_resources": _resource_list(host_vars.get("sam_node_resources"))}
     documents = [("host_vars/" + name, own)]
     if role == "rr" and leaf_claims:
-        documents.append(("claims submitted by the leaves", leaf_claims))
-    report = validate_documents(documents, now=now)
+        documents.append(("claims submitted by the leaves", [{k: v for k, v in doc.items() if k != "intent"}
+                                                             for doc in leaf_claims]))
+    report = validate_documents(documents, now=now, intent_ok=role == "leaf")
     view["report"] = report
     for finding in report.findings:
         found.setdefault(finding, set()).add(name)
@@ -193,8 +214,12 @@ def _union(views):
     return out
 
 
-def _claim_rows(mesh, now):
-    """One row per claim: policy, expiry at ``now`` and why it would not be admitted."""
+def _intents(claims):
+    return {(doc.get("metadata") or {}).get("name") for doc in claims if doc.get("intent")}
+
+
+def _claim_rows(mesh, now, intents=()):
+    """One row per claim: policy, expiry at ``now`` and why it would not be admitted (``intents``: names)."""
     rows = []
     for name in sorted(mesh["claims"]):
         claim = mesh["claims"][name]
@@ -208,5 +233,5 @@ def _claim_rows(mesh, now):
             state = "expired"
         signed = bool(claim.hmac) and policy is not None and policy.token is not None
         rows.append({"name": name, "leaf": claim.leaf_id, "policy": policy_name, "expires": until,
-                     "state": state, "signed": signed})
+                     "state": state, "signed": signed, "intent": name in intents})
     return rows

@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from ..core import wire
 from ..core.registry import Rejection
-from . import http_limits
+from . import http_limits, metrics
 from .service import ADMIN, LEAF, LOG, encode, error_answer
 
 P = re.escape(wire.API_PREFIX)
@@ -32,6 +32,7 @@ ROUTES = (
     ("GET", P + r"/sam-enrollment-records", ADMIN, "records", False),
     ("POST", P + r"/sam-enrollment-records", ADMIN, "import_records", True),
     ("GET", P + r"/health", None, "health", False),
+    ("GET", r"/metrics", None, "metrics", False),   # Prometheus text, counts only (rr/metrics.py)
 )
 # Bodies larger than wire.MAX_BODY: the peer's pushes of records (issue 17, class 6; admin token only).
 BODY_LIMITS = {"import_records": wire.MAX_RECORDS_BODY}
@@ -82,7 +83,7 @@ class Handler(http_limits.EdgeHandler, BaseHTTPRequestHandler):
         start = time.monotonic()
         service = self.server.service
         path, _sep, query = self.path.partition("?")
-        key, status = None, 200
+        key, status, fn = None, 200, None
         try:
             self.frame_body()
             role, fn, params, takes_body = route(method, path)
@@ -94,6 +95,11 @@ class Handler(http_limits.EdgeHandler, BaseHTTPRequestHandler):
             if takes_body:
                 args.append(self.read_json(BODY_LIMITS.get(fn, wire.MAX_BODY)))
             service.check_nonce(self.headers.get(wire.REQUEST_NONCE_HEADER))   # 400 request-nonce
+            if fn == "metrics":
+                self.settle_body()
+                self.send_text(200, metrics.exposition(service), metrics.CONTENT_TYPE)
+                LOG.info("%s %s 200 %.1fms", method, http_limits.log_text(path), (time.monotonic() - start) * 1000)
+                return
             answer, key = getattr(service, fn)(*args)
         except Rejection as exc:
             status, answer, key = exc.status, error_answer(exc), getattr(exc, "mac_key", None)
@@ -105,6 +111,8 @@ class Handler(http_limits.EdgeHandler, BaseHTTPRequestHandler):
             status, answer = 500, wire.error_body(500, "internal", "internal error; see the service log")
         self.settle_body()
         self.send_json(status, answer, key)
+        if fn == "submit":
+            service.metrics.submission(status, answer["error"]["rule"] if status >= 400 else None)
         LOG.info("%s %s %d%s %.1fms", method, http_limits.log_text(path), status,
                  (" rule=" + answer["error"]["rule"]) if status >= 400 else "", (time.monotonic() - start) * 1000)
 
@@ -152,6 +160,18 @@ class Handler(http_limits.EdgeHandler, BaseHTTPRequestHandler):
             left -= len(chunk)
         self.connection.settimeout(self.server.client_timeout)
         return b"".join(chunks)
+
+    def send_text(self, status, body, content_type):
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:
+            self.close_connection = True
 
     def send_json(self, status, answer, key):
         body = encode(answer)

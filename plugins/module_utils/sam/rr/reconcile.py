@@ -8,14 +8,19 @@ and the data plane with ``all``), so an admitted or revoked leaf reaches the RR'
 instead of at the next Ansible run.  An exception is logged and the run retried.
 """
 
+import os
 import threading
 import time
 
 from ..apply import netlink
 from ..apply.node import ApplyError, apply_bgp, apply_dataplane
-from ..core.materialize import materialize
+from ..core.materialize import materialize, state_digest
 from ..core.validate import validate_leaving_out
 from .service import LOG
+
+
+# A full apply (frr-reload's diff, netlink dumps) at least this often even when the desired state is unchanged.
+REPAIR_INTERVAL = 300.0
 
 
 class ReconcileError(ValueError):
@@ -34,6 +39,9 @@ class Reconciler:
         self.stopping = threading.Event()
         self.runs = 0
         self.last_error = None
+        self.failures = 0          # GET /metrics: failed runs, the last run's seconds, Unix time of the last success
+        self.last_duration = 0.0
+        self.last_success = 0.0
 
     def trigger(self):
         self.pending.set()
@@ -61,13 +69,15 @@ class Reconciler:
             started = time.monotonic()
             try:
                 summary = self.apply()
-                self.last_error = None
+                self.last_error, self.last_success = None, time.time()
                 LOG.info("reconcile: %s (%.1fs)", summary, time.monotonic() - started)
             except Exception as exc:  # noqa: BLE001 - a failed apply is logged and retried, the service stays up
                 self.last_error = "%s: %s" % (type(exc).__name__, exc)
+                self.failures += 1
                 LOG.error("reconcile failed: %s", self.last_error)
                 self.pending.set()
             self.runs += 1
+            self.last_duration = time.monotonic() - started
             self.stopping.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
 
@@ -85,8 +95,18 @@ def factory(service, args):
     wireguard = {"key_file": getattr(args, "wg_key_file", None), "listen_port": getattr(args, "wg_listen_port", None)}
     options = {"bfd": bool(getattr(args, "bgp_bfd", False))}
 
+    repair = float(getattr(args, "repair_interval", None) or REPAIR_INTERVAL)
+    last = {"marker": None, "at": None}
+
     def apply():
         state = desired_state(service, args.node, rr_peering)
+        # A renewal, a refused claim or a replicated record that changes nothing leaves the desired state as it
+        # was: then FRR and the kernel are not touched at all (no frr-reload run), except once per --repair-interval
+        # to put back what someone changed by hand.  A rotated WireGuard key file changes the marker too.
+        marker = (state_digest(state), _file_stamp(wireguard["key_file"]) if mode == "all" else None)
+        now = time.monotonic()
+        if marker == last["marker"] and now - last["at"] < repair:
+            return "unchanged (same desired state)"
         parts, failed = [], []
         try:
             parts.append(apply_bgp(state, vty, confdir, options))
@@ -99,9 +119,19 @@ def factory(service, args):
                 failed.append("dataplane failed: %s" % exc)
         if failed:
             raise ReconcileError(", ".join(parts + failed))
+        last.update(marker=marker, at=now)
         return ", ".join(parts)
 
     return apply
+
+
+def _file_stamp(path):
+    """(inode, size, mtime) of a file, None when it is missing: notices a replaced key file without reading it."""
+    try:
+        st = os.stat(path) if path else None
+    except OSError:
+        return None
+    return None if st is None else (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def desired_state(service, node, rr_peering=False):

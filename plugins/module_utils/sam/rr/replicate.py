@@ -71,12 +71,14 @@ def _label(key, item):
 
 class Replicator:
     def __init__(self, peers, token, request, importer, interval=60.0, timeout=5.0, horizons=None,
-                 page_size=wire.RECORDS_PAGE):
+                 page_size=wire.RECORDS_PAGE, keys=None):
         self.peers = list(peers)
         self.token = token
         self.request = request            # (endpoint, method, path, token, body, timeout) -> (status, headers, bytes)
         self.importer = importer          # document -> answer (Service.import_records)
         self.horizons = horizons          # {policy: joinedAt} of a pulled page -> None (retention.import_horizons)
+        self.keys = keys                  # a page's rrKey {node, publicKey} -> None (rr_keys.MemberKeys.learn)
+        self.pulled = {}                  # peer -> Unix time of its last complete pull (GET /metrics)
         self.interval = interval
         self.timeout = timeout
         self.page_size = page_size
@@ -116,7 +118,7 @@ class Replicator:
         for peer in self.peers:
             try:
                 imported, pages = self._pull(peer)
-                out[peer] = imported
+                out[peer], self.pulled[peer] = imported, time.time()
                 peers[peer] = {"status": "ok", "imported": imported, "pages": pages}
             except Exception as exc:  # noqa: BLE001 - any failure of one peer is logged, never fatal
                 out[peer] = "failed: %s" % _why(exc)
@@ -148,6 +150,8 @@ class Replicator:
             imported += self.importer(document)[0]["imported"]
             if self.horizons is not None and isinstance(document.get("horizons"), dict):
                 self.horizons(document["horizons"])
+            if self.keys is not None and pages == 1:
+                self.keys(document.get("rrKey"))   # the peer's own WireGuard public key (issue 18)
             following = document.get("next")
             if following is None:       # the last page, or an older peer that answers everything at once
                 return imported, pages
@@ -190,6 +194,11 @@ class Replicator:
         sync["push"] = {"pushed": self.pushed, "dropped": self.dropped,
                         "queued": {peer: len(queue) for peer, queue in self.queues.items()}}
         return {"sync": sync} if self.synced_at is not None else {"sync": sync, "status": "degraded"}
+
+    def backlog(self, peer):
+        """Records and nonces queued for ``peer`` (not counting a body being sent)."""
+        with self.wake[peer]:
+            return sum(len(d.get("records") or ()) + len(d.get("nonces") or ()) for d in self.queues[peer])
 
     def check_admitting(self):
         if not self.admitting:

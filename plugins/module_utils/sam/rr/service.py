@@ -23,7 +23,7 @@ from urllib.parse import parse_qs
 from ..core import identifiers, keyring, lease, replay, wire
 from ..core.fields import format_time
 from ..core.registry import Registry, Rejection
-from . import imports, paging
+from . import imports, metrics, paging
 from .store import Store, StoreRejected
 
 LOG = logging.getLogger("samctl.serve")
@@ -51,6 +51,8 @@ class Service:
         self.on_change = on_change or (lambda: None)
         self.replicator = replicator
         self.reconciler = None
+        self.metrics = metrics.Metrics()   # GET /metrics (rr/metrics.py); member_keys: rr/rr_keys.py (issue 18)
+        self.member_keys = None
         self.clock = clock
         self.reported = {}   # (event, claim ref) -> reason already in the audit, so a retry does not flood it
 
@@ -184,6 +186,8 @@ class Service:
             # claim's 404 is not.
             exc.mac_key = self.record_key(name)
             raise
+        if self.member_keys is not None:   # the RRs' own WireGuard keys win over the document's (issue 18)
+            answer["rrSet"]["spec"] = self.member_keys.merge(rrset, answer["rrSet"]["spec"])
         return answer, self.record_key(name, answer["claimDigest"])
 
     # -- admin endpoints -------------------------------------------------------------------------
@@ -239,7 +243,9 @@ class Service:
     def records(self, query=""):
         """One page of records and nonces (paging.py: ``limit``, ``after``; ``next`` is null on the last)."""
         with self.store_lock:
-            return paging.page(self.store, query), None
+            answer = paging.page(self.store, query)
+        advert = self.member_keys.advert() if self.member_keys is not None else None
+        return (dict(answer, rrKey=advert) if advert else answer), None   # rrKey: this RR's WireGuard key
 
     def import_records(self, document):
         """Idempotent import from the peer RR: {"imported": records and nonces that changed, "refused": [...]}.

@@ -1,0 +1,79 @@
+"""rr/reconcile: a run whose desired state is unchanged (a renewal) touches neither FRR nor the kernel, except once
+per --repair-interval; a changed state or a replaced WireGuard key file applies at once; a failed run retries."""
+
+import os
+
+import pytest
+
+from boma_mesh_utils.sam.cli import main as cli
+from boma_mesh_utils.sam.rr import reconcile
+
+
+@pytest.fixture
+def rig(monkeypatch, tmp_path):
+    key = tmp_path / "wg.key"
+    key.write_text("k1\n")
+    args = cli.build_parser().parse_args(["serve", "--config", "x.yml", "--node", "rr-a", "--db", "x.db",
+                                          "--token-file", "t", "--reconcile", "all", "--wg-key-file", str(key),
+                                          "--repair-interval", "300"])
+    box = {"state": {"resources": [{"kind": "BGPRouter", "spec": {"exportPrefixes": []}}]}, "bgp": 0, "data": 0,
+           "clock": 1000.0, "fail": False}
+    monkeypatch.setattr(reconcile, "desired_state", lambda service, node, rr_peering: box["state"])
+
+    def bgp(state, vty, confdir, options):
+        box["bgp"] += 1
+        if box["fail"]:
+            raise RuntimeError("frr-reload failed")
+        return "bgp unchanged"
+
+    def data(state, wireguard):
+        box["data"] += 1
+        return ["tunnels unchanged"]
+    monkeypatch.setattr(reconcile, "apply_bgp", bgp)
+    monkeypatch.setattr(reconcile, "apply_dataplane", data)
+    monkeypatch.setattr(reconcile.netlink, "HAS_PYROUTE2", True)
+    monkeypatch.setattr(reconcile.time, "monotonic", lambda: box["clock"])
+    return reconcile.factory(object(), args), box, key
+
+
+def test_an_unchanged_desired_state_applies_nothing_until_the_repair_interval(rig):
+    apply, box, _key = rig
+    assert apply() == "bgp unchanged, tunnels unchanged"
+    for _renewal in range(5):
+        box["clock"] += 10
+        assert apply() == "unchanged (same desired state)"
+    assert (box["bgp"], box["data"]) == (1, 1)
+    box["clock"] += 300
+    apply()
+    assert (box["bgp"], box["data"]) == (2, 2)
+
+
+def test_a_changed_state_or_a_replaced_key_file_applies_at_once(rig):
+    apply, box, key = rig
+    apply()
+    box["state"] = {"resources": [{"kind": "BGPRouter", "spec": {"exportPrefixes": ["10.0.0.1/32"]}}]}
+    apply()
+    assert box["bgp"] == 2
+    replacement = key.with_name("wg.key.new")
+    replacement.write_text("k2-rotated\n")
+    os.replace(replacement, key)
+    apply()
+    assert box["bgp"] == 3
+    assert apply() == "unchanged (same desired state)"
+
+
+def test_a_failed_run_is_not_remembered(rig):
+    apply, box, _key = rig
+    box["fail"] = True
+    with pytest.raises(reconcile.ReconcileError):
+        apply()
+    box["fail"] = False
+    apply()
+    assert box["bgp"] == 2
+
+
+def test_repair_interval_must_be_positive(tmp_path, capsys):
+    assert cli.main(["serve", "--config", str(tmp_path / "x.yml"), "--node", "rr-a", "--db", str(tmp_path / "db"),
+                     "--token-file", str(tmp_path / "t"), "--socket", str(tmp_path / "s"), "--reconcile", "bgp",
+                     "--repair-interval", "0"]) == 2
+    assert "--repair-interval must be above 0" in capsys.readouterr().err
