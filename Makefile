@@ -27,7 +27,7 @@ APT_PACKAGES := openssl git make iproute2 iputils-ping frr frr-pythontools gobgp
                 catatonit uidmap slirp4netns passt fuse-overlayfs mmdebstrap
 
 .PHONY: help setup apt venv collection lint lint-python lint-ansible sanity docs-check docs changelog-lint \
-        test test-all test-unit test-service test-playbooks test-netns bench clean \
+        test test-all test-unit test-service test-agent-long test-playbooks test-netns bench clean \
         kernel-setup test-kernel molecule-setup test-molecule check-argspecs check-tags \
         init-vault edit-vault check-vault lab lab-down lab-status lab-host test-lab
 
@@ -147,7 +147,7 @@ release: collection
 # (real FRR/gobgpd topologies in namespaces, the qemu guest, Molecule, the lab) and is what .ci/run calls.
 test: lint test-unit test-service test-playbooks test-package
 
-test-all: test docs test-netns test-kernel test-molecule test-lab
+test-all: test docs test-agent-long test-netns test-kernel test-molecule test-lab
 
 # Vault: the password file comes from $$ANSIBLE_VAULT_PASSWORD_FILE only (never a prompt, never argv).
 init-vault:
@@ -179,6 +179,10 @@ test-unit:
 test-service:
 	$(BIN)/python -m pytest -q tests/service
 
+# The leaf agent against two real RRs with the issue's numbers: a 60 s ttl over four leases, both RRs down 90 s.
+test-agent-long:
+	BOMA_AGENT_TTL=60 BOMA_AGENT_OUTAGE=90 $(BIN)/python -m pytest -q -s tests/service/test_agent.py -k leases
+
 # ansible-playbook against localhost and the example inventories (pytest drives it; not ansible-test targets).
 test-playbooks: collection
 	$(BIN)/python -m pytest -q tests/playbooks
@@ -206,7 +210,7 @@ LAB_TOPO := $(BIN)/python tools/lab/topology.py --prefix $(LAB_PREFIX)
 LAB_GUEST := $(BIN)/python tools/lab/guestlab.py --prefix $(LAB_PREFIX)
 
 lab: venv kernel-setup
-	# guest, topology up + keys in it, lab-vars, site.yml --tags service --limit sam_rrs, services, --tags mesh, status
+	# guest, topology up in it, lab-vars, site.yml --tags service --limit sam_rrs, services, --tags mesh, agents, status
 	$(LAB_GUEST) bringup
 
 lab-host: venv
@@ -235,6 +239,8 @@ bench:
 	$(BIN)/python bench/render.py
 	$(BIN)/python bench/enroll_load.py 32 5000
 	$(BIN)/python bench/token_rotation.py 10000
+	$(BIN)/python bench/agent_idle.py 150
+	$(BIN)/python bench/renewal_cost.py 200 100
 	tools/kernel/vm-run.sh -t 900 -- bash -c 'modprobe ipip && BOMA_KERNEL_GUEST=1 $(BIN)/python bench/tunnels.py' \
 	  | grep -v '^\[' || true
 

@@ -100,7 +100,8 @@ class Site:
         local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
         rr = {"sam_rr__service_manager": "none", "sam_rr__config_dir": str(self.base / "rr" / "etc"),
               "sam_rr__state_dir": str(self.base / "rr" / "state"), "sam_rr__lib_dir": str(self.base / "rr" / "lib"),
-              "sam_rr__bin_dir": str(self.base / "rr" / "bin"), "sam_rr__python": sys.executable}
+              "sam_rr__bin_dir": str(self.base / "rr" / "bin"), "sam_rr__python": sys.executable,
+              "sam_rr__samctl_packages": []}
         for node, knobs in (("rr-a", rr), ("leaf-b", {"sam_leaf__rr_urls": ["http://127.0.0.1:9"]})):
             host = _load(INVENTORY / "host_vars" / ("%s.yml" % node))
             host.update(local, **knobs)

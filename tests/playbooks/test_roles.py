@@ -78,8 +78,9 @@ def _write_inventory(base, frrs, port):
         daemons = base / node / "daemons"
         daemons.parent.mkdir(parents=True, exist_ok=True)
         daemons.write_text("zebra=yes\nbgpd=no\n")
-        knobs = {"frr_packages": [], "frr_daemons_file": str(daemons), "frr_confdir": frrs[node].config_dir,
-                 "frr_vty_socket": frrs[node].vty_dir, "service_manager": "none", "manage_dataplane": False}
+        knobs = {"frr_packages": [], "samctl_packages": [], "frr_daemons_file": str(daemons),
+                 "frr_confdir": frrs[node].config_dir, "frr_vty_socket": frrs[node].vty_dir,
+                 "service_manager": "none", "manage_dataplane": False}
         if role == "sam_rr":
             knobs.update(listen_address="127.0.0.1", api_port=port, reconcile_interval=1,
                          config_dir=str(base / "rr" / "etc"), state_dir=str(base / "rr" / "state"),

@@ -76,6 +76,26 @@ def test_own_key_is_served_and_a_rotation_is_picked_up_from_the_file(tmp_path, c
     svc.close()
 
 
+def test_a_rotated_key_file_triggers_the_reconcile_once(tmp_path):
+    """The reconcile re-keys the RR's WireGuard interface: a new key file must wake it, even with no claim change."""
+    private, _public = keypair()
+    path = tmp_path / "wg.key"
+    write_key(path, private)
+    svc = service(tmp_path)
+    woken = []
+    svc.on_change = lambda: woken.append(1)
+    keys = rr_keys.MemberKeys(svc, "rr-a", str(path))
+    assert keys.advert() and not woken                     # start-up: the reconcile runs at start anyway
+    write_key(path, keypair()[0])
+    keys.advert()
+    keys.advert()
+    assert len(woken) == 1                                 # noticed once, on the first request after the change
+    write_key(path, "garbage")                             # unusable: the old key stays, nothing to re-apply
+    keys.advert()
+    assert len(woken) == 1
+    svc.close()
+
+
 def test_a_bad_key_file_stops_the_start_and_a_missing_one_is_a_warning(tmp_path):
     svc = service(tmp_path)
     path = tmp_path / "wg.key"

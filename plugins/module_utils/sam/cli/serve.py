@@ -181,9 +181,8 @@ def tls_context(args):
     return context
 
 
-def cmd_serve(args, out):
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s samctl-serve[%(process)d] %(levelname)s %(message)s")
+def check_limits(args):
+    """Refuse impossible listener and timing options before anything starts (exit 2)."""
     if not args.listen and not args.socket:
         raise InputError("give --listen HOST:PORT and/or --socket PATH")
     per_source = 1 if args.max_connections_per_source is None else args.max_connections_per_source
@@ -192,6 +191,12 @@ def cmd_serve(args, out):
                          "--max-connections-per-source at least 1")
     if args.repair_interval <= 0:
         raise InputError("--repair-interval must be above 0 seconds")
+
+
+def cmd_serve(args, out):
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s samctl-serve[%(process)d] %(levelname)s %(message)s")
+    check_limits(args)
     service = build_service(args)
     context = tls_context(args)
     # Many short requests on few cores: a shorter GIL switch interval keeps the latency tail down.

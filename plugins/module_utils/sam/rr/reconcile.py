@@ -18,7 +18,6 @@ from ..core.materialize import materialize, state_digest
 from ..core.validate import validate_leaving_out
 from .service import LOG
 
-
 # A full apply (frr-reload's diff, netlink dumps) at least this often even when the desired state is unchanged.
 REPAIR_INTERVAL = 300.0
 

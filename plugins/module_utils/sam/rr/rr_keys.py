@@ -89,7 +89,8 @@ class MemberKeys:
 
     def refresh(self, strict=False):
         """This RR's public key, re-derived when the key file changed (inode, size, mtime); the last good key is
-        kept while the file is unusable."""
+        kept while the file is unusable.  A new key triggers the service's reconcile (``on_change``): its
+        WireGuard interface takes the new private key then, not at the next claim change (issue 18)."""
         if not self.key_file:
             return None
         try:
@@ -108,10 +109,14 @@ class MemberKeys:
                     raise
                 LOG.error("%s; still serving the previous key", exc)
                 return self._own
-            if key is not None and key != self._own:
+            rotated = key is not None and key != self._own
+            if rotated:
                 LOG.info("WireGuard public key of %s: %s (from --wg-key-file)", self.node, key)
                 self._own = key
-            return self._own
+            own = self._own
+        if rotated and not strict:
+            self.service.on_change()
+        return own
 
     def keys(self):
         """{nodeRef: public key} this RR serves: the learned ones and its own."""
