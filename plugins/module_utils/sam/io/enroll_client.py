@@ -8,14 +8,13 @@ No exception, result or state holds a token.
 
 import datetime
 import json
-import os
 import secrets
-import tempfile
 from dataclasses import dataclass, field
 
 from ..core import lease, wire
 from ..core.fields import parse_time
 from ..core.model import split_ref
+from .atomic import replace_file
 from .bearer import bearer_token
 from .http_client import (
     DEFAULT_TIMEOUT,
@@ -279,26 +278,6 @@ def read_state(path):
 
 
 def write_state(path, state):
-    """Replace the state file atomically (temp file in the same directory, fsync, rename), mode 0600."""
-    directory = os.path.dirname(os.path.abspath(path))
-    data = (json.dumps(state, sort_keys=True, indent=2) + "\n").encode("utf-8")
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    # The rename itself must survive a crash, or a reboot could bring back the old lease.
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """Replace the state file atomically and durably (io/atomic.py), mode 0600: a reboot never brings back an old
+    lease."""
+    replace_file(path, (json.dumps(state, sort_keys=True, indent=2) + "\n").encode("utf-8"), mode=0o600)

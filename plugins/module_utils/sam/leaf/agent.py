@@ -16,7 +16,6 @@ import logging
 import os
 import random
 import secrets
-import tempfile
 import threading
 
 from ..apply.node import apply_bgp, apply_dataplane
@@ -28,6 +27,7 @@ from ..core.materialize import materialize
 from ..core.model import parse_rrset
 from ..core.validate import validate
 from ..io import enroll_client
+from ..io.atomic import replace_file
 from . import keys
 
 LOG = logging.getLogger("samctl.agent")
@@ -107,19 +107,7 @@ def desired_state(documents, node, signed, rrset, now):
 
 def write_text(path, text):
     """Replace a small text file atomically (node_exporter reads it at any moment), mode 0644."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    replace_file(path, text.encode("utf-8"), mode=0o644, durable=False)
 
 
 class Agent:

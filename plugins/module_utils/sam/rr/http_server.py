@@ -161,11 +161,14 @@ class Handler(http_limits.EdgeHandler, BaseHTTPRequestHandler):
         self.connection.settimeout(self.server.client_timeout)
         return b"".join(chunks)
 
-    def send_text(self, status, body, content_type):
+    def send_text(self, status, body, content_type, headers=()):
+        """One answer: status, the headers, the body; a client gone mid-answer only closes the connection."""
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
+            for name, value in headers:
+                self.send_header(name, value)
             if self.close_connection:
                 self.send_header("Connection", "close")
             self.end_headers()
@@ -174,23 +177,14 @@ class Handler(http_limits.EdgeHandler, BaseHTTPRequestHandler):
             self.close_connection = True
 
     def send_json(self, status, answer, key):
-        body = encode(answer)
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            if key:   # a wire.MacKey; v2 (bound to this request) when the request carried a nonce, else legacy
-                nonce = self.headers.get(wire.REQUEST_NONCE_HEADER)
-                mac = wire.response_mac_header(key.key, body, status, self.command, self.path, nonce, key.digest)
-                self.send_header(wire.RESPONSE_MAC_HEADER, mac)
-            if status == 401:
-                self.send_header("WWW-Authenticate", "Bearer")
-            if self.close_connection:
-                self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(body)
-        except OSError:
-            self.close_connection = True
+        body, headers = encode(answer), []
+        if key:   # a wire.MacKey; v2 (bound to this request) when the request carried a nonce, else legacy
+            nonce = self.headers.get(wire.REQUEST_NONCE_HEADER)
+            headers.append((wire.RESPONSE_MAC_HEADER, wire.response_mac_header(
+                key.key, body, status, self.command, self.path, nonce, key.digest)))
+        if status == 401:
+            headers.append(("WWW-Authenticate", "Bearer"))
+        self.send_text(status, body, "application/json", headers)
 
     def version_string(self):
         return self.server_version
