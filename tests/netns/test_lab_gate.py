@@ -136,6 +136,9 @@ def test_3_hostile_announcements_are_received_but_rejected_on_both_rrs(gate):
 def test_4_a_claim_revoked_on_rr_b_disappears_from_both_rrs_without_ansible(gate):
     address, owned = gate.tunnel[REVOKED], gate.owned[REVOKED]
     others = [leaf for leaf in LEAVES if leaf != REVOKED]
+    # The RRs' side only: without its agent the leaf keeps dialling the RRs (test_4b enrolls it again); the
+    # agent's own teardown on a revocation is tests/lab's (the guest lab, test_guest_lab.py).
+    gate.stop_agent(REVOKED)
     start = time.monotonic()
     answer = admin_client.revoke(gate.rr_endpoint("rr-b"), gate.admin_token("rr-b"), REVOKED, reason="lab gate")
     assert answer.get("revoked") is True, answer

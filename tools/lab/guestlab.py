@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """`make lab`: the runbook topology inside the qemu guest (Debian's kernel: ipip, fou, WireGuard), from the host.
 
-Usage: guestlab.py [--prefix P] [--inventory DIR] {bringup,status,down,play} [--wait S] [-- ANSIBLE ARGS]
+Usage: guestlab.py [--prefix P] [--inventory DIR] {bringup,status,agents,down,play} [--wait S] [-- ANSIBLE ARGS]
 
 The guest (vm.py) runs the lab's namespaces, underlay, FRR and the RR enrollment services (topology.py
 --kernel guest, executed in the guest through the agent); Ansible runs here, on the host, and reaches each
@@ -10,19 +10,20 @@ namespace through the lab_vm connection (tools/lab/connection_plugins). Only the
 processes are in the guest: the filesystem is this machine's (read-only 9p + a tmpfs), so the same
 checkout, venv and FRR binaries run on both sides.
 
-- bringup: start the guest; `topology.py up` and `keys` in it (namespaces, underlay, zebra+bgpd, each
-  WireGuard user's key); lab-vars.yml here with those public keys in the documents and the claims signed
-  with them, the data plane on, and the lab_vm connection; `site.yml --tags service --limit sam_rrs`;
-  `topology.py services` in the guest; `site.yml --tags mesh`; `topology.py status --wait`.
+- bringup: start the guest; `topology.py up` in it (namespaces, underlay, zebra+bgpd); lab-vars.yml here
+  (the data plane on, the lab_vm connection; no keys, no signed claims: the roles create the WireGuard keys,
+  the RRs serve theirs in the RRSet and the leaf agents sign the claims); `site.yml --tags service --limit
+  sam_rrs`; `topology.py services` in the guest; `site.yml --tags mesh`; `topology.py agents` in the guest
+  (the leaf agents as daemons); `topology.py status --wait`.
 - prepare: bringup up to (not including) the mesh run (molecule/kernel's create step).
 - play: ansible-playbook site.yml against the running lab with the lab's variables and connection
   (arguments after -- are passed on, e.g. `-- --tags mesh`).
+- agents: start the leaf agents in the guest (`topology.py agents`; after a `play -- --tags mesh`).
 - status: the status table (from the guest). down: stop the guest (everything it ran goes with it) and
   remove /run/<prefix> here.
 """
 
 import argparse
-import json
 import os
 import shlex
 import shutil
@@ -82,8 +83,7 @@ class GuestLab:
         self._link_collection()
         self.vm.start(collections=self.collections)
         self.topology("up")
-        keys = json.loads(self.topology("keys"))
-        topology.write_lab_vars(self.lab, wg_public=keys, extra={
+        topology.write_lab_vars(self.lab, extra={
             "lab_connection": "lab_vm", "ansible_lab_vm_state": str(self.vm.state_path),
             "ansible_pipelining": True, "ansible_user": "root",
             "sam_rr__manage_dataplane": True, "sam_leaf__manage_dataplane": True})
@@ -97,6 +97,7 @@ class GuestLab:
         t = time.monotonic()
         self.play("--tags", "mesh")
         steps["mesh run"], t = time.monotonic() - t, time.monotonic()
+        self.topology("agents")
         out = self.topology("status", "--wait", str(wait), check=False)
         steps["convergence"] = time.monotonic() - t
         print(out, end="")
@@ -115,7 +116,7 @@ def main(argv=None):
     parser.add_argument("--prefix")
     parser.add_argument("--inventory")
     parser.add_argument("--wait", type=float, default=120)
-    parser.add_argument("action", choices=("bringup", "prepare", "status", "down", "play"))
+    parser.add_argument("action", choices=("bringup", "prepare", "status", "agents", "down", "play"))
     parser.add_argument("args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     lab = GuestLab(args.prefix, args.inventory)
@@ -126,6 +127,9 @@ def main(argv=None):
         return 0
     if args.action == "down":
         print(f"lab {lab.prefix}: {'guest stopped' if lab.down() else 'no guest was running'}")
+        return 0
+    if args.action == "agents":
+        print(lab.topology("agents"), end="")
         return 0
     if args.action == "play":
         return lab.play(*(args.args[1:] if args.args[:1] == ["--"] else args.args), check=False)

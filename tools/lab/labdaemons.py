@@ -1,6 +1,6 @@
 # Copyright: boma.mesh contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The lab's processes (topology.py): FRR per host and the RRs' enrollment service launchers."""
+"""The lab's processes (topology.py): FRR per host, the RRs' enrollment service launchers and the leaf agents."""
 
 import contextlib
 import json
@@ -18,6 +18,7 @@ from netns.daemons import Frr  # noqa: E402 - needs tests/ on sys.path
 from netns.procs import _mkdir, _pid_alive, _proc_stat, _write, wait_for  # noqa: E402
 
 SERVICE = "boma-sam-rr"   # sam_rr__service_name (the launcher under <host>/bin)
+AGENT = "boma-sam-agent"  # sam_leaf__agent_service_name (the leaf agent's launcher under <host>/bin)
 
 
 class _Keeper:
@@ -123,5 +124,49 @@ def services_up(lab, hosts=None, timeout=30):
                 return b"listening on" in fh.read()
 
         wait_for(listening, timeout=timeout, interval=0.1, message=f"{host}: enrollment service listening")
+        started.append(host)
+    return started
+
+
+def _agent_paths(lab, host):
+    hostdir = run_dir(lab, host)
+    return hostdir / "bin" / AGENT, hostdir / "agent.log", hostdir / "agent.pid"
+
+
+def agent_pid(lab, host):
+    _launcher, _log, pidfile = _agent_paths(lab, host)
+    with contextlib.suppress(OSError, ValueError):
+        pid, start = json.loads(pidfile.read_text())
+        if _pid_alive(pid, start):
+            return pid
+    return None
+
+
+def agents_up(lab, hosts=None, timeout=180):
+    """Each leaf's agent daemon (the launcher the sam_leaf role wrote) in its namespace, as systemd would run it;
+    log <host>/agent.log, pid <host>/agent.pid. A leaf whose agent runs is left alone."""
+    started = []
+    for host in hosts or lab["hosts"]:
+        if lab["groups"].get(host) != "sam_leaves" or agent_pid(lab, host):
+            continue
+        launcher, log, pidfile = _agent_paths(lab, host)
+        if not launcher.exists():
+            raise SystemExit(f"{host}: no {launcher} (run the mesh playbook first: the sam_leaf role writes it)")
+        offset = log.stat().st_size if log.exists() else 0
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(["ip", "netns", "exec", ns_name(lab, host), str(launcher)],
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)  # fmt: skip
+        stat = _proc_stat(proc.pid)
+        _write(pidfile, json.dumps([proc.pid, stat[1] if stat else None]))
+
+        def running(log=log, offset=offset, proc=proc, host=host):
+            if proc.poll() is not None:
+                raise SystemExit(f"{host}: agent exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+            with open(log, "rb") as fh:
+                fh.seek(offset)
+                return b"started for" in fh.read()
+
+        wait_for(running, timeout=timeout, interval=0.1, message=f"{host}: leaf agent started")
         started.append(host)
     return started

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Create or delete the lab's network namespaces and underlay from inventories/lab (needs root).
 
-Usage: topology.py [--inventory DIR] [--prefix P] [--hosts h1,h2] {up,services,down,status,bringup}
+Usage: topology.py [--inventory DIR] [--prefix P] [--hosts h1,h2] {up,services,agents,down,status,bringup}
 
 - up: one namespace <prefix>-<host> per inventory host (group_vars/all/lab.yml, hosts.yml), plus
   <prefix>-underlay holding one bridge per segment of lab_segments, each with its gateway address and
@@ -19,25 +19,28 @@ Usage: topology.py [--inventory DIR] [--prefix P] [--hosts h1,h2] {up,services,d
   (tests/netns/daemons.py Frr), vty under /run/<prefix>/<host>/frr/run; and two generated files that are
   never committed: /run/<prefix>/vault.yml (test tokens, 0600) and /run/<prefix>/lab-vars.yml (0600,
   pass with -e @): boma_vault_file, the shared sam_resources with each policy's joinTokenFrom.file moved to
-  /run/<prefix>/<host>/join-tokens/, and the leaves' claims re-signed now (fresh joinNonce, current
-  joinTimestamp, the lab join token). Existing vault and claims are kept (the second run submits the same).
+  /run/<prefix>/<host>/join-tokens/ (nothing that expires, no keys: the leaves' claims are the inventory's
+  intents, which the leaf agents sign and renew). An existing vault and lab-vars.yml are kept.
   /run/<prefix>/collections holds boma.mesh as a symlink to this tree, for ANSIBLE_COLLECTIONS_PATH (other
   lanes rebuild .build while the lab runs).
 - services: start each RR's enrollment service launcher (written by the sam_rr role under
   /run/<prefix>/<host>/bin) inside its namespace, in the background, log /run/<prefix>/<host>/service.log;
   waits until it listens. An RR whose service runs is left alone.
+- agents: start each leaf's agent launcher (boma-sam-agent, written by the sam_leaf role under
+  /run/<prefix>/<host>/bin; the daemon systemd would run) inside its namespace, log
+  /run/<prefix>/<host>/agent.log: it renews the lease, refreshes the RRSet and applies changes between runs.
 - down: kill what runs in those namespaces (FRR, services), delete them and /run/<prefix> (the per-host
   files the roles wrote, inventories/lab lab_root, the vault, tokens and databases). Deleting what is
   already gone is fine.
 - bringup: what `make lab` runs, in order: up, `site.yml --tags service --limit sam_rrs`, services,
-  `site.yml --tags mesh`, status --wait (default 60 s; exit 1 when BGP has not converged).
+  `site.yml --tags mesh`, agents, status --wait (default 60 s; exit 1 when BGP has not converged).
 - status: the namespaces of the lab that exist and the tunnel links boma.mesh manages in each (by mode);
   when FRR runs, per RR: BGP sessions, admitted claims (samctl claim list on the unix socket) and BGP
   routes, per leaf: BGP routes.
 
 This module is the lab's command line and its sequence (up, down, bringup, status); labnet.py (namespaces,
-underlay, identity /32s), labvars.py (identities, test vault, lab-vars.yml, WireGuard keys) and labdaemons.py
-(FRR, the RR services) hold the pieces. The namespace and daemon helpers underneath are tests/netns/procs.py
+underlay, identity /32s), labvars.py (identities, test vault, lab-vars.yml) and labdaemons.py (FRR, the RR
+services, the leaf agents) hold the pieces. The namespace and daemon helpers underneath are tests/netns/procs.py
 and daemons.py (shared with the test harness, not duplicated).
 """
 
@@ -66,6 +69,8 @@ from labdaemons import (  # noqa: E402, F401 - re-exported
     _Keeper,
     _service_pid,
     _tracked,
+    agent_pid,
+    agents_up,
     frr_up,
     services_up,
 )
@@ -77,7 +82,7 @@ from labnet import (  # noqa: E402, F401 - re-exported
     ns_name,
     tunnel_summary,
 )
-from labvars import identities, run_dir, wg_keys, write_lab_vars  # noqa: E402, F401 - re-exported
+from labvars import identities, run_dir, sign_now, write_lab_vars  # noqa: E402, F401 - re-exported
 from netns.procs import _netns_list, _remove_frr_tmp, _remove_netns  # noqa: E402
 
 API_PREFIX = "/api/control.routerd.net/v1alpha1"
@@ -265,7 +270,8 @@ def down(lab):
 
 
 def bringup(lab, wait=60, env=None):
-    """What `make lab` runs: up, the RRs' service install run, their launchers, the mesh run, status --wait.
+    """What `make lab` runs: up, the RRs' service install run, their launchers, the mesh run, the leaf agents,
+    status --wait.
 
     The playbooks run with ANSIBLE_COLLECTIONS_PATH=/run/<prefix>/collections (boma.mesh as a symlink to
     this tree) and ANSIBLE_LOCAL_TEMP under /run/<prefix>; ``env`` (default os.environ) is the rest of
@@ -290,6 +296,7 @@ def bringup(lab, wait=60, env=None):
     run("--tags", "service", "--limit", "sam_rrs")
     services_up(lab)
     run("--tags", "mesh")
+    agents_up(lab)   # the leaves' agents (systemd would run them): leases renewed between runs
     rows = status(lab, wait=wait)
     if not converged(rows):
         raise SystemExit(f"lab {lab['prefix']}: BGP did not converge within {wait}s")
@@ -309,7 +316,7 @@ def main(argv=None):
                         help="status, bringup: wait up to this many seconds for BGP and the leaves' /32s to converge")
     parser.add_argument("--kernel", choices=("host", "guest"), default="host",
                         help="guest: run inside the lab's qemu guest (guestlab.py drives it from the host)")
-    parser.add_argument("action", choices=("up", "services", "down", "status", "bringup", "keys"))
+    parser.add_argument("action", choices=("up", "services", "agents", "down", "status", "bringup"))
     args = parser.parse_args(argv)
     lab = load(args.inventory, args.prefix, args.kernel)
     hosts = args.hosts.split(",") if args.hosts else None
@@ -321,10 +328,10 @@ def main(argv=None):
         print(f"lab {lab['prefix']}: created {built or 'nothing (already up)'}")
         if not args.no_daemons:
             print(f"lab {lab['prefix']}: zebra+bgpd per host, identity /32s on lo; "
-                  f"-e @{run_dir(lab) / 'lab-vars.yml'} (vault, lab join-token paths, re-signed claims); "
+                  f"-e @{run_dir(lab) / 'lab-vars.yml'} (vault, lab join-token paths); "
                   "tunnels off (need the qemu guest)")
-    elif args.action == "keys":
-        print(json.dumps(wg_keys(lab)))
+    elif args.action == "agents":
+        print(f"lab {lab['prefix']}: started agents on {agents_up(lab, hosts) or 'nothing (already running)'}")
     elif args.action == "services":
         print(f"lab {lab['prefix']}: started services on {services_up(lab, hosts) or 'nothing (already running)'}")
     elif args.action == "bringup":

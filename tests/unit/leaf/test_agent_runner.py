@@ -192,3 +192,21 @@ def test_an_unchanged_state_is_applied_again_only_after_the_repair_interval(run,
     clock["now"] = T0 + datetime.timedelta(seconds=101)
     agent.step()
     assert len(applied) == 2                  # the periodic repair puts back what a hand edit changed
+
+
+def test_a_pass_longer_than_the_refresh_interval_is_followed_at_once_not_after_max_sleep(run):
+    """The lab (issue 18): a renewal plus an FRR apply took longer than the 5 s refresh interval, step() returned
+    REFRESH (no wake_at) and run() slept MAX_SLEEP (1 h), so the lease ran out. Due work runs at once."""
+    make, _rr, clock, _applied, _docs, _tmp = run
+    agent = make()
+    agent.step()
+    clock["now"] = T0 + datetime.timedelta(seconds=25)      # the pass ended after the refresh interval (10 s)
+    action = leaf.decide.next_action(agent.state, agent.intent, clock["now"], agent.interval)
+    assert action.kind == leaf.decide.REFRESH and action.wake_at is None
+    assert agent.sleep_for(action) <= 0.05
+    sign = leaf.decide.Action(leaf.decide.SIGN, "claim-expired")
+    assert agent.sleep_for(sign) <= 0.05
+    wait = leaf.decide.Action(leaf.decide.WAIT, "fresh", clock["now"] + datetime.timedelta(seconds=7))
+    assert agent.sleep_for(wait) == 7
+    revoked = leaf.decide.Action(leaf.decide.REVOKED, "revoked", None)
+    assert agent.sleep_for(revoked) == leaf.decide.MAX_SLEEP.total_seconds()

@@ -326,10 +326,18 @@ class Agent:
             except OSError as exc:    # the state file or the textfile: logged, retried after an interval
                 LOG.error("pass failed: %s: %s", type(exc).__name__, exc)
                 action = decide.Action(decide.WAIT, "error", self.clock() + self.interval)
-            wake = action.wake_at
-            delay = decide.MAX_SLEEP.total_seconds() if wake is None else (wake - self.clock()).total_seconds()
-            self.wake.wait(min(max(delay, 0.05), decide.MAX_SLEEP.total_seconds()))
+            self.wake.wait(self.sleep_for(action))
             self.wake.clear()
+
+    def sleep_for(self, action):
+        """Seconds until the next pass.  A sign or a refresh that is already due (a pass longer than the refresh
+        interval, a lease that ended or a claim the RRs want signed again) runs at once; only a wait sleeps, and
+        revoked-wait (no wake_at) until a signal or MAX_SLEEP."""
+        if action.kind in (decide.SIGN, decide.REFRESH):
+            return 0.05
+        wake = action.wake_at
+        delay = decide.MAX_SLEEP.total_seconds() if wake is None else (wake - self.clock()).total_seconds()
+        return min(max(delay, 0.05), decide.MAX_SLEEP.total_seconds())
 
     # -- signals -----------------------------------------------------------------------------------------
     def on_hup(self, *_args):
