@@ -63,7 +63,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(HERE))
 # The pieces live in sibling modules (each one concern); their names are re-exported here because the lab
 # tests and guestlab.py use the lab through this module.
-from labdaemons import (  # noqa: E402, F401 - re-exported
+from labdaemons import (  # noqa: E402, F401 - re-exported  # pylint: disable=unused-import
     _frr,
     _frr_running,
     _Keeper,
@@ -82,7 +82,7 @@ from labnet import (  # noqa: E402, F401 - re-exported
     ns_name,
     tunnel_summary,
 )
-from labvars import identities, run_dir, sign_now, write_lab_vars  # noqa: E402, F401 - re-exported
+from labvars import identities, run_dir, write_lab_vars  # noqa: E402, F401 - re-exported
 from netns.procs import _netns_list, _remove_frr_tmp, _remove_netns  # noqa: E402
 
 API_PREFIX = "/api/control.routerd.net/v1alpha1"
