@@ -101,13 +101,20 @@ def _service_pid(lab, host):
 
 
 def services_up(lab, hosts=None, timeout=30):
+    """Each RR's enrollment service (the launcher the sam_rr role wrote) in its namespace."""
+    return _daemons_up(lab, hosts, "sam_rrs", _service_paths, _service_pid, b"listening on",
+                       "enrollment service listening", timeout)
+
+
+def _daemons_up(lab, hosts, group, paths, pid_of, ready, what, timeout):
+    """Start the launcher of each ``group`` host that runs none, as systemd would; wait for ``ready`` in its log."""
     started = []
     for host in hosts or lab["hosts"]:
-        if lab["groups"].get(host) != "sam_rrs" or _service_pid(lab, host):
+        if lab["groups"].get(host) != group or pid_of(lab, host):
             continue
-        launcher, log, pidfile = _service_paths(lab, host)
+        launcher, log, pidfile = paths(lab, host)
         if not launcher.exists():
-            raise SystemExit(f"{host}: no {launcher} (run the playbook first: the sam_rr role writes it)")
+            raise SystemExit(f"{host}: no {launcher} (run the playbook first: the role writes it)")
         offset = log.stat().st_size if log.exists() else 0
         with open(log, "ab") as out:
             proc = subprocess.Popen(["ip", "netns", "exec", ns_name(lab, host), str(launcher)],
@@ -116,14 +123,14 @@ def services_up(lab, hosts=None, timeout=30):
         stat = _proc_stat(proc.pid)
         _write(pidfile, json.dumps([proc.pid, stat[1] if stat else None]))
 
-        def listening(log=log, offset=offset, proc=proc, host=host):
+        def up(log=log, offset=offset, proc=proc, host=host, name=launcher.name):
             if proc.poll() is not None:
-                raise SystemExit(f"{host}: service exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+                raise SystemExit(f"{host}: {name} exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
             with open(log, "rb") as fh:
                 fh.seek(offset)
-                return b"listening on" in fh.read()
+                return ready in fh.read()
 
-        wait_for(listening, timeout=timeout, interval=0.1, message=f"{host}: enrollment service listening")
+        wait_for(up, timeout=timeout, interval=0.1, message=f"{host}: {what}")
         started.append(host)
     return started
 
@@ -145,28 +152,5 @@ def agent_pid(lab, host):
 def agents_up(lab, hosts=None, timeout=180):
     """Each leaf's agent daemon (the launcher the sam_leaf role wrote) in its namespace, as systemd would run it;
     log <host>/agent.log, pid <host>/agent.pid. A leaf whose agent runs is left alone."""
-    started = []
-    for host in hosts or lab["hosts"]:
-        if lab["groups"].get(host) != "sam_leaves" or agent_pid(lab, host):
-            continue
-        launcher, log, pidfile = _agent_paths(lab, host)
-        if not launcher.exists():
-            raise SystemExit(f"{host}: no {launcher} (run the mesh playbook first: the sam_leaf role writes it)")
-        offset = log.stat().st_size if log.exists() else 0
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(["ip", "netns", "exec", ns_name(lab, host), str(launcher)],
-                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)  # fmt: skip
-        stat = _proc_stat(proc.pid)
-        _write(pidfile, json.dumps([proc.pid, stat[1] if stat else None]))
-
-        def running(log=log, offset=offset, proc=proc, host=host):
-            if proc.poll() is not None:
-                raise SystemExit(f"{host}: agent exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-            with open(log, "rb") as fh:
-                fh.seek(offset)
-                return b"started for" in fh.read()
-
-        wait_for(running, timeout=timeout, interval=0.1, message=f"{host}: leaf agent started")
-        started.append(host)
-    return started
+    return _daemons_up(lab, hosts, "sam_leaves", _agent_paths, agent_pid, b"started for", "leaf agent started",
+                       timeout)
