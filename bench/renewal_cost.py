@@ -37,7 +37,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))   # mesh_views, netns (harness), support
 
-from mesh_views import node_view  # noqa: E402
+from mesh_views import rr_view_reading, secret_file  # noqa: E402
 from netns.harness import Topology, cleanup_stale  # noqa: E402
 from netns.procs import _stop_procs  # noqa: E402
 
@@ -62,21 +62,6 @@ def missing():
     if shutil.which("ip") is None:
         reasons.append("`ip` missing (iproute2)")
     return reasons
-
-
-def secret(path, value):
-    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(value + "\n")
-    return str(path)
-
-
-def documents(token_file):
-    docs = json.loads(json.dumps(node_view("cloudedge", "rr-a", claims=[])))   # a deep copy we may edit
-    for doc in docs:
-        if doc["kind"] == "SAMEnrollmentPolicy":
-            doc["spec"]["joinTokenFrom"] = {"file": token_file}
-    return docs
 
 
 def intent(index):
@@ -112,11 +97,12 @@ class Service:
         confdir = tmp / "frr-persist"
         confdir.mkdir()
         config = tmp / "rr.json"
-        config.write_text(json.dumps({"resources": documents(secret(tmp / "join-token", JOIN_KEY.decode()))}))
+        token_file = secret_file(tmp / "join-token", JOIN_KEY.decode())
+        config.write_text(json.dumps({"resources": rr_view_reading(token_file)}))
         argv = ["ip", "netns", "exec", topo.netns_name("rr-a"), SAMCTL, "serve", "-v", "--config", str(config),
                 "--node", "rr-a", "--db", str(tmp / "rr-a.db"), "--socket", str(tmp / "rr-a.sock"),
-                "--token-file", secret(tmp / "leaf-token", LEAF_TOKEN),
-                "--admin-token-file", secret(tmp / "admin-token", ADMIN_TOKEN),
+                "--token-file", secret_file(tmp / "leaf-token", LEAF_TOKEN),
+                "--admin-token-file", secret_file(tmp / "admin-token", ADMIN_TOKEN),
                 "--reconcile", "bgp", "--reconcile-interval", str(INTERVAL), "--repair-interval", "3600",
                 "--frr-vty-socket", frr.vty_dir, "--frr-confdir", str(confdir)]
         with open(self.log, "ab") as log:

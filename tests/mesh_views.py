@@ -5,6 +5,8 @@ leaf's SAMEnrollmentClaim (what the enrollment service admitted).
 """
 
 import datetime
+import json
+import os
 import pathlib
 
 import yaml
@@ -71,3 +73,20 @@ def node_state(inventory, host, claims=None, now=NOW):
     report = validate(resources, now=now, findings=findings)
     assert report.ok, [str(f) for f in report.errors]
     return materialize(report, host_vars(inventory, host)["sam_node"]), report
+
+
+def secret_file(path, value):
+    """``value`` in a new 0600 file (a token a test's service reads); the path as a string."""
+    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return str(path)
+
+
+def rr_view_reading(token_file, inventory="cloudedge", host="rr-a"):
+    """The RR's view without claims (those come through the API), every policy reading ``token_file``."""
+    docs = json.loads(json.dumps(node_view(inventory, host, claims=[])))   # a deep copy we may edit
+    for doc in docs:
+        if doc["kind"] == "SAMEnrollmentPolicy":
+            doc["spec"]["joinTokenFrom"] = {"file": token_file}
+    return docs

@@ -9,7 +9,6 @@ The RR's FRR starts with nothing but a hostname: every BGP line it ends up with 
 
 import datetime
 import json
-import os
 import pathlib
 import select
 import subprocess
@@ -17,7 +16,7 @@ import sys
 import time
 
 import pytest
-from mesh_views import host_vars, node_state, node_view
+from mesh_views import host_vars, node_state, rr_view_reading, secret_file
 
 from boma_mesh_utils.sam.core import payload, wire
 from boma_mesh_utils.sam.core.fields import format_time
@@ -38,22 +37,6 @@ ADMISSION = (LISTEN, "ip prefix-list SAM-LEAF-leaf-b seq 5 permit %s" % OWNED, "
 INTERVAL = 2.0   # --reconcile-interval (the default)
 
 
-def _secret(path, value):
-    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(value + "\n")
-    return str(path)
-
-
-def _rr_documents(token_file):
-    """rr-a's view without claims (those come through the API), every policy reading our token file."""
-    docs = json.loads(json.dumps(node_view("cloudedge", "rr-a", claims=[])))   # a deep copy we may edit
-    for doc in docs:
-        if doc["kind"] == "SAMEnrollmentPolicy":
-            doc["spec"]["joinTokenFrom"] = {"file": token_file}
-    return docs
-
-
 def _claim():
     """leaf-b's inventory claim, re-signed now with this test's token (the inventory's is dated)."""
     doc = next(r for r in host_vars("cloudedge", "leaf-b")["sam_node_resources"] if r["kind"] == "SAMEnrollmentClaim")
@@ -70,11 +53,11 @@ class Service:
         self.confdir = tmp / "frr-persist"
         self.confdir.mkdir()
         config = tmp / "rr.json"
-        config.write_text(json.dumps({"resources": _rr_documents(_secret(tmp / "join-token", JOIN_TOKEN))}))
+        config.write_text(json.dumps({"resources": rr_view_reading(secret_file(tmp / "join-token", JOIN_TOKEN))}))
         argv = ["ip", "netns", "exec", topo.netns_name("rr-a"), SAMCTL, "serve", "-v", "--config", str(config),
                 "--node", "rr-a", "--db", str(tmp / "rr-a.db"), "--socket", str(tmp / "rr-a.sock"),
-                "--token-file", _secret(tmp / "leaf-token", LEAF_TOKEN),
-                "--admin-token-file", _secret(tmp / "admin-token", ADMIN_TOKEN),
+                "--token-file", secret_file(tmp / "leaf-token", LEAF_TOKEN),
+                "--admin-token-file", secret_file(tmp / "admin-token", ADMIN_TOKEN),
                 "--reconcile", "bgp", "--reconcile-interval", str(INTERVAL),
                 "--frr-vty-socket", frr.vty_dir, "--frr-confdir", str(self.confdir)]
         with open(self.log, "ab") as log:
