@@ -91,13 +91,17 @@ def _service_paths(lab, host):
     return hostdir / "bin" / SERVICE, hostdir / "service.log", hostdir / "service.pid"
 
 
-def _service_pid(lab, host):
-    _launcher, _log, pidfile = _service_paths(lab, host)
+def _running_pid(pidfile):
+    """The pid a launcher's pid file names while that very process runs (its start time matches), else None."""
     with contextlib.suppress(OSError, ValueError):
         pid, start = json.loads(pidfile.read_text())
         if _pid_alive(pid, start):
             return pid
     return None
+
+
+def _service_pid(lab, host):
+    return _running_pid(_service_paths(lab, host)[2])
 
 
 def services_up(lab, hosts=None, timeout=30):
@@ -141,12 +145,7 @@ def _agent_paths(lab, host):
 
 
 def agent_pid(lab, host):
-    _launcher, _log, pidfile = _agent_paths(lab, host)
-    with contextlib.suppress(OSError, ValueError):
-        pid, start = json.loads(pidfile.read_text())
-        if _pid_alive(pid, start):
-            return pid
-    return None
+    return _running_pid(_agent_paths(lab, host)[2])
 
 
 def agents_up(lab, hosts=None, timeout=180):
