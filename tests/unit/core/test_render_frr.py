@@ -64,6 +64,17 @@ def test_leaf_peers_with_both_rrs_and_exports_only_its_owned_32(leaf_text):
     assert " match ip address prefix-list SAM-OWN" in lines and "  network 10.77.60.32/32" in lines
 
 
+def test_a_leaf_that_owns_nothing_renders_a_lint_clean_deny_only_export():
+    """The revoked leaf's teardown state (core/agent.empty_state): FRR must take it, and it exports nothing."""
+    from boma_mesh_utils.sam.core.agent import empty_state
+    text = render_frr(empty_state("leaf-b", node_state("cloudedge", "leaf-b")[0]))
+    assert lint_frr(text) == []
+    assert "SAM-OWN" not in text and "  network " not in text and " neighbor " not in text
+    assert "address-family" not in text      # FRR's running config shows none, so frr.apply would never converge
+    assert "route-map SAM-EXPORT deny 65535" in text.splitlines()
+    assert not [line for line in text.splitlines() if line.startswith("route-map SAM-EXPORT permit")]
+
+
 def test_bfd_knob_adds_bfd_per_neighbor():
     text = render_frr(node_state("cloudedge", "leaf-b")[0], {"bfd": True})
     assert " neighbor 10.99.0.2 bfd" in text and " neighbor 10.99.0.3 bfd" in text

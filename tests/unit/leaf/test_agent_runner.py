@@ -121,6 +121,36 @@ def test_revoked_tears_down_once_and_waits_for_a_new_intent(run, monkeypatch):
     assert rr.calls[-1][0] == "submit" and agent.state["revoked"] is None
 
 
+def test_a_failed_teardown_is_retried_each_interval_until_it_succeeds(run, monkeypatch):
+    """Seen in the guest lab: FRR refused the teardown state; the leaf then kept its tunnels and neighbours."""
+    make, rr, clock, _applied, _docs, _tmp = run
+    monkeypatch.setattr(leaf, "desired_state", lambda *a: {"node": "leaf-0", "role": "leaf", "resources": [1]})
+    agent = make(apply="all")
+    tries = []
+
+    def applier(state):
+        tries.append(state)
+        if state["resources"] == [] and len(tries) < 3:
+            raise RuntimeError("candidate rejected, nothing applied")
+        return "ok"
+
+    agent.applier = applier
+    agent.step()
+    rr.mode = "revoked"
+    clock["now"] = T0 + datetime.timedelta(seconds=10)
+    action = agent.step()
+    assert len(tries) == 2 and agent.state["teardownPending"] and "candidate rejected" in agent.state["applyError"]
+    assert action.kind == leaf.decide.REVOKED and agent.sleep_for(action) == pytest.approx(10)
+    calls = len(rr.calls)
+    clock["now"] = T0 + datetime.timedelta(seconds=20)
+    action = agent.step()
+    assert len(tries) == 3 and tries[-1]["resources"] == [] and not agent.state["teardownPending"]
+    assert agent.state["applyError"] is None and action.wake_at is None
+    clock["now"] = T0 + datetime.timedelta(seconds=40)
+    agent.step()
+    assert len(tries) == 3 and len(rr.calls) == calls     # done: no RR call, no apply while revoked
+
+
 def test_a_wireguard_claim_gets_a_generated_key(run):
     make, rr, _clock, _applied, docs, tmp = run
     docs["claim"] = intent(wireGuard={"endpoint": "10.192.0.1:51820"})

@@ -9,7 +9,8 @@ The agent state (STATE_DIR/agent.json, 0600) is a plain mapping:
 submitted: joinHMAC and nonce are not secrets), ``claimDigest``, ``generation``, ``rrSet``, ``expiresAt``,
 ``leaseStartedAt`` (the signed joinTimestamp), ``lastRenewalAt``, ``lastRefreshAt``, ``lastSuccessAt``,
 ``failures``, ``nextAttemptAt``, ``lastError``, ``attemptedIntent``, ``resign`` (why the next pass must sign),
-``appliedDigest``, ``appliedAt``, ``revoked`` ({intentDigest, at, reason} or None), ``rrAnswered``,
+``appliedDigest``, ``appliedAt``, ``applyError``, ``teardownPending`` (a revoked leaf's teardown
+failed: retried each interval), ``revoked`` ({intentDigest, at, reason} or None), ``rrAnswered``,
 ``rrUnreachable``, ``nonces`` (the last few nonces it signed, newest last).
 """
 
@@ -68,7 +69,8 @@ def next_action(state, intent, now, interval=DEFAULT_REFRESH):
     state = state or {}
     revoked = state.get("revoked")
     if isinstance(revoked, dict) and revoked.get("intentDigest") == intent:
-        return Action(REVOKED, "revoked", None)
+        # A teardown that failed (FRR refused or was down) is retried each interval; else only a signal wakes it.
+        return Action(REVOKED, "revoked", now + interval if state.get("teardownPending") else None)
     changed = state.get("intentDigest") != intent
     not_before = parse_time(state.get("nextAttemptAt"))
     retried = not changed or state.get("attemptedIntent") == intent
@@ -122,7 +124,7 @@ def after_enrolled(state, name, intent, signed, doc, now, answered, unreachable=
     nonces = [n for n in (new.get("nonces") or []) if n != signed.get("joinNonce")] + [signed.get("joinNonce")]
     new.update({"claimName": name, "intentDigest": intent, "signedClaim": signed,
                 "claimDigest": lease.claim_digest(signed), "leaseStartedAt": signed.get("joinTimestamp"),
-                "lastRenewalAt": format_time(now), "revoked": None, "resign": None,
+                "lastRenewalAt": format_time(now), "revoked": None, "resign": None, "teardownPending": None,
                 "nonces": nonces[-KEEP_NONCES:]})
     return after_refreshed(new, doc, now, answered, unreachable)[0]
 
@@ -166,8 +168,18 @@ def after_revoked(state, intent, now, reason, applied_digest=None):
                 "failures": 0, "nextAttemptAt": None, "lastError": "claim-revoked: " + str(reason)[:480],
                 "resign": None, "lastRefreshAt": format_time(now)})
     if applied_digest is not None:
-        new["appliedDigest"] = applied_digest
-        new["appliedAt"] = format_time(now)
+        new = after_teardown(new, now, applied_digest)
+    return new
+
+
+def after_teardown(state, now, applied_digest=None, error=None):
+    """A revoked leaf's teardown done (``applied_digest``: the empty state's) or failed (``error``: retried)."""
+    new = dict(state or {})
+    if error is None:
+        new.update({"appliedDigest": applied_digest, "appliedAt": format_time(now), "applyError": None,
+                    "teardownPending": None})
+    else:
+        new.update({"applyError": str(error)[:500], "teardownPending": True})
     return new
 
 

@@ -20,6 +20,19 @@ _TIME_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 
 
+LOG_LIMIT = 200
+
+
+def log_text(value, limit=LOG_LIMIT):
+    """``value`` for a log line: backslash escapes for ``\\`` and everything but printable ASCII, cut at ``limit``.
+
+    Whatever a leaf or a peer sent (a path, a claim name, a rule's message) goes through this before a log line,
+    an audit line or a stored message, so nothing it holds can forge a line or a terminal escape."""
+    text = value if isinstance(value, str) else str(value)
+    escaped = text[:limit].encode("unicode_escape").decode("ascii")
+    return escaped + ("..." if len(text) > limit else "")
+
+
 def parse_duration(text):
     """Go time.ParseDuration subset (no sign): '24h', '1h30m', '1.5h', '300ms' -> timedelta or None."""
     if not isinstance(text, str):

@@ -214,20 +214,26 @@ class Agent:
 
     def _revoke(self, now, reason):
         LOG.warning("claim %s revoked by the RRs: %s; tearing down and waiting for a changed claim", self.name, reason)
-        digest = None
-        if self.s.apply != "none":
-            try:
-                last = desired_state(self.documents, self.s.node, (self.name, self.state["signedClaim"]),
-                                     self.state["rrSet"], now)
-            except Exception:  # noqa: BLE001 - without the last state only an empty one is left to apply
-                last = None
-            empty = decide.empty_state(self.s.node, last)
-            try:
-                LOG.info("teardown: %s", self.applier(empty))
-                digest = decide.state_digest(empty)
-            except Exception as exc:  # noqa: BLE001 - recorded, the revocation still holds
-                LOG.error("teardown failed: %s: %s", type(exc).__name__, exc)
-        self.state = decide.after_revoked(self.state, self.intent, now, reason, digest)
+        self.state = decide.after_revoked(self.state, self.intent, now, reason)
+        self._teardown(now)
+
+    def _teardown(self, now):
+        """Apply the empty state (apply none: nothing to do); a failure is recorded and retried each interval."""
+        if self.s.apply == "none":
+            return
+        try:
+            last = desired_state(self.documents, self.s.node, (self.name, self.state["signedClaim"]),
+                                 self.state["rrSet"], now)
+        except Exception:  # noqa: BLE001 - without the last state only an empty one is left to apply
+            last = None
+        empty = decide.empty_state(self.s.node, last)
+        try:
+            LOG.info("teardown: %s", self.applier(empty))
+        except Exception as exc:  # noqa: BLE001 - recorded and retried, the revocation still holds
+            LOG.error("teardown failed (retried in %ds): %s: %s", self.s.refresh_interval, type(exc).__name__, exc)
+            self.state = decide.after_teardown(self.state, now, error="%s: %s" % (type(exc).__name__, exc))
+            return
+        self.state = decide.after_teardown(self.state, now, decide.state_digest(empty))
 
     # -- apply -------------------------------------------------------------------------------------------
     def _apply(self, desired):
@@ -297,6 +303,8 @@ class Agent:
             self._enroll(now, action.reason)
         elif action.kind == decide.REFRESH:
             self._refresh(now)
+        elif action.kind == decide.REVOKED and self.state.get("teardownPending"):
+            self._teardown(now)
         self._maybe_apply(self.clock())
         self.save(before)
         return decide.next_action(self.state, self.intent, self.clock(), self.interval)

@@ -18,7 +18,7 @@ import threading
 import time
 
 from ..core import wire
-from ..core.fields import unicode_problem
+from ..core.fields import log_text, unicode_problem
 from ..core.registry import Rejection
 from .http_head import MAX_REQUEST_LINE, HeadError, Headers, Reader, http_version
 from .service import LOG
@@ -26,17 +26,9 @@ from .service import LOG
 MAX_DEPTH = 64                   # JSON nesting; real documents use under 10
 DRAIN_LIMIT = wire.MAX_BODY      # an unwanted body up to this size is read and dropped, a larger one closes
 LINGER, LINGER_BYTES = 1.0, 1024 * 1024
-LOG_LIMIT = 200
 LENGTH = re.compile(r"[0-9]{1,10}")
 RULES = {400: "malformed-request", 408: "timeout", 414: "request-line-too-long", 431: "head-too-large",
          501: "not-implemented", 505: "http-version"}
-
-
-def log_text(value, limit=LOG_LIMIT):
-    """``value`` for a log line: backslash escapes for ``\\`` and everything but printable ASCII, cut at ``limit``."""
-    text = value if isinstance(value, str) else str(value)
-    escaped = text[:limit].encode("unicode_escape").decode("ascii")
-    return escaped + ("..." if len(text) > limit else "")
 
 
 def content_length(headers):

@@ -15,7 +15,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from ..core import wire
+from ..core import fields, wire
 from ..core.registry import Rejection
 from . import http_limits, metrics
 from .service import ADMIN, LEAF, LOG, encode, error_answer
@@ -98,7 +98,7 @@ class Handler(http_limits.EdgeHandler, BaseHTTPRequestHandler):
             if fn == "metrics":
                 self.settle_body()
                 self.send_text(200, metrics.exposition(service), metrics.CONTENT_TYPE)
-                LOG.info("%s %s 200 %.1fms", method, http_limits.log_text(path), (time.monotonic() - start) * 1000)
+                LOG.info("%s %s 200 %.1fms", method, fields.log_text(path), (time.monotonic() - start) * 1000)
                 return
             answer, key = getattr(service, fn)(*args)
         except Rejection as exc:
@@ -107,13 +107,13 @@ class Handler(http_limits.EdgeHandler, BaseHTTPRequestHandler):
             status, answer = 408, wire.error_body(408, "timeout", "the request body did not arrive in time")
             self.close_connection = True
         except Exception as exc:  # noqa: BLE001 - the client gets JSON, the operator a log line
-            LOG.error("%s %s: internal error %s", method, http_limits.log_text(path), type(exc).__name__)
+            LOG.error("%s %s: internal error %s", method, fields.log_text(path), type(exc).__name__)
             status, answer = 500, wire.error_body(500, "internal", "internal error; see the service log")
         self.settle_body()
         self.send_json(status, answer, key)
         if fn == "submit":
             service.metrics.submission(status, answer["error"]["rule"] if status >= 400 else None)
-        LOG.info("%s %s %d%s %.1fms", method, http_limits.log_text(path), status,
+        LOG.info("%s %s %d%s %.1fms", method, fields.log_text(path), status,
                  (" rule=" + answer["error"]["rule"]) if status >= 400 else "", (time.monotonic() - start) * 1000)
 
     def authorize(self, service, needed):
@@ -196,7 +196,7 @@ class Handler(http_limits.EdgeHandler, BaseHTTPRequestHandler):
         pass  # handle_api logs one line itself
 
     def log_message(self, format, *args):  # noqa: A002 - http.server's signature
-        LOG.debug("%s %s", self.address_string(), http_limits.log_text(format % args))
+        LOG.debug("%s %s", self.address_string(), fields.log_text(format % args))
 
 
 class _Limited:

@@ -10,7 +10,7 @@ unescaped.  A record this RR already holds under the same nonce only carries its
 """
 
 from ..core import identifiers
-from ..core.fields import parse_time, unicode_problem
+from ..core.fields import log_text, parse_time, unicode_problem
 from ..core.registry import Rejection
 from ..core.validate import DEFAULT_SKEW
 
@@ -19,12 +19,6 @@ MAX_REASON = 1024
 MAX_GENERATION = 2 ** 31 - 1
 _REQUIRED = (("name", str), ("policy", str), ("nonce", str), ("spec", dict), ("generation", int),
              ("acceptedAt", str))
-
-
-def printable(text, limit=500):
-    """``text`` with control and other non-printable characters escaped, cut at ``limit``: safe for a log."""
-    text = str(text)[:limit]
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _refuse(index, field, rule, message):
@@ -116,4 +110,4 @@ def refusal(index, item, rule, message, kind="records"):
         ref = "SAMEnrollmentClaim/" + name
     else:
         ref = "%s[%d]" % (kind, index)
-    return {"ref": ref, "rule": rule, "message": printable(message)}
+    return {"ref": ref, "rule": rule, "message": log_text(message, 500)}

@@ -21,7 +21,7 @@ import threading
 from urllib.parse import parse_qs
 
 from ..core import identifiers, keyring, lease, replay, wire
-from ..core.fields import format_time
+from ..core.fields import format_time, log_text
 from ..core.registry import Registry, Rejection
 from . import imports, metrics, paging
 from .store import Store, StoreRejected
@@ -302,7 +302,7 @@ class Service:
             return
         for ref, why in fresh.items():
             self.reported[(event, ref)] = why
-            LOG.warning("%s %s: %s", event, imports.printable(ref), imports.printable(why))
+            LOG.warning("%s %s: %s", event, log_text(ref, 500), log_text(why, 500))
         with self.store_lock:
             self.store.note(event, fresh, format_time(self.clock()))
 

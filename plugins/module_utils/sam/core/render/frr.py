@@ -213,6 +213,8 @@ def _rr_peer(peer, opts):
 
 
 def _afi_block(afi):
+    if not afi:    # FRR shows no empty address-family block, so rendering one would never verify as converged
+        return ["exit", "!"]
     return [" !", " address-family ipv4 unicast"] + afi + [" exit-address-family", "exit", "!"]
 
 
@@ -259,10 +261,14 @@ def _leaf(state, router, opts):
     announce = owned + sorted((p for p in opts["announce"] if p not in owned), key=_net_key)
     out = ["ip prefix-list SAM-OWN seq %d permit %s" % (5 * (i + 1), _prefix(p, "BGPRouter", "spec.exportPrefixes"))
            for i, p in enumerate(owned)]
-    out += ["!", "route-map SAM-EXPORT permit 10"]
-    if not opts["export_any"]:
-        out.append(" match ip address prefix-list SAM-OWN")
-    out += ["exit", "!", "route-map SAM-EXPORT deny %d" % DENY_SEQ, "exit", "!"]
+    if owned or opts["export_any"]:
+        out += ["!", "route-map SAM-EXPORT permit 10"]
+        if not opts["export_any"]:
+            out.append(" match ip address prefix-list SAM-OWN")
+        out.append("exit")
+    # A leaf that owns nothing (a revoked one's teardown state) exports nothing: the deny entry alone, since
+    # a match on a prefix-list with no entry is refused by lint_frr (FRR would take it as "match nothing").
+    out += ["!", "route-map SAM-EXPORT deny %d" % DENY_SEQ, "exit", "!"]
     bgp, afi = _router_head(router, opts), []
     afi += ["  network %s" % _prefix(p, "BGPRouter", "spec.exportPrefixes") for p in announce]
     for peer in sorted(_by_kind(state, "BGPPeer"), key=lambda r: int(ipaddress.IPv4Address(r["spec"]["address"]))):
