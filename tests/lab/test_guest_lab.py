@@ -180,8 +180,8 @@ def _lease_seconds(gate):
 
 # Three lease lengths: over 6 minutes. Debian bookworm's bgpd 8.4.4 on a leaf can loop on a polled fd it no longer
 # watches ("Attempting to process an I/O event but for fd ... no thread to handle this!", fixed upstream by
-# FRRouting/frr#17025) and log that line thousands of times a second; the lab's FRR logs go through
-# tools/lab/logcap.py, which keeps them under 16 MiB per daemon, so the guest's /run no longer fills.
+# FRRouting/frr#17025) and log that line thousands of times a second; tools/lab/logcap.py cuts the lab's FRR logs
+# at 16 MiB each, so the guest's /run no longer fills.
 def test_4a_the_agents_renew_the_leases_without_ansible_and_no_session_resets(gate):
     """Issue 18: three lease lengths with no Ansible run; the leaf agents renew, the leaves keep pinging."""
     ttl = _lease_seconds(gate)

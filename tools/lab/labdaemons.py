@@ -20,7 +20,7 @@ from netns.procs import _mkdir, _pid_alive, _proc_stat, _write, wait_for  # noqa
 SERVICE = "boma-sam-rr"   # sam_rr__service_name (the launcher under <host>/bin)
 AGENT = "boma-sam-agent"  # sam_leaf__agent_service_name (the leaf agent's launcher under <host>/bin)
 LOGCAP = Path(__file__).resolve().parent / "logcap.py"
-FRR_LOG_MAX = 8 * 1024 * 1024   # per file, two files per daemon: 240 MiB at most for the lab's 15 daemons
+FRR_LOG_MAX = 16 * 1024 * 1024   # per log file: 240 MiB at most for the lab's 15 FRR daemons
 
 
 class _Keeper:
@@ -43,36 +43,11 @@ def _tracked(path):
         return []
 
 
-class LabFrr(Frr):
-    """tests/netns/daemons.Frr whose daemons log through logcap.py: at most 2 x FRR_LOG_MAX bytes per daemon."""
-
-    def _argv(self, daemon):
-        argv = super()._argv(daemon)
-        at = argv.index("--log")
-        return [*argv[:at + 1], "stdout", *argv[at + 2:]]
-
-    def _spawn(self, daemon):
-        read, write = os.pipe()
-        try:
-            # The capper's stdin is the pipe's only reader; it exits on EOF, when the daemon has gone.
-            subprocess.Popen([sys.executable, str(LOGCAP), self.log_path(daemon), str(FRR_LOG_MAX)], stdin=read,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-            with open(Path(self.vty_dir) / f"{daemon}.stdout", "ab") as err:
-                proc = subprocess.Popen(self._argv(daemon), stdin=subprocess.DEVNULL, stdout=write, stderr=err,
-                                        start_new_session=True)  # fmt: skip
-        finally:
-            os.close(read)
-            os.close(write)
-        self.procs[daemon] = proc
-        self._topo._track(proc.pid)
-        return proc
-
-
 def _frr(lab, host, keeper):
     frr_dir = run_dir(lab, host) / "frr"
     vty = frr_dir / "run"
     # bfdd always: cheap, and sam_*__bgp_bfd can then be switched on by a playbook run (failover tests).
-    frr = LabFrr(keeper, host, ns_name(lab, host), vty, ("zebra", "bgpd", "bfdd"))
+    frr = Frr(keeper, host, ns_name(lab, host), vty, ("zebra", "bgpd", "bfdd"))
     frr.config_dir, frr.config_path = str(frr_dir), str(frr_dir / "frr.conf")   # the roles' sam_*__frr_confdir
     return frr
 
@@ -110,7 +85,15 @@ def frr_up(lab, host, keeper):
     if not vtysh.exists():
         _write(vtysh, f"service integrated-vtysh-config\nhostname {host}\n", owner=user, mode=0o640)
     frr._start()
+    _cap_logs(frr, keeper)
     return True
+
+
+def _cap_logs(frr, keeper):
+    """logcap.py on the host's FRR log directory: it ends by itself when `down` removes the directory."""
+    proc = subprocess.Popen([sys.executable, str(LOGCAP), frr.vty_dir, str(FRR_LOG_MAX)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    keeper._track(proc.pid)
 
 
 def _service_paths(lab, host):
