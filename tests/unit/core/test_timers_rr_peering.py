@@ -190,7 +190,7 @@ def test_serve_reconcile_renders_with_the_roles_options(monkeypatch):
     seen = {}
     monkeypatch.setattr(reconcile, "desired_state", lambda service, node, rr_peering: seen.update(
         node=node, rr_peering=rr_peering) or {"resources": []})
-    monkeypatch.setattr(reconcile, "apply_bgp", lambda state, vty, confdir, options: seen.update(
+    monkeypatch.setattr(reconcile, "apply_bgp", lambda state, vty, confdir, options, **_kw: seen.update(
         options=options) or "bgp unchanged")
     assert reconcile.factory(object(), args)() == "bgp unchanged"
     assert seen == {"node": "rr-a", "rr_peering": True, "options": {"bfd": True}}

@@ -20,10 +20,16 @@ def rig(monkeypatch, tmp_path):
            "clock": 1000.0, "fail": False}
     monkeypatch.setattr(reconcile, "desired_state", lambda service, node, rr_peering: box["state"])
 
-    def bgp(state, vty, confdir, options):
+    def bgp(state, vty, confdir, options, memory=None, full=False):
+        # apply/node.apply_bgp's contract with its FrrMemory: the whole path when asked or with no last candidate
         box["bgp"] += 1
+        path = "full" if full or memory.candidate is None else "delta"
+        box.setdefault("paths", []).append(path)
         if box["fail"]:
+            memory.forget()
             raise RuntimeError("frr-reload failed")
+        memory.candidate = repr(state)
+        memory.full_runs += path == "full"
         return "bgp unchanged"
 
     def data(state, wireguard):
@@ -77,3 +83,27 @@ def test_repair_interval_must_be_positive(tmp_path, capsys):
                      "--token-file", str(tmp_path / "t"), "--socket", str(tmp_path / "s"), "--reconcile", "bgp",
                      "--repair-interval", "0"]) == 2
     assert "--repair-interval must be above 0" in capsys.readouterr().err
+
+
+def test_changes_are_deltas_and_the_whole_path_runs_at_start_after_a_failure_and_each_repair_interval(rig):
+    apply, box, _key = rig
+    apply()
+    for n in range(3):
+        box["clock"] += 10
+        box["state"] = {"resources": [{"kind": "BGPRouter", "spec": {"exportPrefixes": ["10.0.0.%d/32" % n]}}]}
+        apply()
+    assert box["paths"] == ["full", "delta", "delta", "delta"]
+    box["fail"] = True
+    box["state"] = {"resources": []}
+    with pytest.raises(reconcile.ReconcileError):
+        apply()
+    box["fail"] = False
+    apply()
+    assert box["paths"][-2:] == ["delta", "full"]          # the failed delta forgot its candidate
+    box["clock"] += 290
+    box["state"] = {"resources": [{"kind": "BGPRouter"}]}
+    apply()
+    box["clock"] += 20                                      # 310 s after the last full run
+    box["state"] = {"resources": [{"kind": "BGPRouter", "spec": {}}]}
+    apply()
+    assert box["paths"][-2:] == ["delta", "full"]

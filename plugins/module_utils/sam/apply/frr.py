@@ -10,18 +10,25 @@ test again and fail if the daemons did not converge.  An invalid candidate
 is never applied.
 """
 
+import json
 import os
 import re
 import tempfile
 
+from ..core.render import frr_delta
 from ..core.render.frr import lint_frr
 
 HOST_OWNED = re.compile(r"^(no )?(hostname |ip forwarding|ipv6 forwarding|log |service |frr |password |enable )")
 MARKERS = ("Lines To Delete", "Lines To Add")
+_CONTEXT = re.compile(r"^(router bgp \d+|address-family .*|exit|exit-address-family)$")   # not a change itself
 
 
 class FrrError(Exception):
     """Apply failed; the message names the step; the running config is unchanged unless it says otherwise."""
+
+
+class FrrMismatch(FrrError):
+    """The delta was applied but FRR does not hold what it should for an object it touched (full path next)."""
 
 
 class Frr:
@@ -79,6 +86,22 @@ class Frr:
             argv += ["--vty_socket", self.vty_socket]
         return argv + [path]
 
+    def vtysh_file(self, path, dry_run=False):
+        """`vtysh -f PATH` (`-C`: grammar only, no daemon) -> (rc, output)."""
+        argv = [self.vtysh, "-C", "-f", path] if dry_run else [self.vtysh] + self._vty() + ["-f", path]
+        rc, out, err = self.run_command(argv)
+        return rc, ((out or "") + (err or "")).strip()
+
+    def show_json(self, commands):
+        """The JSON documents a vtysh session prints for ``commands`` (FRR prints one per daemon asked)."""
+        argv = [self.vtysh] + self._vty()
+        for command in commands:
+            argv += ["-c", command]
+        rc, out, err = self.run_command(argv)
+        if rc != 0:
+            raise FrrError("vtysh show failed (is FRR running?): %s" % (err or out).strip()[:300])
+        return _json_documents(out)
+
     def _vtysh_path(self):
         return self.vtysh if os.path.isabs(self.vtysh) else "/usr/bin/" + self.vtysh
 
@@ -124,7 +147,7 @@ def apply(frr, candidate, check_mode=False, persist_path=None, tmpdir=None):
             if left[0] or left[1]:
                 raise FrrError("FRR did not converge after reload; still differs: %s"
                                % "; ".join((left[0] + left[1])[:10]))
-        if persist_path and not check_mode and _persist(persist_path, text):
+        if persist_path and not check_mode and persist(persist_path, text):
             changed = True
         after = frr.running() if changed and not check_mode else before
     finally:
@@ -133,7 +156,8 @@ def apply(frr, candidate, check_mode=False, persist_path=None, tmpdir=None):
             "candidate": text}
 
 
-def _persist(path, text):
+def persist(path, text):
+    """Write frr.conf atomically when its text changed; True when it did."""
     current = None
     if os.path.exists(path):
         with open(path, encoding="utf-8") as stream:
@@ -147,3 +171,99 @@ def _persist(path, text):
     os.chmod(tmp, 0o640)
     os.replace(tmp, path)
     return True
+
+
+def _json_documents(text):
+    decoder, docs, at = json.JSONDecoder(), [], 0
+    while True:
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if at >= len(text):
+            return docs
+        try:
+            doc, at = decoder.raw_decode(text, at)
+        except ValueError:    # a warning line between documents
+            newline = text.find("\n", at)
+            at = len(text) if newline < 0 else newline + 1
+            continue
+        if isinstance(doc, dict):
+            docs.append(doc)
+
+
+def apply_delta(frr, last_candidate, candidate, tmpdir=None):
+    """Apply only what changed since ``last_candidate`` (the candidate this process last applied and verified).
+
+    The whole new candidate is linted (lint_frr) and the delta's commands are grammar-checked (vtysh -C) before
+    anything is sent: an invalid delta is never applied.  Then one `vtysh -f` session applies it and the objects
+    it touched are read back as JSON.  Raises frr_delta.DeltaUnsupported (a change this path does not handle),
+    FrrError (refused or failed: possibly half applied) or FrrMismatch (FRR differs from the candidate): each
+    means the caller takes the whole-configuration path, which repairs whatever state this left.
+    """
+    delta = frr_delta.delta(last_candidate, candidate)
+    lines = [line.strip() for line in delta.script if not _CONTEXT.match(line.strip())]
+    result = {"changed": not delta.empty, "deletes": [line for line in lines if line.startswith("no ")],
+              "adds": [line for line in lines if not line.startswith("no ")], "mode": "delta", "touched": delta.size()}
+    if delta.empty:
+        return result
+    problems = lint_frr(candidate)
+    if problems:
+        raise FrrError("candidate rejected, nothing applied: " + "; ".join(problems))
+    path = write_candidate(tmpdir or frr.rundir, "\n".join(delta.script) + "\n")
+    try:
+        rc, out = frr.vtysh_file(path, dry_run=True)
+        if rc != 0:
+            raise FrrError("delta refused by vtysh -C, nothing applied: %s" % out[:500])
+        rc, out = frr.vtysh_file(path)
+        if rc != 0:
+            raise FrrError("vtysh -f failed, the delta may be half applied: %s" % out[:500])
+    finally:
+        os.unlink(path)
+    problems = verify(frr, delta)
+    if problems:
+        raise FrrMismatch("FRR differs from the candidate after the delta: " + "; ".join(problems[:10]))
+    return result
+
+
+def verify(frr, delta):
+    """What FRR holds for each object the delta touched, against the candidate: a list of differences."""
+    commands = ["show ip prefix-list %s json" % name for name in delta.prefix_lists]
+    commands += ["show route-map %s json" % name for name in sorted({name for name, _seq in delta.route_maps})]
+    commands += ["show bgp peer-group %s json" % group for group in sorted({g for _r, g in delta.listen_ranges})]
+    commands += ["show bgp neighbors %s json" % address for address in delta.neighbors]
+    commands += ["show bgp ipv4 unicast %s json" % prefix for prefix in delta.networks]
+    if not commands:
+        return []
+    docs = frr.show_json(commands)
+    bgp = [doc["BGP"] for doc in docs if isinstance(doc.get("BGP"), dict)]
+    lists = {name: body.get("entries") for body_map in bgp for name, body in body_map.items()
+             if isinstance(body, dict) and "entries" in body}
+    maps = {name: body.get("rules") for body_map in bgp for name, body in body_map.items()
+            if isinstance(body, dict) and "rules" in body}
+    groups = {name: body for doc in docs for name, body in doc.items()
+              if isinstance(body, dict) and "dynamicRanges" in body}
+    neighbors = {name for doc in docs for name, body in doc.items() if isinstance(body, dict) and "bgpState" in body}
+    sourced = {doc.get("prefix") for doc in docs if any(p.get("sourced") for p in doc.get("paths") or ()
+                                                         if isinstance(p, dict))}
+    problems = []
+    for name, expected in delta.prefix_lists.items():
+        held = sorted((e.get("sequenceNumber"), e.get("type"), e.get("prefix")) for e in lists.get(name) or ())
+        if held != expected:
+            problems.append("prefix-list %s: %s, expected %s" % (name, held, expected))
+    for (name, seq), expected in delta.route_maps.items():
+        rules = {r.get("sequenceNumber"): r for r in maps.get(name) or () if isinstance(r, dict)}
+        rule = rules.get(seq)
+        held = None if rule is None else (rule.get("type"), sorted(
+            ["match " + c for c in rule.get("matchClauses") or ()] + ["set " + c for c in rule.get("setClauses") or ()]))
+        if held != expected:
+            problems.append("route-map %s %s: %s, expected %s" % (name, seq, held, expected))
+    for (prefix, group), present in delta.listen_ranges.items():
+        ranges = ((groups.get(group) or {}).get("dynamicRanges") or {}).get("IPv4", {}).get("ranges") or []
+        if (prefix in ranges) != present:
+            problems.append("bgp listen range %s peer-group %s: %s" % (prefix, group, "missing" if present else "left"))
+    for address, present in delta.neighbors.items():
+        if (address in neighbors) != present:
+            problems.append("neighbor %s: %s" % (address, "missing" if present else "left"))
+    for prefix, present in delta.networks.items():
+        if (prefix in sourced) != present:
+            problems.append("network %s: %s" % (prefix, "missing" if present else "left"))
+    return problems

@@ -15,9 +15,11 @@ import tempfile
 
 from ..core.findings import Finding
 from ..core.render.frr import render_frr
+from ..core.render.frr_delta import DeltaUnsupported
 from . import netlink
-from .frr import Frr
+from .frr import Frr, FrrError, apply_delta
 from .frr import apply as frr_apply
+from .frr import persist
 
 LOG = logging.getLogger("samctl.apply")
 VTYSH = "/usr/bin/vtysh"            # sam_bgp's default: frr-reload needs the directory of vtysh as --bindir
@@ -40,26 +42,81 @@ def run_command(argv):
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def apply_bgp(state, vty_socket, confdir, options=None):
+class FrrMemory:
+    """What one long-running process (the RR's reconcile loop, the leaf agent) last applied to FRR and verified.
+
+    With it apply_bgp sends only the delta from that candidate (apply/frr.apply_delta, issue 19); without a
+    last candidate (start-up, after any failure) or with ``full`` it runs the whole-configuration path
+    (frr-reload.py), which also repairs whatever a failed delta or a hand edit left.  ``on_fallback(reason)``
+    is told when a delta failed and the full path ran instead (the RR writes an audit line).
+    """
+
+    def __init__(self, on_fallback=None):
+        self.candidate = None      # render_frr output last applied and verified
+        self.host_lines = None     # the running config's host-owned lines, for frr.conf (from the last full run)
+        self.on_fallback = on_fallback
+        self.full_runs = self.delta_runs = self.fallbacks = 0
+
+    def forget(self):
+        self.candidate = None
+
+
+def apply_bgp(state, vty_socket, confdir, options=None, memory=None, full=False):
     # sam_bgp's default options are render_frr's defaults; the role passes the same bfd to both.
     candidate = render_frr(state, options)
     leaves = sum(len(r["spec"].get("admitted", ())) for r in state["resources"] if r["kind"] == "BGPDynamicPeer")
-    if _writable_dir(confdir):
-        result = _apply_frr(candidate, vty_socket, confdir, os.path.join(confdir, "frr.conf"))
-    else:
-        # frr-reload needs an existing --confdir and writes the running config there ("write"):
-        # give it a scratch one rather than a system /etc/frr we were not allowed to change.
-        with tempfile.TemporaryDirectory(prefix="boma-reconcile-") as scratch:
-            result = _apply_frr(candidate, vty_socket, scratch, None)
+    if memory is not None and memory.candidate is not None and not full:
+        summary = _apply_delta(memory, candidate, vty_socket, confdir, leaves)
+        if summary is not None:
+            return summary
+    try:
+        if _writable_dir(confdir):
+            result = _apply_frr(candidate, vty_socket, confdir, os.path.join(confdir, "frr.conf"))
+        else:
+            # frr-reload needs an existing --confdir and writes the running config there ("write"):
+            # give it a scratch one rather than a system /etc/frr we were not allowed to change.
+            with tempfile.TemporaryDirectory(prefix="boma-reconcile-") as scratch:
+                result = _apply_frr(candidate, vty_socket, scratch, None)
+    except Exception:
+        if memory is not None:
+            memory.forget()
+        raise
+    if memory is not None:
+        memory.candidate, memory.full_runs = candidate, memory.full_runs + 1
+        memory.host_lines = result["candidate"][:len(result["candidate"]) - len(candidate)]
     if result["deletes"] or result["adds"]:
         LOG.debug("reconcile bgp delta: -%s +%s", result["deletes"], result["adds"])
         return "bgp changed +%d -%d lines (%d leaves)" % (len(result["adds"]), len(result["deletes"]), leaves)
     return "bgp %s (%d leaves)" % ("persisted" if result["changed"] else "unchanged", leaves)
 
 
-def _apply_frr(candidate, vty_socket, confdir, persist):
+def _apply_delta(memory, candidate, vty_socket, confdir, leaves):
+    """The delta path; None when the full path must run (unsupported change, refused, failed or mismatched)."""
     frr = Frr(run_command, vtysh=VTYSH, vty_socket=vty_socket, confdir=confdir)
-    return frr_apply(frr, candidate, persist_path=persist)
+    try:
+        result = apply_delta(frr, memory.candidate, candidate)
+    except DeltaUnsupported as exc:
+        LOG.info("bgp: full reload (%s)", exc)
+        return None
+    except FrrError as exc:
+        memory.fallbacks += 1
+        memory.forget()
+        LOG.warning("bgp delta failed, full reload: %s", exc)
+        if memory.on_fallback:
+            memory.on_fallback(str(exc))
+        return None
+    memory.candidate, memory.delta_runs = candidate, memory.delta_runs + 1
+    if result["changed"] and memory.host_lines is not None and _writable_dir(confdir):
+        persist(os.path.join(confdir, "frr.conf"), memory.host_lines + candidate)
+    if result["changed"]:
+        return "bgp delta +%d -%d lines, %d objects verified (%d leaves)" % (
+            len(result["adds"]), len(result["deletes"]), result["touched"], leaves)
+    return "bgp unchanged (%d leaves)" % leaves
+
+
+def _apply_frr(candidate, vty_socket, confdir, persist_path):
+    frr = Frr(run_command, vtysh=VTYSH, vty_socket=vty_socket, confdir=confdir)
+    return frr_apply(frr, candidate, persist_path=persist_path)
 
 
 def _writable_dir(path):

@@ -18,7 +18,7 @@ import random
 import secrets
 import threading
 
-from ..apply.node import apply_bgp, apply_dataplane
+from ..apply.node import FrrMemory, apply_bgp, apply_dataplane
 from ..core import agent as decide
 from ..core import lease, signing
 from ..core.fields import format_time, parse_time
@@ -119,6 +119,7 @@ class Agent:
         self.load_inputs = load_inputs
         self.clock, self.jitter, self.transport = clock, jitter, transport
         self.applier = applier or self._apply
+        self.frr_memory = FrrMemory()    # a changed state goes to FRR as a delta; the first apply and repairs in full
         self.path = os.path.join(settings.state_dir, STATE_FILE)
         self.interval = datetime.timedelta(seconds=settings.refresh_interval)
         self.cap = datetime.timedelta(seconds=settings.backoff_max)
@@ -238,7 +239,7 @@ class Agent:
     # -- apply -------------------------------------------------------------------------------------------
     def _apply(self, desired):
         options = {"bfd": self.s.bgp_bfd, "connect_timer": self.s.bgp_connect_timer}
-        parts = [apply_bgp(desired, self.s.frr_vty_socket, self.s.frr_confdir, options)]
+        parts = [apply_bgp(desired, self.s.frr_vty_socket, self.s.frr_confdir, options, memory=self.frr_memory)]
         if self.s.apply == "all":
             key_file = self.s.wg_key_file or os.path.join(self.s.state_dir, KEY_FILE)
             parts.extend(apply_dataplane(desired, {"key_file": key_file, "listen_port": self.s.wg_listen_port}))
@@ -257,6 +258,8 @@ class Agent:
             if digest == state.get("appliedDigest") and applied_at is not None \
                     and datetime.timedelta(0) <= now - applied_at < datetime.timedelta(seconds=self.s.repair_interval):
                 return
+            if digest == state.get("appliedDigest"):
+                self.frr_memory.forget()     # the repair pass: the whole-configuration path puts back hand edits
             LOG.info("apply: %s", self.applier(desired))
         except Exception as exc:  # noqa: BLE001 - logged and retried next pass; the last applied state stays
             LOG.error("apply failed: %s: %s", type(exc).__name__, exc)

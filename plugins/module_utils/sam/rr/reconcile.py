@@ -13,7 +13,7 @@ import threading
 import time
 
 from ..apply import netlink
-from ..apply.node import ApplyError, apply_bgp, apply_dataplane
+from ..apply.node import ApplyError, FrrMemory, apply_bgp, apply_dataplane
 from ..core.materialize import materialize, state_digest
 from ..core.validate import validate_leaving_out
 from .service import LOG
@@ -95,7 +95,9 @@ def factory(service, args):
     options = {"bfd": bool(getattr(args, "bgp_bfd", False))}
 
     repair = float(getattr(args, "repair_interval", None) or REPAIR_INTERVAL)
-    last = {"marker": None, "at": None}
+    last = {"marker": None, "at": None, "full_at": None}
+    # The candidate last applied: a change is sent to FRR as its delta (issue 19), a failed delta is audited.
+    memory = FrrMemory(on_fallback=lambda reason: service.note_event("frr-full-reload", "frr", reason))
 
     def apply():
         state = desired_state(service, args.node, rr_peering)
@@ -106,9 +108,15 @@ def factory(service, args):
         now = time.monotonic()
         if marker == last["marker"] and now - last["at"] < repair:
             return "unchanged (same desired state)"
+        # The whole-configuration path at start-up, after a failure (memory forgotten) and once per
+        # --repair-interval; every other change is a delta.
+        full = last["full_at"] is None or now - last["full_at"] >= repair
         parts, failed = [], []
         try:
-            parts.append(apply_bgp(state, vty, confdir, options))
+            runs = memory.full_runs
+            parts.append(apply_bgp(state, vty, confdir, options, memory=memory, full=full))
+            if memory.full_runs > runs:     # asked for, or a delta that fell back
+                last["full_at"] = now
         except Exception as exc:  # noqa: BLE001 - the data plane is still applied, the error is raised below
             failed.append("bgp failed: %s" % exc)
         if mode == "all":

@@ -295,6 +295,14 @@ class Service:
             lost = self.registry.conflicts(self.clock())
         self._audit_once("conflict-lost", {"SAMEnrollmentClaim/" + n: f.describe() for n, f in lost.items()})
 
+    def note_event(self, event, subject, reason):
+        """One audit line (and log line) for something the RR did on its own, e.g. a full FRR reload after a
+        failed delta (rr/reconcile.py)."""
+        reason = log_text(reason, 500)
+        LOG.warning("%s %s: %s", event, subject, reason)
+        with self.store_lock:
+            self.store.note(event, {subject: reason}, format_time(self.clock()))
+
     def _audit_once(self, event, reasons):
         """One audit line (and log line) per claim ref and reason; the same reason again is not repeated."""
         fresh = {ref: why for ref, why in reasons.items() if self.reported.get((event, ref)) != why}

@@ -1,0 +1,257 @@
+# Copyright: boma.mesh contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The delta between two FRR configurations rendered by render_frr, as one vtysh script (issue 19).
+
+A claim admitted, renewed into new prefixes or revoked changes a handful of lines of the RR's configuration
+(its prefix-list, its route-map entry, its listen range); a leaf's new RR changes one neighbour.  ``delta()``
+turns the line difference between the configuration last applied and the new candidate into the commands
+that make one into the other, for `vtysh -f`, and lists the objects it touches so that apply/frr.py can
+read exactly those back from FRR.  It knows the shapes render_frr writes and nothing else: any other
+difference (an ASN, a router-id, a peer-group setting, an unknown block) raises ``DeltaUnsupported`` and
+the caller takes the whole-configuration path (frr-reload.py), which handles everything.
+
+Order of the script: what goes away first, from the listen ranges and neighbours down to the route-map
+entries and prefix-lists they used, then what is new from the prefix-lists up to the listen ranges and
+neighbours.  So a new leaf's session can only come up once its admission entry exists, and a revoked one's
+session is gone before its entry.  Pure: no I/O.
+"""
+
+import re
+from dataclasses import dataclass, field
+
+_PLIST = re.compile(r"^ip prefix-list (\S+) seq (\d+) (permit|deny) (\S+)$")
+_ROUTE_MAP = re.compile(r"^route-map (\S+) (permit|deny) (\d+)$")
+_ROUTER = re.compile(r"^router bgp \d+$")
+_LISTEN = re.compile(r"^bgp listen range (\S+) peer-group (\S+)$")
+_NEIGHBOR = re.compile(r"^neighbor (\d+\.\d+\.\d+\.\d+) (.+)$")
+_NETWORK = re.compile(r"^network (\S+)$")
+_AF = "address-family ipv4 unicast"
+_MATCH = re.compile(r"^(match|set) \S")
+# A neighbour's defining line: removing it removes the neighbour, so it is never deleted on its own.
+_DEFINING = re.compile(r"^(remote-as|peer-group|interface)\b")
+
+
+class DeltaUnsupported(ValueError):
+    """The difference is not one of the shapes delta() handles; the message says which line (full path)."""
+
+
+@dataclass
+class Parsed:
+    top: list = field(default_factory=list)        # top-level single lines, in order
+    maps: dict = field(default_factory=dict)       # route-map header -> [child lines]
+    router: str = None                             # "router bgp ASN"
+    bgp: list = field(default_factory=list)        # router-level lines, in order
+    af: list = field(default_factory=list)         # address-family ipv4 unicast lines, in order
+    others: list = field(default_factory=list)     # any other block: (header, [lines])
+
+
+@dataclass
+class Delta:
+    script: list                                   # vtysh -f lines; empty: nothing to do
+    prefix_lists: dict                             # name -> [(seq, action, prefix)] expected after ([]: gone)
+    route_maps: dict                               # (name, seq) -> (action, sorted clauses) or None: gone
+    listen_ranges: dict                            # (range, group) -> expected present (bool)
+    neighbors: dict                                # address -> expected present (bool)
+    networks: dict = field(default_factory=dict)   # prefix -> expected present (bool)
+
+    @property
+    def empty(self):
+        return not self.script
+
+    def size(self):
+        """The objects touched: what the verification reads back."""
+        return (len(self.prefix_lists) + len(self.route_maps) + len(self.listen_ranges) + len(self.neighbors)
+                + len(self.networks))
+
+
+def parse(text):
+    """A rendered configuration's parts (indentation as render_frr writes it; '!' and blank lines skipped)."""
+    out, block, in_af = Parsed(), None, False
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        stripped = line.strip()
+        if not stripped or stripped == "!":
+            continue
+        if not line.startswith(" "):
+            in_af = False
+            if stripped == "exit":
+                block = None
+            elif _ROUTE_MAP.match(stripped):
+                block = out.maps.setdefault(stripped, [])
+            elif _ROUTER.match(stripped):
+                if out.router is not None:
+                    raise DeltaUnsupported("two router bgp blocks")
+                out.router, block = stripped, out.bgp
+            else:
+                # A top-level line; a block opener render_frr never writes is followed by indented lines, which
+                # move it to `others` below.
+                out.top.append(stripped)
+                block = None
+            continue
+        if block is None:
+            if not out.top:
+                raise DeltaUnsupported("indented line outside a block: %s" % stripped)
+            out.others.append((out.top.pop(), [stripped]))
+            block = out.others[-1][1]
+        elif block is out.bgp and stripped == _AF:
+            in_af = True
+        elif in_af and stripped == "exit-address-family":
+            in_af = False
+        elif in_af:
+            out.af.append(stripped)
+        elif stripped.startswith("address-family "):
+            raise DeltaUnsupported("address family %s" % stripped[len("address-family "):])
+        else:
+            block.append(stripped)
+    return out
+
+
+def _neighbors(lines):
+    found = {}
+    for line in lines:
+        m = _NEIGHBOR.match(line)
+        if m:
+            found.setdefault(m.group(1), []).append(line)
+    return found
+
+
+def _plists(lines):
+    lists = {}
+    for line in lines:
+        m = _PLIST.match(line)
+        if m:
+            lists.setdefault(m.group(1), []).append((int(m.group(2)), m.group(3), m.group(4)))
+    return lists
+
+
+def _map_entry(header, children):
+    name, action, seq = _ROUTE_MAP.match(header).groups()
+    return (name, int(seq)), (action, sorted(children))
+
+
+def delta(old_text, new_text):
+    """The Delta that turns the configuration ``old_text`` into ``new_text`` (both render_frr output)."""
+    old, new = parse(old_text), parse(new_text)
+    if old.router != new.router:
+        raise DeltaUnsupported("router bgp: %s -> %s" % (old.router, new.router))
+    if old.others != new.others:
+        raise DeltaUnsupported("a block render_frr does not write changed")
+    for line in set(old.top) ^ set(new.top):
+        if not _PLIST.match(line):
+            raise DeltaUnsupported("top-level line: %s" % line)
+    for header in set(old.maps) & set(new.maps):
+        for line in set(old.maps[header]) ^ set(new.maps[header]):
+            if not _MATCH.match(line):
+                raise DeltaUnsupported("route-map %s: %s" % (header, line))
+
+    old_nb, new_nb = _neighbors(old.bgp), _neighbors(new.bgp)
+    gone_nb = [a for a in old_nb if a not in new_nb]
+    added_nb = [a for a in new_nb if a not in old_nb]
+    _check_router_lines(old, new, old_nb, new_nb)
+
+    bgp_del, bgp_add = _lines_delta(old.bgp, new.bgp, gone_nb, added_nb)
+    af_del, af_add = _lines_delta(old.af, new.af, gone_nb, added_nb)
+    script = []
+    if bgp_del or af_del or gone_nb:
+        script.append(new.router)
+        if af_del:
+            script += [" " + _AF] + ["  no " + line for line in reversed(af_del)] + [" exit-address-family"]
+        script += [" no " + line for line in reversed(bgp_del)]
+        script += [" no neighbor %s" % a for a in gone_nb]
+        script.append("exit")
+
+    maps_gone = [h for h in old.maps if h not in new.maps]
+    maps_new = [h for h in new.maps if h not in old.maps]
+    maps_changed = [h for h in new.maps if h in old.maps and old.maps[h] != new.maps[h]]
+    script += ["no " + h for h in maps_gone]
+    for header in maps_changed:
+        removed = [c for c in old.maps[header] if c not in new.maps[header]]
+        if removed:
+            script += [header] + [" no " + c for c in removed] + ["exit"]
+
+    new_top = set(new.top)
+    old_top = set(old.top)
+    script += ["no " + line for line in old.top if line not in new_top]
+    script += [line for line in new.top if line not in old_top]
+
+    for header in maps_changed:
+        added = [c for c in new.maps[header] if c not in old.maps[header]]
+        if added:
+            script += [header] + [" " + c for c in added] + ["exit"]
+    for header in maps_new:
+        script += [header] + [" " + c for c in new.maps[header]] + ["exit"]
+
+    if bgp_add or af_add:
+        script.append(new.router)
+        script += [" " + line for line in bgp_add]
+        if af_add:
+            script += [" " + _AF] + ["  " + line for line in af_add] + [" exit-address-family"]
+        script.append("exit")
+
+    return Delta(script, _touched_plists(old, new), _touched_maps(old, new, maps_gone, maps_new, maps_changed),
+                 _touched_ranges(old, new), {**{a: False for a in gone_nb}, **{a: True for a in added_nb},
+                                             **{a: True for a in _changed_nb(old_nb, new_nb)}},
+                 _touched_networks(old, new))
+
+
+def _check_router_lines(old, new, old_nb, new_nb):
+    for line in set(old.bgp) ^ set(new.bgp):
+        m = _NEIGHBOR.match(line)
+        if _LISTEN.match(line):
+            continue
+        if not m:
+            raise DeltaUnsupported("router bgp: %s" % line)
+        address, rest = m.groups()
+        if address in old_nb and address in new_nb and _DEFINING.match(rest):
+            raise DeltaUnsupported("router bgp: neighbour %s redefined (%s)" % (address, rest))
+    for line in set(old.af) ^ set(new.af):
+        if not (_NETWORK.match(line) or _NEIGHBOR.match(line)):
+            raise DeltaUnsupported("address-family ipv4 unicast: %s" % line)
+
+
+def _lines_delta(old_lines, new_lines, gone_nb, added_nb):
+    """(removed, added) lines, in config order; a neighbour removed as a whole is one 'no neighbor' elsewhere."""
+    new_set, old_set = set(new_lines), set(old_lines)
+    gone = set(gone_nb)
+    removed = [line for line in old_lines if line not in new_set and not _of(line, gone)]
+    added = [line for line in new_lines if line not in old_set]
+    return removed, added
+
+
+def _of(line, addresses):
+    m = _NEIGHBOR.match(line)
+    return bool(m) and m.group(1) in addresses
+
+
+def _changed_nb(old_nb, new_nb):
+    return [a for a in new_nb if a in old_nb and sorted(old_nb[a]) != sorted(new_nb[a])]
+
+
+def _touched_plists(old, new):
+    old_l, new_l = _plists(old.top), _plists(new.top)
+    names = {n for n in set(old_l) | set(new_l) if sorted(old_l.get(n, [])) != sorted(new_l.get(n, []))}
+    return {n: sorted(new_l.get(n, [])) for n in sorted(names)}
+
+
+def _touched_maps(old, new, gone, added, changed):
+    touched = {}
+    for header in gone:
+        touched[_map_entry(header, [])[0]] = None
+    for header in list(added) + list(changed):
+        key, value = _map_entry(header, new.maps[header])
+        touched[key] = value
+    return touched
+
+
+def _touched_ranges(old, new):
+    def ranges(lines):
+        return {m.groups() for m in map(_LISTEN.match, lines) if m}
+    old_r, new_r = ranges(old.bgp), ranges(new.bgp)
+    return {r: r in new_r for r in sorted(old_r ^ new_r)}
+
+
+def _touched_networks(old, new):
+    def nets(lines):
+        return {m.group(1) for m in map(_NETWORK.match, lines) if m}
+    old_n, new_n = nets(old.af), nets(new.af)
+    return {n: n in new_n for n in sorted(old_n ^ new_n)}

@@ -1,0 +1,118 @@
+# Copyright: boma.mesh contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""core/render/frr_delta.py: the vtysh script between two rendered configurations, and what it touches."""
+
+import copy
+
+import pytest
+from mesh_views import node_state
+
+from boma_mesh_utils.sam.core.agent import empty_state
+from boma_mesh_utils.sam.core.render.frr import render_frr
+from boma_mesh_utils.sam.core.render.frr_delta import DeltaUnsupported, delta, parse
+from support.synthetic import synthetic_rr_state
+
+
+def rr(count, drop=()):
+    state = synthetic_rr_state(count)
+    peer = next(r for r in state["resources"] if r["kind"] == "BGPDynamicPeer")
+    peer["spec"]["admitted"] = [a for a in peer["spec"]["admitted"] if a["leafID"] not in drop]
+    return render_frr(state)
+
+
+def test_the_same_configuration_is_an_empty_delta():
+    d = delta(rr(50), rr(50))
+    assert d.empty and d.script == [] and d.size() == 0
+
+
+def test_one_more_leaf_adds_its_prefix_list_then_its_route_map_entry_then_its_listen_range():
+    d = delta(rr(50), rr(51))
+    assert d.script == [
+        "ip prefix-list SAM-LEAF-leaf-50 seq 5 permit 10.64.0.51/32",
+        "route-map SAM-IN-leaves permit 51", " match peer 10.128.0.51",
+        " match ip address prefix-list SAM-LEAF-leaf-50", "exit",
+        "router bgp 64577", " bgp listen range 10.128.0.51/32 peer-group leaves", "exit"]
+    assert d.prefix_lists == {"SAM-LEAF-leaf-50": [(5, "permit", "10.64.0.51/32")]}
+    assert d.route_maps == {("SAM-IN-leaves", 51): ("permit", ["match ip address prefix-list SAM-LEAF-leaf-50",
+                                                               "match peer 10.128.0.51"])}
+    assert d.listen_ranges == {("10.128.0.51/32", "leaves"): True} and d.neighbors == {}
+
+
+def test_a_revoked_leaf_loses_its_listen_range_first_then_its_entry_and_prefix_list():
+    d = delta(rr(50), rr(50, drop={"leaf-7"}))
+    assert d.script == ["router bgp 64577", " no bgp listen range 10.128.0.8/32 peer-group leaves", "exit",
+                        "no route-map SAM-IN-leaves permit 8",
+                        "no ip prefix-list SAM-LEAF-leaf-7 seq 5 permit 10.64.0.8/32"]
+    assert d.prefix_lists == {"SAM-LEAF-leaf-7": []} and d.route_maps == {("SAM-IN-leaves", 8): None}
+    assert d.listen_ranges == {("10.128.0.8/32", "leaves"): False}
+
+
+def test_the_delta_does_not_grow_with_the_number_of_leaves():
+    small, large = delta(rr(200), rr(201)), delta(rr(5000), rr(5001))
+    assert len(small.script) == len(large.script) == 8 and small.size() == large.size() == 3
+
+
+def test_a_leaf_that_gains_and_loses_an_rr_neighbour():
+    leaf = node_state("cloudedge", "leaf-b")[0]
+    one_rr = copy.deepcopy(leaf)
+    one_rr["resources"] = [r for r in leaf["resources"]
+                           if not (r["kind"] == "BGPPeer" and r["spec"]["address"] == "10.99.0.3")]
+    full, partial = render_frr(leaf), render_frr(one_rr)
+    added = delta(partial, full)
+    assert added.script == [
+        "router bgp 64577", " neighbor 10.99.0.3 remote-as 64577", " neighbor 10.99.0.3 description rr-b",
+        " neighbor 10.99.0.3 update-source 10.255.0.32", " neighbor 10.99.0.3 timers 3 9",
+        " neighbor 10.99.0.3 timers connect 2", " address-family ipv4 unicast", "  neighbor 10.99.0.3 activate",
+        "  neighbor 10.99.0.3 route-map SAM-EXPORT out", " exit-address-family", "exit"]
+    assert added.neighbors == {"10.99.0.3": True}
+    removed = delta(full, partial)
+    assert removed.script == ["router bgp 64577", " no neighbor 10.99.0.3", "exit"]   # one line removes it all
+    assert removed.neighbors == {"10.99.0.3": False}
+
+
+def test_a_revoked_leaf_teardown_is_a_delta_too():
+    leaf = node_state("cloudedge", "leaf-b")[0]
+    d = delta(render_frr(leaf), render_frr(empty_state("leaf-b", leaf)))
+    assert "no route-map SAM-EXPORT permit 10" in d.script and " no neighbor 10.99.0.2" in d.script
+    assert "no ip prefix-list SAM-OWN seq 5 permit 10.77.60.32/32" in d.script
+    assert d.networks == {"10.77.60.32/32": False}
+    # the address-family lines of the neighbours go with them; the network goes on its own
+    assert [line for line in d.script if "address-family" in line or "network" in line] == [
+        " address-family ipv4 unicast", "  no network 10.77.60.32/32", " exit-address-family"]
+
+
+@pytest.mark.parametrize("edit, rule", [
+    (lambda t: t.replace("router bgp 64577", "router bgp 64578"), "router bgp"),
+    (lambda t: t.replace(" bgp router-id 10.99.0.2", " bgp router-id 10.99.0.9"), "bgp router-id"),
+    (lambda t: t.replace(" bgp listen limit 1000", " bgp listen limit 2000"), "listen limit"),
+    (lambda t: t.replace("  neighbor leaves soft-reconfiguration inbound\n", ""), "soft-reconfiguration"),
+    (lambda t: t.replace("bgp route-map delay-timer 1", "bgp route-map delay-timer 5"), "delay-timer"),
+    (lambda t: t.replace(" match peer 10.128.0.3\n", " match peer 10.128.0.3\n on-match next\n"), "on-match"),
+    (lambda t: t + "interface lo\n ip address 10.1.1.1/32\nexit\n", "block"),
+])
+def test_anything_else_takes_the_full_path(edit, rule):
+    with pytest.raises(DeltaUnsupported, match=rule):
+        delta(rr(5), edit(rr(5)))
+
+
+def test_a_neighbour_whose_remote_as_changes_takes_the_full_path():
+    leaf = render_frr(node_state("cloudedge", "leaf-b")[0])
+    with pytest.raises(DeltaUnsupported, match="redefined"):
+        delta(leaf, leaf.replace("neighbor 10.99.0.2 remote-as 64577", "neighbor 10.99.0.2 remote-as 65001"))
+
+
+def test_a_neighbour_setting_changes_in_place():
+    leaf = render_frr(node_state("cloudedge", "leaf-b")[0])
+    d = delta(leaf, leaf.replace("neighbor 10.99.0.2 timers 3 9", "neighbor 10.99.0.2 timers 5 15"))
+    assert d.script == ["router bgp 64577", " no neighbor 10.99.0.2 timers 3 9", "exit",
+                        "router bgp 64577", " neighbor 10.99.0.2 timers 5 15", "exit"]
+    assert d.neighbors == {"10.99.0.2": True}
+
+
+def test_parse_keeps_the_parts():
+    parsed = parse(rr(2))
+    assert parsed.router == "router bgp 64577" and parsed.top[0] == "bgp route-map delay-timer 1"
+    assert list(parsed.maps) == ["route-map SAM-IN-leaves permit 1", "route-map SAM-IN-leaves permit 2",
+                                 "route-map SAM-IN-leaves deny 65535"]
+    assert "bgp listen range 10.128.0.2/32 peer-group leaves" in parsed.bgp
+    assert parsed.af[-1] == "neighbor leaves route-map SAM-IN-leaves in"
