@@ -23,6 +23,7 @@ import datetime
 import importlib.metadata
 import os
 import pathlib
+import secrets
 import shutil
 import signal
 import subprocess
@@ -54,7 +55,9 @@ from scale_mesh import (  # noqa: E402
     summary_peers,
 )
 
+from boma_mesh_utils.sam.core import signing, wire  # noqa: E402
 from boma_mesh_utils.sam.core.fields import format_time  # noqa: E402
+from boma_mesh_utils.sam.io import enroll_client  # noqa: E402
 from support import synthetic  # noqa: E402
 
 # No hyphen: the harness refuses one, so that no prefix is another prefix's <prefix>-<runid> (its stale
@@ -188,6 +191,42 @@ def reconcile_at_n(services, frrs, extra, count, timeout):
     return latency, runs
 
 
+def renewal_at_n(services, frrs, claim):
+    """Issue 19: a renewal (same leaf, new nonce and timestamp) changes nothing in FRR on either RR."""
+    before = {rr: (frrs[rr].vtysh("show running-config"), len(services[rr].reconciles())) for rr in RR_NAMES}
+    spec = signing.sign_claim(claim["spec"], JOIN_KEY, secrets.token_hex(16),
+                              datetime.datetime.now(datetime.timezone.utc))
+    started = time.monotonic()
+    status = services["rr-b"].submit(dict(claim, spec=spec)).status
+    answered = time.monotonic() - started
+    if status != 200:
+        raise Failed("the renewal was refused: %d" % status)
+    time.sleep(3)     # past the reconcile interval on both RRs: any run it caused has logged by now
+    same = {rr: frrs[rr].vtysh("show running-config") == before[rr][0] for rr in RR_NAMES}
+    runs = {rr: len(services[rr].reconciles()) - before[rr][1] for rr in RR_NAMES}
+    return {"answered": answered, "same": same, "bgp_runs": runs}
+
+
+def revocation_at_n(services, frrs, claim, timeout):
+    """Revoke one claim on rr-a: its listen range leaves both RRs' FRR (seconds), each RR's logged run."""
+    name = claim["metadata"]["name"]
+    line = " bgp listen range %s peer-group scale-leaves" % claim["spec"]["tunnelAddress"]
+    marks = {rr: len(services[rr].reconciles()) for rr in RR_NAMES}
+    started = time.monotonic()
+    resp = enroll_client.request("unix:" + services["rr-a"].socket, "POST", wire.revoke_path(name), ADMIN_TOKEN,
+                                 {"name": name, "reason": "lab_scale"}, timeout=30)
+    if resp.status != 200:
+        raise Failed("the revocation was refused: %d %s" % (resp.status, resp.body[:200]))
+    wait_for(lambda: not any(line in frrs[rr].vtysh("show running-config") for rr in RR_NAMES), timeout=timeout,
+             interval=0.05, message="the revoked claim's listen range gone from both RRs")
+    latency = time.monotonic() - started
+    runs = {}
+    for rr in RR_NAMES:
+        runs[rr] = wait_for(lambda rr=rr: services[rr].reconciles()[marks[rr]:], timeout=30,
+                            message="%s logged the revocation's run" % rr)[-1]
+    return latency, runs
+
+
 def mib(kib):
     return "%.1f" % (kib / 1024.0) if kib is not None else "-"
 
@@ -229,9 +268,17 @@ def report(args, figures):
         t0, t1, t2 = (s.get(key, (0, 0))[1] or 0 for s in (idle, before, steady))
         print("  %-24s %9.2f %9.2f %6.2f" % (" ".join(key), t1 - t0, t2 - t1, t2))
     latency, runs = f["reconcile"]
-    print("reconcile at %d claims (one more claim, +%d lines): run %s; submit -> listen range in both RRs %.2f s"
-          % (n, runs["rr-a"]["adds"], ", ".join("%.1f s on %s" % (runs[rr]["seconds"], rr) for rr in RR_NAMES),
-             latency))
+    print("reconcile at %d claims (one more claim, +%d lines, %s): run %s; submit -> listen range in both RRs %.2f s"
+          % (n, runs["rr-a"]["adds"], runs["rr-a"]["what"],
+             ", ".join("%.1f s on %s" % (runs[rr]["seconds"], rr) for rr in RR_NAMES), latency))
+    r = f["renewal"]
+    print("renewal at %d claims (same leaf, new nonce): answered in %.3f s; FRR runs %s; running config unchanged: %s"
+          % (n, r["answered"], ", ".join("%d on %s" % (r["bgp_runs"][rr], rr) for rr in RR_NAMES),
+             ", ".join("%s on %s" % ("yes" if r["same"][rr] else "NO", rr) for rr in RR_NAMES)))
+    latency, runs = f["revocation"]
+    print("revocation at %d claims (-%d lines, %s): run %s; revoke -> listen range gone from both RRs %.2f s"
+          % (n, runs["rr-a"]["deletes"], runs["rr-a"]["what"],
+             ", ".join("%.1f s on %s" % (runs[rr]["seconds"], rr) for rr in RR_NAMES), latency))
 
 
 def run(args, topo, workdir, state):
@@ -272,10 +319,17 @@ def run(args, topo, workdir, state):
     figures["samples"]["steady"] = sample(frrs, services, speakers)
 
     figures["reconcile"] = reconcile_at_n(services, frrs, extra, args.leaves, args.timeout)
+    figures["renewal"] = renewal = renewal_at_n(services, frrs, claims[1])
+    for rr in RR_NAMES:
+        if not renewal["same"][rr] or renewal["bgp_runs"][rr]:
+            problems.append("%s: a renewal changed FRR (running config same: %s, bgp runs %d)"
+                            % (rr, renewal["same"][rr], renewal["bgp_runs"][rr]))
+    figures["revocation"] = revocation_at_n(services, frrs, claims[0], args.timeout)
     for rr in RR_NAMES:
         up = len(established(summary_peers(frrs[rr])))
-        if up != args.leaves:
-            problems.append("%s: %d sessions Established after the reconcile at N, expected %d" % (rr, up, args.leaves))
+        if up != args.leaves - 1:     # leaf-0 was revoked; the extra claim has no speaker
+            problems.append("%s: %d sessions Established after the changes at N, expected %d"
+                            % (rr, up, args.leaves - 1))
         if frrs[rr].pid("bgpd") != bgpd[rr] or not frrs[rr].is_running("bgpd"):
             problems.append("%s: bgpd restarted (reconcile must reload, never restart)" % rr)
         problems += ["%s: %s" % (rr, line) for line in services[rr].failures()]

@@ -35,7 +35,7 @@ RRS = {  # RRSet members of synthetic.RRSET_DOC: tunnel address (BGP identity) a
     member["nodeRef"]: {"tunnel": member["tunnelAddress"].split("/")[0], "endpoint": member["endpoint"]}
     for member in synthetic.RRSET_DOC["spec"]["members"]
 }
-_RECONCILE = re.compile(r"reconcile: bgp (?P<what>\w+)(?: \+(?P<add>\d+) -(?P<del>\d+) lines)? "
+_RECONCILE = re.compile(r"reconcile: bgp (?P<what>\w+)(?: \+(?P<add>\d+) -(?P<del>\d+) lines(?:, \d+ objects verified)?)? "
                         r"\((?P<leaves>\d+) leaves\) \((?P<secs>[0-9.]+)s\)")
 
 
