@@ -306,14 +306,17 @@ def test_4c_a_revoked_leaf_tears_down_its_own_tunnels_and_bgp(gate):
             config = gate.vtysh(leaf, "show running-config")
             if not [a for a in rr_addresses if f"neighbor {a} " in config]:
                 seen["bgp"] = now
-        return len(seen) == 2
+        # the agent writes its state when the pass ends, after the teardown's frr-reload
+        if "state" not in seen and _agent_state(gate, leaf).get("revoked"):
+            seen["state"] = now
+        return len(seen) == 3
 
     deadline = time.monotonic() + 120
     while not gone() and time.monotonic() < deadline:
         time.sleep(1)
     assert gone(), f"after {time.monotonic() - start:.0f} s only {seen} on {leaf} (revoked through {rr}'s API)"
     state = _agent_state(gate, leaf)
-    assert state.get("revoked"), state
+    assert state.get("revoked") and not state.get("teardownPending") and state.get("applyError") is None, state
     figure(f"revoke {leaf} through {rr}'s API: {leaf}'s agent tore down its own "
            + ", ".join(f"{k} {v:.1f} s" for k, v in seen.items()) + " (refresh interval 5 s, TCG guest)")
 
