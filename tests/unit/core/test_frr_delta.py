@@ -30,7 +30,7 @@ def test_one_more_leaf_adds_its_prefix_list_then_its_route_map_entry_then_its_li
     assert d.script == [
         "ip prefix-list SAM-LEAF-leaf-50 seq 5 permit 10.64.0.51/32",
         "route-map SAM-IN-leaves permit 51", " match peer 10.128.0.51",
-        " match ip address prefix-list SAM-LEAF-leaf-50", "exit",
+        " match ip address prefix-list SAM-LEAF-leaf-50",   # no "exit": it makes FRR reprocess the route-map
         "router bgp 64577", " bgp listen range 10.128.0.51/32 peer-group leaves", "exit"]
     assert d.prefix_lists == {"SAM-LEAF-leaf-50": [(5, "permit", "10.64.0.51/32")]}
     assert d.route_maps == {("SAM-IN-leaves", 51): ("permit", ["match ip address prefix-list SAM-LEAF-leaf-50",
@@ -47,9 +47,15 @@ def test_a_revoked_leaf_loses_its_listen_range_first_then_its_entry_and_prefix_l
     assert d.listen_ranges == {("10.128.0.8/32", "leaves"): False}
 
 
+def test_a_batch_of_new_entries_has_no_exit_between_them():
+    script = delta(rr(10), rr(60)).script
+    assert "exit" not in script[:script.index("router bgp 64577")]
+    assert sum(line.startswith("route-map SAM-IN-leaves permit") for line in script) == 50
+
+
 def test_the_delta_does_not_grow_with_the_number_of_leaves():
     small, large = delta(rr(200), rr(201)), delta(rr(5000), rr(5001))
-    assert len(small.script) == len(large.script) == 8 and small.size() == large.size() == 3
+    assert len(small.script) == len(large.script) == 7 and small.size() == large.size() == 3
 
 
 def test_a_leaf_that_gains_and_loses_an_rr_neighbour():

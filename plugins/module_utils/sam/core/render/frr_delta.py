@@ -164,10 +164,14 @@ def delta(old_text, new_text):
     maps_new = [h for h in new.maps if h not in old.maps]
     maps_changed = [h for h in new.maps if h in old.maps and old.maps[h] != new.maps[h]]
     script += ["no " + h for h in maps_gone]
+    # No "exit" after a route-map entry: in FRR 8.4 leaving the route-map node makes every daemon process the
+    # whole route-map again, so a batch of N new entries each followed by "exit" costs O(N^2) (measured: 200 new
+    # leaves on 200, 11 s of bgpd CPU with "exit", 0.2 s without).  vtysh takes a command the route-map node
+    # does not know (the next entry, a prefix-list, router bgp) to the configuration node by itself.
     for header in maps_changed:
         removed = [c for c in old.maps[header] if c not in new.maps[header]]
         if removed:
-            script += [header] + [" no " + c for c in removed] + ["exit"]
+            script += [header] + [" no " + c for c in removed]
 
     new_top = set(new.top)
     old_top = set(old.top)
@@ -177,9 +181,9 @@ def delta(old_text, new_text):
     for header in maps_changed:
         added = [c for c in new.maps[header] if c not in old.maps[header]]
         if added:
-            script += [header] + [" " + c for c in added] + ["exit"]
+            script += [header] + [" " + c for c in added]
     for header in maps_new:
-        script += [header] + [" " + c for c in new.maps[header]] + ["exit"]
+        script += [header] + [" " + c for c in new.maps[header]]
 
     if bgp_add or af_add:
         script.append(new.router)
