@@ -93,14 +93,15 @@ def build(topo, leaves):
             topo.route(rr, tunnel + "/32", UNDERLAY[rr][1])
 
 
-def start_services(topo, frrs, workdir):
+def start_services(topo, frrs, workdir, leaves):
     secret(workdir / "join-token", JOIN_KEY.decode())
     secret(workdir / "leaf-token", LEAF_TOKEN)
     secret(workdir / "admin-token", ADMIN_TOKEN)
     addresses = REPLICATION[1]
     services = {}
     for rr, other in (("rr-a", "rr-b"), ("rr-b", "rr-a")):
-        services[rr] = RRService(topo, rr, frrs[rr], workdir, addresses[rr], addresses[other]).start()
+        services[rr] = RRService(topo, rr, frrs[rr], workdir, addresses[rr], addresses[other],
+                                 listen_limit=max(1000, leaves + 100)).start()
     for rr in RR_NAMES:
         wait_for(lambda rr=rr: "neighbor scale-leaves peer-group" in frrs[rr].vtysh("show running-config"),
                  timeout=60, message="%s: start-up reconcile configured the dynamic peer-group" % rr)
@@ -290,7 +291,7 @@ def run(args, topo, workdir, state):
     figures = {"load": [os.getloadavg()[0]], "samples": {}}
     build(topo, leaves)
     frrs = {rr: topo.start_frr(rr, "hostname %s\n!\n" % rr) for rr in RR_NAMES}
-    state["services"] = services = start_services(topo, frrs, workdir)
+    state["services"] = services = start_services(topo, frrs, workdir, args.leaves)
     bgpd = {rr: frrs[rr].pid("bgpd") for rr in RR_NAMES}
     figures["samples"]["idle"] = sample(frrs, services)
 
@@ -355,9 +356,9 @@ def preflight(args):
     for tool in (EXABGP, SAMCTL):
         if not os.access(tool, os.X_OK):
             problems.append("%s missing: make setup (requirements-dev.txt pins exabgp)" % tool)
-    if args.leaves < 4 or args.leaves > 1000:
-        # 4: the hostile plan needs four distinct leaves; 1000: render_frr's default bgp listen limit.
-        problems.append("--leaves must be within 4..1000")
+    if args.leaves < 4 or args.leaves > 20000:
+        # 4: the hostile plan needs four distinct leaves; the RRs' listen.limit is set from N.
+        problems.append("--leaves must be within 4..20000")
     return problems
 
 

@@ -35,7 +35,8 @@ RRS = {  # RRSet members of synthetic.RRSET_DOC: tunnel address (BGP identity) a
     member["nodeRef"]: {"tunnel": member["tunnelAddress"].split("/")[0], "endpoint": member["endpoint"]}
     for member in synthetic.RRSET_DOC["spec"]["members"]
 }
-_RECONCILE = re.compile(r"reconcile: bgp (?P<what>\w+)(?: \+(?P<add>\d+) -(?P<del>\d+) lines(?:, \d+ objects verified)?)? "
+_RECONCILE = re.compile(r"reconcile: bgp (?P<what>\w+)"
+                        r"(?: \+(?P<add>\d+) -(?P<del>\d+) lines(?:, \d+ objects verified)?)? "
                         r"\((?P<leaves>\d+) leaves\) \((?P<secs>[0-9.]+)s\)")
 
 
@@ -43,16 +44,21 @@ def _res(api, kind, name, spec):
     return {"apiVersion": api, "kind": kind, "metadata": {"name": name}, "spec": spec}
 
 
-def rr_documents(node, join_token_file):
-    """One RR's documents for `samctl serve --config`: the shared bench set plus its BGP resources."""
+def rr_documents(node, join_token_file, listen_limit=None):
+    """One RR's documents for `samctl serve --config`: the shared bench set plus its BGP resources.
+
+    ``listen_limit``: the BGPDynamicPeer's listen.limit (render_frr's default `bgp listen limit` is 1000)."""
     net = "net.routerd.net/v1alpha1"
     pool = synthetic.POLICY_DOCS[0]["spec"]["prefix"]
     import_policy = {"allowedPrefixes": [pool], "allowedPrefixLengthMin": 32, "allowedPrefixLengthMax": 32}
+    listen = {"sourcePrefixes": [LEAF_SOURCE]}
+    if listen_limit:
+        listen["limit"] = listen_limit
     own = [
         _res(net, "BGPRouter", "scale-bgp", {"asn": ASN, "routerID": RRS[node]["tunnel"], "listen": {"port": 179},
                                              "importPolicy": dict(import_policy, nextHopRewrite="unchanged")}),
         _res(net, "BGPDynamicPeer", "scale-leaves", {
-            "routerRef": "BGPRouter/scale-bgp", "peerASN": ASN, "listen": {"sourcePrefixes": [LEAF_SOURCE]},
+            "routerRef": "BGPRouter/scale-bgp", "peerASN": ASN, "listen": listen,
             "routeReflectorClient": True, "routeReflectorClusterID": "10.99.0.254",
             "importPolicy": dict(import_policy, nextHopRewrite="peer-address")}),
         _res("mobility.routerd.net/v1alpha1", "SAMTransportProfile", node, {
@@ -77,14 +83,14 @@ class RRService:
     a unix socket in the work dir (the bench, outside every namespace, submits there: the same HTTP API).
     """
 
-    def __init__(self, topo, node, frr, workdir, listen, peer):
+    def __init__(self, topo, node, frr, workdir, listen, peer, listen_limit=None):
         self.node, self.frr = node, frr
         self.socket = str(workdir / (node + ".sock"))
         self.log = workdir / (node + ".service.log")
         self.confdir = workdir / (node + "-frr")
         self.confdir.mkdir()
         config = workdir / (node + ".json")
-        config.write_text(json.dumps({"resources": rr_documents(node, str(workdir / "join-token"))}))
+        config.write_text(json.dumps({"resources": rr_documents(node, str(workdir / "join-token"), listen_limit)}))
         self.argv = ["ip", "netns", "exec", topo.netns_name(node), SAMCTL, "serve", "--config", str(config),
                      "--node", node, "--db", str(workdir / (node + ".db")), "--listen", "%s:%d" % (listen, API_PORT),
                      "--socket", self.socket, "--token-file", str(workdir / "leaf-token"),

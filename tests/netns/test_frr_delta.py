@@ -6,11 +6,10 @@ whole-configuration path (frr-reload.py), is reported, and converges too.
 "Converged" is frr-reload.py --test against the rendered candidate: no line to add or delete.
 """
 
-from support.synthetic import synthetic_rr_state
-
 from boma_mesh_utils.sam.apply import node
 from boma_mesh_utils.sam.apply.frr import Frr, write_candidate
 from boma_mesh_utils.sam.core.render.frr import render_frr
+from support.synthetic import synthetic_rr_state
 
 
 def rr_state(count, drop=()):

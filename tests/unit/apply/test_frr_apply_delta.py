@@ -8,12 +8,12 @@ The real bgpd is tests/netns/test_frr_delta.py; here each refusal is forced to c
 import json
 
 import pytest
-from support.synthetic import synthetic_rr_state
 
 from boma_mesh_utils.sam.apply import frr as frr_mod
 from boma_mesh_utils.sam.apply import node
 from boma_mesh_utils.sam.core.render.frr import render_frr
 from boma_mesh_utils.sam.core.render.frr_delta import DeltaUnsupported
+from support.synthetic import synthetic_rr_state
 
 
 def rr(count):
@@ -78,8 +78,8 @@ def test_a_delta_vtysh_refuses_is_never_applied(tmp_path):
 
 def test_a_candidate_the_lint_refuses_is_never_sent(tmp_path):
     fake = FakeVtysh()
-    bad = rr(11).replace("route-map SAM-IN-leaves permit 11\n match peer 10.128.0.11\n",
-                         "route-map SAM-IN-leaves permit 11\n match peer 10.128.0.11\n match ip address prefix-list NOPE\n")
+    entry = "route-map SAM-IN-leaves permit 11\n match peer 10.128.0.11\n"
+    bad = rr(11).replace(entry, entry + " match ip address prefix-list NOPE\n")
     with pytest.raises(frr_mod.FrrError, match="prefix-list NOPE is not defined"):
         frr_mod.apply_delta(frr_mod.Frr(fake, vty_socket=str(tmp_path)), rr(10), bad)
     assert fake.calls == []

@@ -6,6 +6,7 @@ import difflib
 import pytest
 from mesh_views import node_state
 
+from boma_mesh_utils.sam.core.agent import empty_state
 from boma_mesh_utils.sam.core.render.frr import RenderError, lint_frr, render_frr
 from support.synthetic import synthetic_rr_state
 
@@ -66,7 +67,6 @@ def test_leaf_peers_with_both_rrs_and_exports_only_its_owned_32(leaf_text):
 
 def test_a_leaf_that_owns_nothing_renders_a_lint_clean_deny_only_export():
     """The revoked leaf's teardown state (core/agent.empty_state): FRR must take it, and it exports nothing."""
-    from boma_mesh_utils.sam.core.agent import empty_state
     text = render_frr(empty_state("leaf-b", node_state("cloudedge", "leaf-b")[0]))
     assert lint_frr(text) == []
     assert "SAM-OWN" not in text and "  network " not in text and " neighbor " not in text

@@ -252,8 +252,9 @@ def verify(frr, delta):
     for (name, seq), expected in delta.route_maps.items():
         rules = {r.get("sequenceNumber"): r for r in maps.get(name) or () if isinstance(r, dict)}
         rule = rules.get(seq)
-        held = None if rule is None else (rule.get("type"), sorted(
-            ["match " + c for c in rule.get("matchClauses") or ()] + ["set " + c for c in rule.get("setClauses") or ()]))
+        clauses = [] if rule is None else (["match " + c for c in rule.get("matchClauses") or ()]
+                                           + ["set " + c for c in rule.get("setClauses") or ()])
+        held = None if rule is None else (rule.get("type"), sorted(clauses))
         if held != expected:
             problems.append("route-map %s %s: %s, expected %s" % (name, seq, held, expected))
     for (prefix, group), present in delta.listen_ranges.items():

@@ -17,9 +17,8 @@ from ..core.findings import Finding
 from ..core.render.frr import render_frr
 from ..core.render.frr_delta import DeltaUnsupported
 from . import netlink
-from .frr import Frr, FrrError, apply_delta
+from .frr import Frr, FrrError, apply_delta, persist
 from .frr import apply as frr_apply
-from .frr import persist
 
 LOG = logging.getLogger("samctl.apply")
 VTYSH = "/usr/bin/vtysh"            # sam_bgp's default: frr-reload needs the directory of vtysh as --bindir

@@ -66,44 +66,53 @@ class Delta:
 
 def parse(text):
     """A rendered configuration's parts (indentation as render_frr writes it; '!' and blank lines skipped)."""
-    out, block, in_af = Parsed(), None, False
+    out, where = Parsed(), {"block": None, "af": False}
     for raw in text.splitlines():
         line = raw.rstrip()
         stripped = line.strip()
         if not stripped or stripped == "!":
             continue
-        if not line.startswith(" "):
-            in_af = False
-            if stripped == "exit":
-                block = None
-            elif _ROUTE_MAP.match(stripped):
-                block = out.maps.setdefault(stripped, [])
-            elif _ROUTER.match(stripped):
-                if out.router is not None:
-                    raise DeltaUnsupported("two router bgp blocks")
-                out.router, block = stripped, out.bgp
-            else:
-                # A top-level line; a block opener render_frr never writes is followed by indented lines, which
-                # move it to `others` below.
-                out.top.append(stripped)
-                block = None
-            continue
-        if block is None:
-            if not out.top:
-                raise DeltaUnsupported("indented line outside a block: %s" % stripped)
-            out.others.append((out.top.pop(), [stripped]))
-            block = out.others[-1][1]
-        elif block is out.bgp and stripped == _AF:
-            in_af = True
-        elif in_af and stripped == "exit-address-family":
-            in_af = False
-        elif in_af:
-            out.af.append(stripped)
-        elif stripped.startswith("address-family "):
-            raise DeltaUnsupported("address family %s" % stripped[len("address-family "):])
+        if line.startswith(" "):
+            _parse_indented(out, where, stripped)
         else:
-            block.append(stripped)
+            _parse_top(out, where, stripped)
     return out
+
+
+def _parse_top(out, where, stripped):
+    where["af"] = False
+    if stripped == "exit":
+        where["block"] = None
+    elif _ROUTE_MAP.match(stripped):
+        where["block"] = out.maps.setdefault(stripped, [])
+    elif _ROUTER.match(stripped):
+        if out.router is not None:
+            raise DeltaUnsupported("two router bgp blocks")
+        out.router, where["block"] = stripped, out.bgp
+    else:
+        # A top-level line; a block opener render_frr never writes is followed by indented lines, which move it
+        # to `others` in _parse_indented.
+        out.top.append(stripped)
+        where["block"] = None
+
+
+def _parse_indented(out, where, stripped):
+    block = where["block"]
+    if block is None:
+        if not out.top:
+            raise DeltaUnsupported("indented line outside a block: %s" % stripped)
+        out.others.append((out.top.pop(), [stripped]))
+        where["block"] = out.others[-1][1]
+    elif block is out.bgp and stripped == _AF:
+        where["af"] = True
+    elif where["af"] and stripped == "exit-address-family":
+        where["af"] = False
+    elif where["af"]:
+        out.af.append(stripped)
+    elif stripped.startswith("address-family "):
+        raise DeltaUnsupported("address family %s" % stripped[len("address-family "):])
+    else:
+        block.append(stripped)
 
 
 def _neighbors(lines):
@@ -132,6 +141,43 @@ def _map_entry(header, children):
 def delta(old_text, new_text):
     """The Delta that turns the configuration ``old_text`` into ``new_text`` (both render_frr output)."""
     old, new = parse(old_text), parse(new_text)
+    _check_blocks(old, new)
+    old_nb, new_nb = _neighbors(old.bgp), _neighbors(new.bgp)
+    gone_nb = [a for a in old_nb if a not in new_nb]
+    added_nb = [a for a in new_nb if a not in old_nb]
+    _check_router_lines(old, new, old_nb, new_nb)
+    bgp_del, bgp_add = _lines_delta(old.bgp, new.bgp, gone_nb)
+    af_del, af_add = _lines_delta(old.af, new.af, gone_nb)
+
+    maps_gone = [h for h in old.maps if h not in new.maps]
+    maps_new = [h for h in new.maps if h not in old.maps]
+    maps_changed = [h for h in new.maps if h in old.maps and old.maps[h] != new.maps[h]]
+    script = _router_removals(new.router, bgp_del, af_del, gone_nb)
+    script += ["no " + h for h in maps_gone]
+    # No "exit" after a route-map entry: in FRR 8.4 leaving the route-map node makes every daemon process the
+    # whole route-map again, so a batch of N new entries each followed by "exit" costs O(N^2) (measured: 200 new
+    # leaves on 200, 11 s of bgpd CPU with "exit", 0.2 s without).  vtysh takes a command the route-map node
+    # does not know (the next entry, a prefix-list, router bgp) to the configuration node by itself.
+    for header in maps_changed:
+        removed = [c for c in old.maps[header] if c not in new.maps[header]]
+        script += [header] + [" no " + c for c in removed] if removed else []
+    new_top, old_top = set(new.top), set(old.top)
+    script += ["no " + line for line in old.top if line not in new_top]
+    script += [line for line in new.top if line not in old_top]
+    for header in maps_changed:
+        added = [c for c in new.maps[header] if c not in old.maps[header]]
+        script += [header] + [" " + c for c in added] if added else []
+    for header in maps_new:
+        script += [header] + [" " + c for c in new.maps[header]]
+    script += _router_additions(new.router, bgp_add, af_add)
+
+    neighbors = {a: False for a in gone_nb}
+    neighbors.update({a: True for a in added_nb + _changed_nb(old_nb, new_nb)})
+    return Delta(script, _touched_plists(old, new), _touched_maps(new, maps_gone, maps_new + maps_changed),
+                 _touched_ranges(old, new), neighbors, _touched_networks(old, new))
+
+
+def _check_blocks(old, new):
     if old.router != new.router:
         raise DeltaUnsupported("router bgp: %s -> %s" % (old.router, new.router))
     if old.others != new.others:
@@ -144,58 +190,25 @@ def delta(old_text, new_text):
             if not _MATCH.match(line):
                 raise DeltaUnsupported("route-map %s: %s" % (header, line))
 
-    old_nb, new_nb = _neighbors(old.bgp), _neighbors(new.bgp)
-    gone_nb = [a for a in old_nb if a not in new_nb]
-    added_nb = [a for a in new_nb if a not in old_nb]
-    _check_router_lines(old, new, old_nb, new_nb)
 
-    bgp_del, bgp_add = _lines_delta(old.bgp, new.bgp, gone_nb, added_nb)
-    af_del, af_add = _lines_delta(old.af, new.af, gone_nb, added_nb)
-    script = []
-    if bgp_del or af_del or gone_nb:
-        script.append(new.router)
-        if af_del:
-            script += [" " + _AF] + ["  no " + line for line in reversed(af_del)] + [" exit-address-family"]
-        script += [" no " + line for line in reversed(bgp_del)]
-        script += [" no neighbor %s" % a for a in gone_nb]
-        script.append("exit")
+def _router_removals(router, bgp_del, af_del, gone_nb):
+    if not (bgp_del or af_del or gone_nb):
+        return []
+    script = [router]
+    if af_del:
+        script += [" " + _AF] + ["  no " + line for line in reversed(af_del)] + [" exit-address-family"]
+    script += [" no " + line for line in reversed(bgp_del)]
+    script += [" no neighbor %s" % a for a in gone_nb]
+    return script + ["exit"]
 
-    maps_gone = [h for h in old.maps if h not in new.maps]
-    maps_new = [h for h in new.maps if h not in old.maps]
-    maps_changed = [h for h in new.maps if h in old.maps and old.maps[h] != new.maps[h]]
-    script += ["no " + h for h in maps_gone]
-    # No "exit" after a route-map entry: in FRR 8.4 leaving the route-map node makes every daemon process the
-    # whole route-map again, so a batch of N new entries each followed by "exit" costs O(N^2) (measured: 200 new
-    # leaves on 200, 11 s of bgpd CPU with "exit", 0.2 s without).  vtysh takes a command the route-map node
-    # does not know (the next entry, a prefix-list, router bgp) to the configuration node by itself.
-    for header in maps_changed:
-        removed = [c for c in old.maps[header] if c not in new.maps[header]]
-        if removed:
-            script += [header] + [" no " + c for c in removed]
 
-    new_top = set(new.top)
-    old_top = set(old.top)
-    script += ["no " + line for line in old.top if line not in new_top]
-    script += [line for line in new.top if line not in old_top]
-
-    for header in maps_changed:
-        added = [c for c in new.maps[header] if c not in old.maps[header]]
-        if added:
-            script += [header] + [" " + c for c in added]
-    for header in maps_new:
-        script += [header] + [" " + c for c in new.maps[header]]
-
-    if bgp_add or af_add:
-        script.append(new.router)
-        script += [" " + line for line in bgp_add]
-        if af_add:
-            script += [" " + _AF] + ["  " + line for line in af_add] + [" exit-address-family"]
-        script.append("exit")
-
-    return Delta(script, _touched_plists(old, new), _touched_maps(old, new, maps_gone, maps_new, maps_changed),
-                 _touched_ranges(old, new), {**{a: False for a in gone_nb}, **{a: True for a in added_nb},
-                                             **{a: True for a in _changed_nb(old_nb, new_nb)}},
-                 _touched_networks(old, new))
+def _router_additions(router, bgp_add, af_add):
+    if not (bgp_add or af_add):
+        return []
+    script = [router] + [" " + line for line in bgp_add]
+    if af_add:
+        script += [" " + _AF] + ["  " + line for line in af_add] + [" exit-address-family"]
+    return script + ["exit"]
 
 
 def _check_router_lines(old, new, old_nb, new_nb):
@@ -213,7 +226,7 @@ def _check_router_lines(old, new, old_nb, new_nb):
             raise DeltaUnsupported("address-family ipv4 unicast: %s" % line)
 
 
-def _lines_delta(old_lines, new_lines, gone_nb, added_nb):
+def _lines_delta(old_lines, new_lines, gone_nb):
     """(removed, added) lines, in config order; a neighbour removed as a whole is one 'no neighbor' elsewhere."""
     new_set, old_set = set(new_lines), set(old_lines)
     gone = set(gone_nb)
@@ -237,11 +250,11 @@ def _touched_plists(old, new):
     return {n: sorted(new_l.get(n, [])) for n in sorted(names)}
 
 
-def _touched_maps(old, new, gone, added, changed):
+def _touched_maps(new, gone, present):
     touched = {}
     for header in gone:
         touched[_map_entry(header, [])[0]] = None
-    for header in list(added) + list(changed):
+    for header in present:
         key, value = _map_entry(header, new.maps[header])
         touched[key] = value
     return touched
