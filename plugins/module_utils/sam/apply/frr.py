@@ -242,8 +242,8 @@ def verify(frr, delta):
     groups = {name: body for doc in docs for name, body in doc.items()
               if isinstance(body, dict) and "dynamicRanges" in body}
     neighbors = {name for doc in docs for name, body in doc.items() if isinstance(body, dict) and "bgpState" in body}
-    sourced = {doc.get("prefix") for doc in docs if any(p.get("sourced") for p in doc.get("paths") or ()
-                                                         if isinstance(p, dict))}
+    sourced = {doc.get("prefix") for doc in docs
+               if any(isinstance(p, dict) and p.get("sourced") for p in doc.get("paths") or ())}
     problems = []
     for name, expected in delta.prefix_lists.items():
         held = sorted((e.get("sequenceNumber"), e.get("type"), e.get("prefix")) for e in lists.get(name) or ())
