@@ -69,8 +69,20 @@ class Gate:
         return int(received), int(sent)
 
 
+def console_tail(lab, lines=60):
+    """The guest console's last lines that are not request logs, and the last requests: why a guest went away."""
+    try:
+        text = (lab.vm.dir / "console.log").read_text(errors="replace").splitlines()
+    except OSError as exc:
+        return f"(no console log: {exc})"
+    requests = [line for line in text if line.startswith("agent: ") and "vitals" not in line]
+    other = [line for line in text if line not in requests]
+    return "\n".join(["--- guest console (last lines, requests left out) ---", *other[-lines:],
+                      "--- last requests ---", *requests[-15:]])
+
+
 @pytest.fixture(scope="module")
-def gate():
+def gate(request):
     existing = os.environ.get("BOMA_LAB_PREFIX")
     if existing:    # molecule/kernel's verify: the lab its converge step configured, left running
         lab = guestlab.GuestLab(existing)
@@ -86,6 +98,8 @@ def gate():
         assert converged, "the guest lab did not converge (see the status table above)"
         yield Gate(lab)
     finally:
+        if request.session.testsfailed:
+            print(console_tail(lab))
         lab.down()
 
 

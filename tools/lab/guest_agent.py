@@ -15,6 +15,7 @@ lab starts (FRR, the enrollment services), so they do not linger as zombies unde
 """
 
 import argparse
+import contextlib
 import ctypes
 import importlib
 import os
@@ -40,6 +41,7 @@ PRELOAD = ("ansible.module_utils._internal._ansiballz._loader", "ansible.module_
            "yaml", "zipfile", "runpy", "shutil", "base64", "ipaddress", "hashlib", "hmac")
 MODULE_ROOMS = ("core", "io", "apply", "preflight")
 LIBC = ctypes.CDLL(None, use_errno=True)
+VITALS_EVERY = 30.0
 LOG_FD = 2   # the console (vm.py keeps it in console.log); forks move fds 1 and 2 while serving a module
 
 
@@ -187,6 +189,24 @@ def _serve_op(conn, op, header, body):
         agent_proto.write_response(conn, 255, err=f"lab agent: unknown op {op!r}\n".encode())
 
 
+def vitals():
+    """One line on the guest's health for the console: memory, /run, processes (a CI failure's first clue)."""
+    fields = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            key, _sep, value = line.partition(":")
+            if key in ("MemTotal", "MemAvailable", "Shmem"):
+                fields[key] = int(value.split()[0]) // 1024
+    words = [f"{key}={value}MiB" for key, value in fields.items()]
+    with contextlib.suppress(OSError):
+        run = os.statvfs("/run")
+        words.append(f"run_used={(run.f_blocks - run.f_bfree) * run.f_frsize // 2**20}MiB")
+    with contextlib.suppress(OSError):
+        words.append(f"procs={sum(1 for name in os.listdir('/proc') if name.isdigit())}")
+        words.append(f"load={Path('/proc/loadavg').read_text().split()[0]}")
+    return " ".join(words)
+
+
 def reap():
     while True:
         try:
@@ -228,14 +248,28 @@ def serve(args):
     srv = socket.create_server(("0.0.0.0", args.port), backlog=64)
     srv.settimeout(1.0)
     print(f"AGENT-READY port={args.port}", flush=True)
+    vitals_due = 0.0
     while True:
         reap()
+        if time.monotonic() >= vitals_due:
+            vitals_due = time.monotonic() + VITALS_EVERY
+            os.write(LOG_FD, f"agent: vitals {vitals()}\n".encode())
         try:
             conn, _peer = srv.accept()
         except TimeoutError:
             continue
+        except OSError as exc:   # EMFILE, ENOBUFS, ...: the lab outlives one bad accept
+            os.write(LOG_FD, f"agent: accept failed: {exc}; {vitals()}\n".encode())
+            time.sleep(1)
+            continue
         conn.settimeout(None)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:   # ENOMEM / EAGAIN: refuse this request, keep serving the next
+            os.write(LOG_FD, f"agent: fork failed: {exc}; {vitals()}\n".encode())
+            conn.close()
+            time.sleep(1)
+            continue
         if pid == 0:
             srv.close()
             code = 0
