@@ -250,5 +250,10 @@ SCALE_LEAVES ?= 200
 bench-lab-scale: venv
 	$(BIN)/python bench/lab_scale.py --leaves $(SCALE_LEAVES)
 
+# What bgpd pays for the RR's admission policy, per shape, at SCALE_LEAVES leaves (docs/scale.md, needs root).
+.PHONY: bench-frr-policy
+bench-frr-policy: venv
+	$(BIN)/python bench/frr_policy_cost.py --leaves $(SCALE_LEAVES)
+
 clean:
 	rm -rf $(BUILD) .pytest_cache .hypothesis .ruff_cache

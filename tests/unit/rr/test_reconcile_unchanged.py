@@ -32,8 +32,11 @@ def rig(monkeypatch, tmp_path):
         memory.full_runs += path == "full"
         return "bgp unchanged"
 
-    def data(state, wireguard):
+    def data(state, wireguard, memory=None, full=False):
+        # apply/dataplane.apply_dataplane's contract with its DataplaneMemory, as for FRR above
         box["data"] += 1
+        box.setdefault("data_paths", []).append("full" if full or memory.last is None else "delta")
+        memory.last = repr(state)
         return ["tunnels unchanged"]
     monkeypatch.setattr(reconcile, "apply_bgp", bgp)
     monkeypatch.setattr(reconcile, "apply_dataplane", data)
@@ -93,6 +96,7 @@ def test_changes_are_deltas_and_the_whole_path_runs_at_start_after_a_failure_and
         box["state"] = {"resources": [{"kind": "BGPRouter", "spec": {"exportPrefixes": ["10.0.0.%d/32" % n]}}]}
         apply()
     assert box["paths"] == ["full", "delta", "delta", "delta"]
+    assert box["data_paths"] == ["full", "delta", "delta", "delta"]      # the data plane follows the same rule
     box["fail"] = True
     box["state"] = {"resources": []}
     with pytest.raises(reconcile.ReconcileError):
@@ -106,4 +110,4 @@ def test_changes_are_deltas_and_the_whole_path_runs_at_start_after_a_failure_and
     box["clock"] += 20                                      # 310 s after the last full run
     box["state"] = {"resources": [{"kind": "BGPRouter", "spec": {}}]}
     apply()
-    assert box["paths"][-2:] == ["delta", "full"]
+    assert box["paths"][-2:] == ["delta", "full"] and box["data_paths"][-2:] == ["delta", "full"]

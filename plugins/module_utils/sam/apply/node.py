@@ -1,11 +1,11 @@
 # Copyright: boma.mesh contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Apply a node's materialized state to this host: FRR (validated candidate, frr-reload) and netlink.
+"""Apply a node's materialized BGP state to this host's FRR (validated candidate, delta or frr-reload).
 
-What the playbook does with sam_bgp, sam_tunnel, sam_route and sam_wireguard, in one process: the RR
-daemon's reconcile loop (rr/reconcile.py) calls it whenever the admitted claims change.  The same helpers
-as the modules are used (frr.apply: never a bgpd restart; netlink: only objects boma.mesh marked are ever
-removed), so both paths converge on the same host state.
+What the playbook does with sam_bgp, in one process: the RR daemon's reconcile loop (rr/reconcile.py) and the
+leaf agent call it whenever their desired state changes.  The same helpers as the module are used
+(frr.apply: never a bgpd restart), so both paths converge on the same FRR state.  The data plane is
+apply/dataplane.py.
 """
 
 import logging
@@ -13,10 +13,8 @@ import os
 import subprocess
 import tempfile
 
-from ..core.findings import Finding
 from ..core.render.frr import render_frr
 from ..core.render.frr_delta import DeltaUnsupported
-from . import netlink
 from .frr import Frr, FrrError, apply_delta, persist
 from .frr import apply as frr_apply
 
@@ -120,71 +118,3 @@ def _apply_frr(candidate, vty_socket, confdir, persist_path):
 
 def _writable_dir(path):
     return bool(path) and os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
-
-
-def _wireguard_plan(ipr, resources, wireguard, errors):
-    """(plan, private key, interface) for the WireGuard peers of the admitted claims, as sam_wireguard with purge.
-
-    None when the state has no WireGuardPeer: the interface then keeps its peers until the next playbook run
-    (the role owns the interface; the service only follows claims admitted or revoked in between).
-    """
-    specs = list(netlink.resources_of_kind(resources, "WireGuardPeer"))
-    if not specs:
-        return None
-    peers = [peer for peer in (netlink.peer_from_spec(spec, resource, errors) for resource, spec in specs) if peer]
-    interface, local = specs[0][1].get("interface"), specs[0][1].get("localAddress")
-    private = netlink.read_private_key(wireguard.get("key_file")) if wireguard.get("key_file") else None
-    if private is None:
-        errors.append(Finding("WireGuardPeer", "", "private-key-missing", "no private key (--wg-key-file %s; the "
-                              "sam_rr role creates it)" % wireguard.get("key_file")))
-        return None
-    address = netlink.parse_interface("%s/32" % local, "WireGuardPeer", "localAddress", errors) if local else None
-    if errors:
-        return None
-    desired = {"public_key": netlink.public_key_of(private), "listen_port": wireguard.get("listen_port"),
-               "address": address, "peers": peers}
-    return netlink.plan_wireguard(ipr, None, interface, desired, "present", True), private, interface
-
-
-def apply_dataplane(state, wireguard=None):
-    """WireGuard peers, tunnels, endpoint routes and owned loopback /32s, as the role's modules with purge: true."""
-    resources = state["resources"]
-    errors, tunnels, where, routes = [], [], [], []
-    for resource, spec in netlink.resources_of_kind(resources, "TunnelInterface"):
-        tun = netlink.tunnel_from_spec(spec, resource, errors)
-        if tun:
-            tunnels.append(tun)
-            where.append(resource)
-    netlink.check_tunnel_set(tunnels, where, errors)
-    for resource, spec in netlink.resources_of_kind(resources, "IPv4Route"):
-        route = netlink.route_from_spec(spec, resource, errors)
-        if route:
-            routes.append(route)
-    owned = [r["spec"].get("exportPrefixes") or [] for r in resources if r["kind"] == "BGPRouter"]
-    loopbacks = netlink.loopback_from_list(owned[0] if owned else [], "BGPRouter", "exportPrefixes", errors)
-    if errors:
-        raise netlink.NetlinkConfigError(errors)
-    ipr = netlink.open_ipr()            # this process's namespace: the service runs where FRR runs
-    try:
-        # WireGuard, then tunnels (ipip over WireGuard starts at its address), then the routes pointing at
-        # both: the order of the role's tasks.
-        wg = _wireguard_plan(ipr, resources, wireguard or {}, errors)
-        if errors:
-            raise netlink.NetlinkConfigError(errors)
-        if wg:
-            netlink.apply_actions(ipr, wg[0], None, private_key=wg[1], interface=wg[2])
-        tunnel_actions = netlink.plan_tunnels(ipr, tunnels, "present", True)
-        netlink.apply_actions(ipr, tunnel_actions)
-        route_actions = netlink.plan_routes(ipr, routes, loopbacks, "present", True)
-        netlink.apply_actions(ipr, route_actions)
-    finally:
-        ipr.close()
-    counts = [_count("tunnels", tunnel_actions, "tunnel"), _count("routes", route_actions, "route")]
-    return counts + ([_count("wireguard peers", wg[0], "wireguard-peer")] if wg else [])
-
-
-def _count(label, actions, kind):
-    mine = [a for a in actions if a["kind"] == kind]
-    added = sum(1 for a in mine if a["action"] in ("create", "update"))
-    removed = sum(1 for a in mine if a["action"] == "delete")
-    return "%s +%d -%d" % (label, added, removed)

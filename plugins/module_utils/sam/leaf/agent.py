@@ -18,7 +18,8 @@ import random
 import secrets
 import threading
 
-from ..apply.node import FrrMemory, apply_bgp, apply_dataplane
+from ..apply.dataplane import DataplaneMemory, apply_dataplane
+from ..apply.node import FrrMemory, apply_bgp
 from ..core import agent as decide
 from ..core import lease, signing
 from ..core.fields import format_time, parse_time
@@ -120,6 +121,7 @@ class Agent:
         self.clock, self.jitter, self.transport = clock, jitter, transport
         self.applier = applier or self._apply
         self.frr_memory = FrrMemory()    # a changed state goes to FRR as a delta; the first apply and repairs in full
+        self.data_memory = DataplaneMemory()   # and to the kernel: only the tunnels and routes that changed
         self.path = os.path.join(settings.state_dir, STATE_FILE)
         self.interval = datetime.timedelta(seconds=settings.refresh_interval)
         self.cap = datetime.timedelta(seconds=settings.backoff_max)
@@ -242,7 +244,8 @@ class Agent:
         parts = [apply_bgp(desired, self.s.frr_vty_socket, self.s.frr_confdir, options, memory=self.frr_memory)]
         if self.s.apply == "all":
             key_file = self.s.wg_key_file or os.path.join(self.s.state_dir, KEY_FILE)
-            parts.extend(apply_dataplane(desired, {"key_file": key_file, "listen_port": self.s.wg_listen_port}))
+            parts.extend(apply_dataplane(desired, {"key_file": key_file, "listen_port": self.s.wg_listen_port},
+                                         memory=self.data_memory))
         return ", ".join(parts)
 
     def _maybe_apply(self, now):
@@ -259,7 +262,8 @@ class Agent:
                     and datetime.timedelta(0) <= now - applied_at < datetime.timedelta(seconds=self.s.repair_interval):
                 return
             if digest == state.get("appliedDigest"):
-                self.frr_memory.forget()     # the repair pass: the whole-configuration path puts back hand edits
+                self.frr_memory.forget()     # the repair pass: the whole paths put back hand edits
+                self.data_memory.forget()
             LOG.info("apply: %s", self.applier(desired))
         except Exception as exc:  # noqa: BLE001 - logged and retried next pass; the last applied state stays
             LOG.error("apply failed: %s: %s", type(exc).__name__, exc)

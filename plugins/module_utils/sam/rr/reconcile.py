@@ -13,7 +13,8 @@ import threading
 import time
 
 from ..apply import netlink
-from ..apply.node import ApplyError, FrrMemory, apply_bgp, apply_dataplane
+from ..apply.dataplane import DataplaneMemory, apply_dataplane
+from ..apply.node import ApplyError, FrrMemory, apply_bgp
 from ..core.materialize import materialize, state_digest
 from ..core.validate import validate_leaving_out
 from .service import LOG
@@ -98,6 +99,8 @@ def factory(service, args):
     last = {"marker": None, "at": None, "full_at": None}
     # The candidate last applied: a change is sent to FRR as its delta (issue 19), a failed delta is audited.
     memory = FrrMemory(on_fallback=lambda reason: service.note_event("frr-full-reload", "frr", reason))
+    # The same for the data plane: a new leaf is its tunnel and route, not a dump of every link and route.
+    data_memory = DataplaneMemory(on_fallback=lambda reason: service.note_event("dataplane-full", "netlink", reason))
 
     def apply():
         state = desired_state(service, args.node, rr_peering)
@@ -121,7 +124,7 @@ def factory(service, args):
             failed.append("bgp failed: %s" % exc)
         if mode == "all":
             try:
-                parts.extend(apply_dataplane(state, wireguard))
+                parts.extend(apply_dataplane(state, wireguard, memory=data_memory, full=full))
             except (netlink.NetlinkConfigError, netlink.Pyroute2Error, OSError, ApplyError) as exc:
                 failed.append("dataplane failed: %s" % exc)
         if failed:

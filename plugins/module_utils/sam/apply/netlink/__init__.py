@@ -57,9 +57,12 @@ __all__ = [
 ]
 
 
-def apply_actions(ipr, actions, netns=None, private_key=None, interface=None):
-    """Carry out a plan in order.  Raises Pyroute2Error / NetlinkConfigError on a kernel refusal."""
-    links = read_links(ipr) if actions else {}
+def apply_actions(ipr, actions, netns=None, private_key=None, interface=None, links=None):
+    """Carry out a plan in order.  Raises Pyroute2Error / NetlinkConfigError on a kernel refusal.
+
+    ``links``: the link views the plan was made from, when the caller read only those (no dump then)."""
+    if links is None:
+        links = read_links(ipr) if actions else {}
     for action in actions:
         if action["kind"] == "tunnel":
             _apply_tunnel(ipr, action, links)

@@ -54,10 +54,12 @@ class NetlinkConfigError(Exception):
         super().__init__("; ".join(text(f) for f in self.findings))
 
 
-def open_ipr(netns=None):
-    """An IPRoute handle, inside network namespace ``netns`` when given (it must exist; never created)."""
+def open_ipr(netns=None, strict=False):
+    """An IPRoute handle, inside network namespace ``netns`` when given (it must exist; never created).
+
+    ``strict``: NETLINK_GET_STRICT_CHK, so that the kernel filters a dump (addresses of one link) itself."""
     if not netns:
-        return IPRoute()
+        return IPRoute(strict_check=True) if strict else IPRoute()
     if "/" in netns or not os.path.exists(os.path.join(NETNS_RUN_DIR, netns)):
         raise NetlinkConfigError([Finding(OPTIONS, "netns", "netns-missing",
                                           "network namespace %r does not exist" % netns)])

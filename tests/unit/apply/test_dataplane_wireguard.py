@@ -1,6 +1,6 @@
-"""apply/node.py: the WireGuard step of `--reconcile all` (the kernel part runs in tests/lab)."""
+"""apply/dataplane.py: the WireGuard step of `--reconcile all` (the kernel part runs in tests/lab)."""
 
-from boma_mesh_utils.sam.apply import netlink, node
+from boma_mesh_utils.sam.apply import dataplane, netlink
 
 
 def _peer(name, key="A" * 43 + "=", allowed=("10.20.0.31/32",)):
@@ -10,12 +10,12 @@ def _peer(name, key="A" * 43 + "=", allowed=("10.20.0.31/32",)):
 
 
 def test_no_wireguard_peers_means_no_wireguard_step():
-    assert node._wireguard_plan(None, [], {"key_file": "/nonexistent"}, []) is None
+    assert dataplane._wireguard_plan(None, [], {"key_file": "/nonexistent"}, []) is None
 
 
 def test_a_missing_key_file_is_a_named_error_not_a_new_key(tmp_path):
     errors = []
-    assert node._wireguard_plan(None, [_peer("leaf-a")], {"key_file": str(tmp_path / "wg.key")}, errors) is None
+    assert dataplane._wireguard_plan(None, [_peer("leaf-a")], {"key_file": str(tmp_path / "wg.key")}, errors) is None
     assert errors and "no private key" in errors[0].message and not (tmp_path / "wg.key").exists()
     assert (errors[0].resource, errors[0].rule) == ("WireGuardPeer", "private-key-missing")
 
@@ -24,7 +24,7 @@ def test_a_bad_peer_key_is_reported_before_netlink(tmp_path):
     key = tmp_path / "wg.key"
     netlink.create_private_key(str(key))
     errors = []
-    assert node._wireguard_plan(None, [_peer("leaf-a", key="short")], {"key_file": str(key)}, errors) is None
+    assert dataplane._wireguard_plan(None, [_peer("leaf-a", key="short")], {"key_file": str(key)}, errors) is None
     assert any("publicKey [wireguard-key]" in netlink.text(e) for e in errors)
     assert [(f.resource, f.path, f.rule) for f in errors] == [("resources[0].spec", "publicKey", "wireguard-key")]
 
@@ -38,9 +38,9 @@ def test_the_plan_uses_the_local_address_and_purges(tmp_path, monkeypatch):
         seen.update(interface=interface, desired=desired, state=state, purge=purge)
         return ["planned"]
 
-    monkeypatch.setattr(node.netlink, "plan_wireguard", plan)
+    monkeypatch.setattr(dataplane.netlink, "plan_wireguard", plan)
     errors = []
-    actions, private, interface = node._wireguard_plan(None, [_peer("leaf-a")], {"key_file": str(key),
+    actions, private, interface = dataplane._wireguard_plan(None, [_peer("leaf-a")], {"key_file": str(key),
                                                                                  "listen_port": 51820}, errors)
     assert errors == [] and actions == ["planned"] and interface == "wg0" and private
     assert seen["desired"]["address"] == "10.20.0.2/32" and seen["desired"]["listen_port"] == 51820
