@@ -241,8 +241,8 @@ bench:
 	$(BIN)/python bench/token_rotation.py 10000
 	$(BIN)/python bench/agent_idle.py 150
 	$(BIN)/python bench/renewal_cost.py 200 100
-	tools/kernel/vm-run.sh -t 900 -- bash -c 'modprobe ipip && BOMA_KERNEL_GUEST=1 $(BIN)/python bench/tunnels.py' \
-	  | grep -v '^\[' || true
+	tools/kernel/vm-run.sh -m 2G -t 1500 -- bash -c 'modprobe ipip && BOMA_KERNEL_GUEST=1 $(BIN)/python bench/tunnels.py \
+	  && BOMA_KERNEL_GUEST=1 $(BIN)/python bench/dataplane_delta.py 1000' | grep -v '^\[' || true
 
 # Scale run (docs/scale.md, needs root): SCALE_LEAVES leaves enroll with the RR pair and hold 2N BGP sessions.
 SCALE_LEAVES ?= 200

@@ -181,8 +181,13 @@ def _apply_changes(last, desired):
     ipr = netlink.open_ipr(strict=True)
     try:
         wg = _apply_wireguard(ipr, desired["wg"]) if wg_changed else ([] if desired["wg"] is not None else None)
+        # A revoked leaf's routes go before its tunnel (deleting a link takes its routes with it, and a delete
+        # of a route that is gone already is refused); new routes come after the tunnels they use.
+        gone = [{"action": "delete", "kind": "route", "name": dest, "before": last["routes"][dest], "after": None}
+                for dest in rt_gone]
+        netlink.apply_actions(ipr, gone, links={})
         tunnel_actions = _tunnels_delta(ipr, [desired["tunnels"][n] for n in tun_new], tun_gone)
-        route_actions = _routes_delta(ipr, last, desired, rt_new, rt_gone, lo_changed)
+        route_actions = gone + _routes_delta(ipr, last, desired, rt_new, lo_changed)
     finally:
         ipr.close()
     return _counts(tunnel_actions, route_actions, wg)
@@ -237,9 +242,9 @@ def _tunnels_delta(ipr, wanted, gone):
     return actions
 
 
-def _routes_delta(ipr, last, desired, new, gone, lo_changed):
-    """Replace the new or changed routes, delete the removed ones (acknowledged one by one), set the loopbacks."""
-    if not new and not gone and not lo_changed:
+def _routes_delta(ipr, last, desired, new, lo_changed):
+    """Replace the new or changed routes (acknowledged one by one) and set the loopbacks."""
+    if not new and not lo_changed:
         return []
     routes = [desired["routes"][dest] for dest in new]
     links = read_links_named(ipr, {r["device"] for r in routes} | ({LOOPBACK} if lo_changed else set()))
@@ -250,8 +255,6 @@ def _routes_delta(ipr, last, desired, new, gone, lo_changed):
     actions = _plan_loopback(ipr, links, desired["loopbacks"], "present", True, LOOPBACK) if lo_changed else []
     actions += [{"action": "update" if dest in last["routes"] else "create", "kind": "route", "name": dest,
                  "before": last["routes"].get(dest), "after": dict(desired["routes"][dest])} for dest in new]
-    actions += [{"action": "delete", "kind": "route", "name": dest, "before": last["routes"][dest], "after": None}
-                for dest in gone]
     actions.sort(key=lambda a: ROUTE_RANK[(a["kind"], a["action"])])
     netlink.apply_actions(ipr, actions, links=links)
     return actions
