@@ -5,10 +5,10 @@
 One bgpd per shape, in its own namespace (tests/netns/harness.py Topology), started with N leaves' configuration
 and no session, then one change at a time through one vtysh session; bgpd's CPU seconds from /proc:
 
-- ``route-map``: what render_frr writes today: one peer-group, one ``route-map SAM-IN-<group>`` entry per leaf
-  (``match peer`` + the leaf's prefix-list);
-- ``peer-group``: one peer-group per leaf (its /32 listen range) with ``neighbor <group> prefix-list <leaf's> in``
-  and no per-leaf route-map; RR-to-RR routes through one route-map on a union prefix-list.
+- ``route-map``: what render_frr wrote before issue 19: one peer-group, one ``route-map SAM-IN-<group>`` entry
+  per leaf (``match peer`` + the leaf's prefix-list);
+- ``peer-group``: what it writes now: one peer-group per leaf (its /32 listen range) with ``neighbor <group>
+  prefix-list <leaf's> in`` and no per-leaf route-map; RR-to-RR routes through one route-map on a union list.
 
 Prints, per shape: bgpd ready after start-up (seconds, CPU), one unrelated prefix-list entry, one more leaf
 (vtysh wall time, bgpd CPU), one leaf removed.  Exit 0 when every step converged, 1 otherwise, 2 when the
@@ -27,9 +27,6 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from netns.harness import Topology, cleanup_stale  # noqa: E402
-
-from boma_mesh_utils.sam.core.render.frr import render_frr  # noqa: E402
-from support.synthetic import synthetic_rr_state  # noqa: E402
 
 PREFIX = "boma_policy"
 HZ = os.sysconf("SC_CLK_TCK")
@@ -75,17 +72,34 @@ def peer_group_config(count):
                      + [" exit-address-family", "exit"]) + "\n"
 
 
+def route_map_config(count):
+    """The shape render_frr wrote before: one shared peer-group and route-map, one entry per leaf."""
+    lists, maps, ranges = [], [], []
+    for i in range(count):
+        tunnel, owned = addresses(i)
+        lists.append("ip prefix-list SAM-LEAF-leaf-%d seq 5 permit %s" % (i, owned))
+        maps += ["route-map SAM-IN-leaves permit %d" % (i + 1), " match peer %s" % tunnel,
+                 " match ip address prefix-list SAM-LEAF-leaf-%d" % i, "exit"]
+        ranges.append(" bgp listen range %s/32 peer-group leaves" % tunnel)
+    maps += ["route-map SAM-IN-leaves deny 65535", "exit"]
+    head = ["!", "bgp route-map delay-timer 1", "router bgp 64577", " bgp router-id 10.99.0.2",
+            " no bgp default ipv4-unicast", " bgp listen limit %d" % (count + 100), " neighbor leaves peer-group",
+            " neighbor leaves remote-as 64577"]
+    af = [" address-family ipv4 unicast"] + ["  neighbor leaves %s" % what for what in (
+        "activate", "route-reflector-client", "next-hop-self force", "soft-reconfiguration inbound",
+        "route-map SAM-IN-leaves in")] + [" exit-address-family", "exit"]
+    return "\n".join(lists + maps + head + ranges + af) + "\n"
+
+
 def route_map_changes(count):
-    state = synthetic_rr_state(count + 1)
-    text = render_frr(state)
-    start = text.index("route-map SAM-IN-leaves permit %d" % (count + 1))
-    entry = text[start:text.index("exit", start)].splitlines()
     tunnel, owned = addresses(count)
-    add = ["configure terminal", "ip prefix-list SAM-LEAF-leaf-%d seq 5 permit %s" % (count, owned), *entry,
+    add = ["configure terminal", "ip prefix-list SAM-LEAF-leaf-%d seq 5 permit %s" % (count, owned),
+           "route-map SAM-IN-leaves permit %d" % (count + 1), "match peer %s" % tunnel,
+           "match ip address prefix-list SAM-LEAF-leaf-%d" % count,
            "router bgp 64577", "bgp listen range %s/32 peer-group leaves" % tunnel]
     remove = ["configure terminal", "router bgp 64577", "no bgp listen range 10.128.0.6/32 peer-group leaves",
               "exit", "no route-map SAM-IN-leaves permit 6", "no ip prefix-list SAM-LEAF-leaf-5"]
-    return render_frr(synthetic_rr_state(count)), add, remove
+    return route_map_config(count), add, remove
 
 
 def peer_group_changes(count):

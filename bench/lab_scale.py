@@ -103,8 +103,8 @@ def start_services(topo, frrs, workdir, leaves):
         services[rr] = RRService(topo, rr, frrs[rr], workdir, addresses[rr], addresses[other],
                                  listen_limit=max(1000, leaves + 100)).start()
     for rr in RR_NAMES:
-        wait_for(lambda rr=rr: "neighbor scale-leaves peer-group" in frrs[rr].vtysh("show running-config"),
-                 timeout=60, message="%s: start-up reconcile configured the dynamic peer-group" % rr)
+        wait_for(lambda rr=rr: " bgp listen limit " in frrs[rr].vtysh("show running-config"),
+                 timeout=60, message="%s: start-up reconcile configured the router" % rr)
     return services
 
 
@@ -173,10 +173,14 @@ def converge(frrs, speakers, count, timeout):
                  % (timeout, up, count, marks, speakers.tail()))
 
 
+def listen_line(claim):
+    """The claim's listen range as the RR renders it: its own peer-group, <group>@<leafID>."""
+    return " bgp listen range %s peer-group scale-leaves@%s" % (claim["spec"]["tunnelAddress"], claim["spec"]["leafID"])
+
+
 def reconcile_at_n(services, frrs, extra, count, timeout):
     """Submit one more claim: its listen range in both RRs' FRR, and each RR's logged reconcile run."""
-    tunnel = extra["spec"]["tunnelAddress"]
-    line = " bgp listen range %s peer-group scale-leaves" % tunnel
+    line = listen_line(extra)
     started = time.monotonic()
     status = services["rr-a"].submit(extra).status
     if status != 200:
@@ -211,7 +215,7 @@ def renewal_at_n(services, frrs, claim):
 def revocation_at_n(services, frrs, claim, timeout):
     """Revoke one claim on rr-a: its listen range leaves both RRs' FRR (seconds), each RR's logged run."""
     name = claim["metadata"]["name"]
-    line = " bgp listen range %s peer-group scale-leaves" % claim["spec"]["tunnelAddress"]
+    line = listen_line(claim)
     marks = {rr: len(services[rr].reconciles()) for rr in RR_NAMES}
     started = time.monotonic()
     resp = enroll_client.request("unix:" + services["rr-a"].socket, "POST", wire.revoke_path(name), ADMIN_TOKEN,

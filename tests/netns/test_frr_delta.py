@@ -40,7 +40,7 @@ def test_deltas_converge_and_a_mismatch_or_a_failed_delta_takes_the_full_path(to
     assert (memory.full_runs, memory.delta_runs) == (1, 0)
     # one more leaf, then a revocation: deltas, each verified, and FRR holds exactly the candidate
     out = apply(rr_state(21))
-    assert out.startswith("bgp delta +5 -0 lines, 3 objects verified"), out
+    assert out.startswith("bgp delta +9 -0 lines, 3 objects verified"), out   # its list, its peer-group
     assert left_over(frr, rr_state(21)) == ([], [])
     out = apply(rr_state(21, drop={"leaf-3"}))
     assert out.startswith("bgp delta +0 -3 lines, 3 objects verified"), out
@@ -57,8 +57,10 @@ def test_deltas_converge_and_a_mismatch_or_a_failed_delta_takes_the_full_path(to
     assert left_over(frr, rr_state(22, drop={"leaf-3"})) == ([], [])
     assert "10.9.9.9" not in frr.vtysh("show running-config") and memory.full_runs == 2
 
-    # A delta FRR refuses halfway (its peer-group was removed by hand): the whole path again, converged.
-    frr.vtysh("configure terminal", "router bgp 64577", "no neighbor leaves peer-group")
+    # A delta FRR refuses halfway (a group added by hand holds the new leaf's listen range): the whole path
+    # again, which removes the stray group, converged.
+    frr.vtysh("configure terminal", "router bgp 64577", "neighbor stray peer-group", "neighbor stray remote-as 64577",
+              "bgp listen range 10.128.0.23/32 peer-group stray")
     out = apply(rr_state(23, drop={"leaf-3"}))
     assert out.startswith("bgp changed"), out
     assert len(events) == 2 and "vtysh -f failed" in events[1]

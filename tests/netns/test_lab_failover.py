@@ -90,7 +90,9 @@ def test_1_fast_preset_and_bfd_reach_frr(lab):
         assert ok, _bfd_diagnosis(lab, leaf, expect)
     for rr in RRS:
         config = lab.vtysh(rr, "show running-config")
-        assert " neighbor cloudedge-leaves timers 3 9" in config and " neighbor cloudedge-leaves bfd" in config
+        for leaf in ("leaf-pve", "leaf-a", "leaf-b"):   # each admitted leaf's own peer-group: preset and BFD
+            group = "cloudedge-leaves@" + leaf
+            assert f" neighbor {group} timers 3 9" in config and f" neighbor {group} bfd" in config, config
         assert "--bgp-bfd" in _launcher(lab, rr).read_text()   # the service renders with BFD too
     ok, seconds = poll(lambda: _converged(lab), 60, 0.5)
     assert ok, "lab not converged with BFD"

@@ -55,8 +55,10 @@ def test_1_rrs_peer_with_the_leaves_only_dynamically(gate):
                   and line.split()[1] in {gate.tunnel[leaf] for leaf in LEAVES}]
         assert not static, f"{rr}: static neighbor lines for leaves: {static}"
         ranges = re.findall(r"bgp listen range (\S+) peer-group (\S+)", config)
-        assert sorted(ranges) == sorted((gate.tunnel[leaf] + "/32", GROUP) for leaf in LEAVES), ranges
-        assert re.search(rf"^\s*neighbor {GROUP} peer-group\s*$", config, re.MULTILINE), config
+        # one peer-group per admitted leaf, <group>@<leafID>, whose only listen range is the leaf's tunnel /32
+        assert sorted(ranges) == sorted((gate.tunnel[leaf] + "/32", f"{GROUP}@{leaf}") for leaf in LEAVES), ranges
+        for leaf in LEAVES:
+            assert re.search(rf"^\s*neighbor {GROUP}@{leaf} peer-group\s*$", config, re.MULTILINE), config
         peers = gate.leaf_peers(rr)
         assert sorted(peers) == sorted(LEAVES), f"{rr}: {gate.summary(rr)}"
         for leaf, row in peers.items():

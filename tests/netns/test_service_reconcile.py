@@ -32,8 +32,9 @@ ADMIN_TOKEN = "reconcile-admin-api-token-ghijkl"
 RR, LEAF = "10.99.0.2", "10.255.0.32"
 OWNED = "10.77.60.32/32"
 HOSTILE = ["10.77.60.99/32", "10.77.60.0/24", "0.0.0.0/0", "192.168.7.7/32"]
-LISTEN = "bgp listen range %s/32 peer-group cloudedge-leaves" % LEAF
-ADMISSION = (LISTEN, "ip prefix-list SAM-LEAF-leaf-b seq 5 permit %s" % OWNED, " match peer %s" % LEAF)
+LISTEN = "bgp listen range %s/32 peer-group cloudedge-leaves@leaf-b" % LEAF
+ADMISSION = (LISTEN, "ip prefix-list SAM-LEAF-leaf-b seq 5 permit %s" % OWNED,
+             " neighbor cloudedge-leaves@leaf-b prefix-list SAM-LEAF-leaf-b in")
 INTERVAL = 2.0   # --reconcile-interval (the default)
 
 
@@ -111,9 +112,9 @@ def test_claim_admitted_and_revoked_through_the_api_reach_frr_without_a_restart(
     rr, leaf, service = mesh["frrs"]["rr-a"], mesh["frrs"]["leaf-b"], mesh["service"]
     bgpd = rr.pid("bgpd")
 
-    # (a) the start-up reconcile renders the peer-group, but no leaf is admitted yet.
-    wait_for(lambda: "neighbor cloudedge-leaves peer-group" in rr.vtysh("show running-config"), timeout=20,
-             message="start-up reconcile configured the dynamic peer-group")
+    # (a) the start-up reconcile renders the router (listen limit), but no leaf is admitted yet: no peer-group.
+    wait_for(lambda: " bgp listen limit " in rr.vtysh("show running-config"), timeout=20,
+             message="start-up reconcile configured the router")
     print("\nservice start -> start-up reconcile applied: %.1f s" % (time.monotonic() - mesh["started"]))
     running = rr.vtysh("show running-config")
     assert LISTEN not in running and "SAM-LEAF-leaf-b" not in running
@@ -159,7 +160,9 @@ def test_claim_admitted_and_revoked_through_the_api_reach_frr_without_a_restart(
     assert LISTEN not in (service.confdir / "frr.conf").read_text(), "persisted at the end of the revoke's run"
     assert "bgp changed" in runs[0] and "(0 leaves)" in runs[0], runs
     # start-up runs the whole path; the submit and the revoke are deltas (issue 19), each verified
-    assert any("bgp delta +5 -0 lines, 3 objects verified (1 leaves)" in line for line in runs), runs
+    # the leaf's prefix-list entry, then its own peer-group: 2 router lines (with the fast preset's timers, 3),
+    # its listen range and 5 address-family lines
+    assert any("bgp delta +10 -0 lines, 3 objects verified (1 leaves)" in line for line in runs), runs
     assert "bgp delta +0 -3 lines, 3 objects verified (0 leaves)" in runs[-1], runs
     assert "reconcile failed" not in log, log[-3000:]
     for secret in (JOIN_TOKEN, LEAF_TOKEN, ADMIN_TOKEN):

@@ -187,7 +187,7 @@ def test_leaf_enrolls_through_the_service_and_the_rr_learns_only_its_owned_32(me
     wait_for(lambda: OWNED in _rib(mesh.frr["rr-a"]), timeout=60, message="leaf-b's /32 in rr-a's RIB")
     assert set(_rib(mesh.frr["rr-a"])) == {OWNED}
     running = mesh.frr["rr-a"].vtysh("show running-config")
-    assert "bgp listen range %s/32 peer-group cloudedge-leaves" % LEAF in running
+    assert "bgp listen range %s/32 peer-group cloudedge-leaves@leaf-b" % LEAF in running
     # The inventory held an intent: the agent signed it (fresh nonce) and keeps its state 0600, without tokens.
     path = mesh.base / "leaf" / "state" / "agent-leaf-b" / "agent.json"
     state = json.loads(path.read_text())

@@ -39,14 +39,13 @@ class FakeVtysh:
 
 
 def held_after_leaf(n):
-    leaf, seq = "leaf-%d" % (n - 1), n
+    leaf = "leaf-%d" % (n - 1)
+    group = "leaves@" + leaf
     return {
         "show ip prefix-list SAM-LEAF-%s json" % leaf: {"BGP": {"SAM-LEAF-" + leaf: {"entries": [
             {"sequenceNumber": 5, "type": "permit", "prefix": "10.64.0.%d/32" % n}]}}},
-        "show route-map SAM-IN-leaves json": {"BGP": {"SAM-IN-leaves": {"rules": [
-            {"sequenceNumber": seq, "type": "permit",
-             "matchClauses": ["peer 10.128.0.%d" % n, "ip address prefix-list SAM-LEAF-" + leaf]}]}}},
-        "show bgp peer-group leaves json": {"leaves": {"dynamicRanges": {"IPv4": {"ranges": ["10.128.0.%d/32" % n]}}}},
+        "show bgp peer-group %s json" % group: {group: {"remoteAs": 64577, "dynamicRanges": {
+            "IPv4": {"ranges": ["10.128.0.%d/32" % n]}}}},
     }
 
 
@@ -54,11 +53,11 @@ def test_a_delta_is_checked_then_sent_in_one_session_then_read_back(tmp_path):
     fake = FakeVtysh(held_after_leaf(11))
     frr = frr_mod.Frr(fake, vtysh="/usr/bin/vtysh", vty_socket=str(tmp_path))
     result = frr_mod.apply_delta(frr, rr(10), rr(11))
-    assert result["changed"] and result["touched"] == 3 and len(result["adds"]) == 5 and not result["deletes"]
+    assert result["changed"] and result["touched"] == 3 and len(result["adds"]) == 9 and not result["deletes"]
     dry, sent, shown = fake.calls
     assert dry[:3] == ["/usr/bin/vtysh", "-C", "-f"] and "--vty_socket" in sent and "-C" not in sent
-    assert dry[-1] == sent[-1] and " bgp listen range 10.128.0.11/32 peer-group leaves" in sent[-1]
-    assert sum(a == "-c" for a in shown) == 3
+    assert dry[-1] == sent[-1] and " bgp listen range 10.128.0.11/32 peer-group leaves@leaf-10" in sent[-1]
+    assert sum(a == "-c" for a in shown) == 2          # its prefix-list, its peer-group (and listen range)
     assert list(tmp_path.iterdir()) == []          # the delta file is removed
 
 
@@ -78,8 +77,8 @@ def test_a_delta_vtysh_refuses_is_never_applied(tmp_path):
 
 def test_a_candidate_the_lint_refuses_is_never_sent(tmp_path):
     fake = FakeVtysh()
-    entry = "route-map SAM-IN-leaves permit 11\n match peer 10.128.0.11\n"
-    bad = rr(11).replace(entry, entry + " match ip address prefix-list NOPE\n")
+    line = "  neighbor leaves@leaf-10 prefix-list SAM-LEAF-leaf-10 in\n"
+    bad = rr(11).replace(line, line.replace("SAM-LEAF-leaf-10", "NOPE"))
     with pytest.raises(frr_mod.FrrError, match="prefix-list NOPE is not defined"):
         frr_mod.apply_delta(frr_mod.Frr(fake, vty_socket=str(tmp_path)), rr(10), bad)
     assert fake.calls == []
@@ -87,8 +86,8 @@ def test_a_candidate_the_lint_refuses_is_never_sent(tmp_path):
 
 def test_a_read_back_that_differs_is_a_mismatch(tmp_path):
     held = held_after_leaf(11)
-    held["show bgp peer-group leaves json"] = {"leaves": {"dynamicRanges": {"IPv4": {"ranges": []}}}}
-    with pytest.raises(frr_mod.FrrMismatch, match="bgp listen range 10.128.0.11/32 peer-group leaves: missing"):
+    held["show bgp peer-group leaves@leaf-10 json"] = {}     # FRR's answer for a peer-group it does not have
+    with pytest.raises(frr_mod.FrrMismatch, match="peer-group leaves@leaf-10: missing"):
         frr_mod.apply_delta(frr_mod.Frr(FakeVtysh(held), vty_socket=str(tmp_path)), rr(10), rr(11))
 
 

@@ -238,3 +238,20 @@ def test_odd_peer_entries_are_tolerated(outputs):
     assert peers["swp1"]["state"] == "Idle" and peers["swp1"]["dynamic"] is False
     assert status["unmatched_peers"] == []
     assert [m["neighbor"] for m in status["missing_peers"]] == ["bad"]
+
+
+def test_per_leaf_peer_groups_read_as_one_group(outputs, dynamic_peer):
+    """The RR renders one peer-group per admitted leaf, <G>@<leafID>: read together as <G>, nobody else's."""
+    outputs = copy.deepcopy(outputs)
+    outputs["peer_group"] = {
+        "cloudedge-leaves@leaf-b": {"remoteAs": 64577, "dynamicRanges": {"IPv4": {"ranges": [LEAF_B + "/32"]}},
+                                    "members": {LEAF_B: {"status": "Established", "dynamic": True}}},
+        "cloudedge-leaves@leaf-a": {"remoteAs": 64577, "dynamicRanges": {"IPv4": {"ranges": ["10.255.0.31/32"]}}},
+        "cloudedge-leavesx@leaf-c": {"remoteAs": 64577, "dynamicRanges": {"IPv4": {"ranges": ["10.255.0.99/32"]}}},
+    }
+    outputs["neighbors"][LEAF_B]["peerGroup"] = "cloudedge-leaves@leaf-b"
+    status = dynamic_peer_status(outputs, dynamic_peer)
+    assert status["peer_group_found"] is True
+    assert status["source_prefixes"] == ["10.255.0.31/32", LEAF_B + "/32"]
+    assert [p["address"] for p in status["discovered_peers"]] == [LEAF_B]
+    assert status["discovered_peers"][0]["state"] == "Established"

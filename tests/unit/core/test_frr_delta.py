@@ -25,37 +25,53 @@ def test_the_same_configuration_is_an_empty_delta():
     assert d.empty and d.script == [] and d.size() == 0
 
 
-def test_one_more_leaf_adds_its_prefix_list_then_its_route_map_entry_then_its_listen_range():
+GROUP_LINES = ("activate", "route-reflector-client", "next-hop-self force", "soft-reconfiguration inbound")
+
+
+def test_one_more_leaf_adds_its_prefix_list_then_its_peer_group_and_listen_range():
     d = delta(rr(50), rr(51))
+    group = "leaves@leaf-50"
     assert d.script == [
         "ip prefix-list SAM-LEAF-leaf-50 seq 5 permit 10.64.0.51/32",
-        "route-map SAM-IN-leaves permit 51", " match peer 10.128.0.51",
-        " match ip address prefix-list SAM-LEAF-leaf-50",   # no "exit": it makes FRR reprocess the route-map
-        "router bgp 64577", " bgp listen range 10.128.0.51/32 peer-group leaves", "exit"]
-    assert d.prefix_lists == {"SAM-LEAF-leaf-50": [(5, "permit", "10.64.0.51/32")]}
-    assert d.route_maps == {("SAM-IN-leaves", 51): ("permit", ["match ip address prefix-list SAM-LEAF-leaf-50",
-                                                               "match peer 10.128.0.51"])}
-    assert d.listen_ranges == {("10.128.0.51/32", "leaves"): True} and d.neighbors == {}
+        "router bgp 64577", " neighbor %s peer-group" % group, " neighbor %s remote-as 64577" % group,
+        " bgp listen range 10.128.0.51/32 peer-group %s" % group, " address-family ipv4 unicast",
+        *["  neighbor %s %s" % (group, line) for line in GROUP_LINES],
+        "  neighbor %s prefix-list SAM-LEAF-leaf-50 in" % group, " exit-address-family", "exit"]
+    assert d.prefix_lists == {"SAM-LEAF-leaf-50": [(5, "permit", "10.64.0.51/32")]} and d.route_maps == {}
+    assert d.listen_ranges == {("10.128.0.51/32", group): True} and d.peer_groups == {group: True}
+    assert d.neighbors == {}
 
 
-def test_a_revoked_leaf_loses_its_listen_range_first_then_its_entry_and_prefix_list():
+def test_a_revoked_leaf_loses_its_listen_range_and_peer_group_first_then_its_prefix_list():
     d = delta(rr(50), rr(50, drop={"leaf-7"}))
-    assert d.script == ["router bgp 64577", " no bgp listen range 10.128.0.8/32 peer-group leaves", "exit",
-                        "no route-map SAM-IN-leaves permit 8",
+    assert d.script == ["router bgp 64577", " no bgp listen range 10.128.0.8/32 peer-group leaves@leaf-7",
+                        " no neighbor leaves@leaf-7 peer-group", "exit",
                         "no ip prefix-list SAM-LEAF-leaf-7 seq 5 permit 10.64.0.8/32"]
-    assert d.prefix_lists == {"SAM-LEAF-leaf-7": []} and d.route_maps == {("SAM-IN-leaves", 8): None}
-    assert d.listen_ranges == {("10.128.0.8/32", "leaves"): False}
+    assert d.prefix_lists == {"SAM-LEAF-leaf-7": []} and d.route_maps == {}
+    assert d.listen_ranges == {("10.128.0.8/32", "leaves@leaf-7"): False}
+    assert d.peer_groups == {"leaves@leaf-7": False}
 
 
-def test_a_batch_of_new_entries_has_no_exit_between_them():
+def test_a_batch_of_new_leaves_is_one_router_block():
     script = delta(rr(10), rr(60)).script
-    assert "exit" not in script[:script.index("router bgp 64577")]
-    assert sum(line.startswith("route-map SAM-IN-leaves permit") for line in script) == 50
+    assert script.count("router bgp 64577") == 1 and "exit" not in script[:script.index("router bgp 64577")]
+    assert sum(line.startswith(" bgp listen range") for line in script) == 50
 
 
 def test_the_delta_does_not_grow_with_the_number_of_leaves():
     small, large = delta(rr(200), rr(201)), delta(rr(5000), rr(5001))
-    assert len(small.script) == len(large.script) == 7 and small.size() == large.size() == 3
+    assert len(small.script) == len(large.script) == 13 and small.size() == large.size() == 3
+
+
+def test_a_leaf_renewed_into_another_prefix_changes_its_prefix_list_only():
+    state = synthetic_rr_state(5)
+    moved = copy.deepcopy(state)
+    next(r for r in moved["resources"] if r["kind"] == "BGPDynamicPeer")["spec"]["admitted"][2]["prefixes"] = [
+        "10.64.9.9/32"]
+    d = delta(render_frr(state), render_frr(moved))
+    assert d.script == ["no ip prefix-list SAM-LEAF-leaf-2 seq 5 permit 10.64.0.3/32",
+                        "ip prefix-list SAM-LEAF-leaf-2 seq 5 permit 10.64.9.9/32"]
+    assert d.prefix_lists == {"SAM-LEAF-leaf-2": [(5, "permit", "10.64.9.9/32")]} and d.size() == 1
 
 
 def test_a_leaf_that_gains_and_loses_an_rr_neighbour():
@@ -91,9 +107,9 @@ def test_a_revoked_leaf_teardown_is_a_delta_too():
     (lambda t: t.replace("router bgp 64577", "router bgp 64578"), "router bgp"),
     (lambda t: t.replace(" bgp router-id 10.99.0.2", " bgp router-id 10.99.0.9"), "bgp router-id"),
     (lambda t: t.replace(" bgp listen limit 1000", " bgp listen limit 2000"), "listen limit"),
-    (lambda t: t.replace("  neighbor leaves soft-reconfiguration inbound\n", ""), "soft-reconfiguration"),
+    (lambda t: t.replace(" neighbor leaves@leaf-2 remote-as 64577", " neighbor leaves@leaf-2 remote-as 65001"),
+     "redefined"),
     (lambda t: t.replace("bgp route-map delay-timer 1", "bgp route-map delay-timer 5"), "delay-timer"),
-    (lambda t: t.replace(" match peer 10.128.0.3\n", " match peer 10.128.0.3\n on-match next\n"), "on-match"),
     (lambda t: t + "interface lo\n ip address 10.1.1.1/32\nexit\n", "block"),
 ])
 def test_anything_else_takes_the_full_path(edit, rule):
@@ -118,7 +134,6 @@ def test_a_neighbour_setting_changes_in_place():
 def test_parse_keeps_the_parts():
     parsed = parse(rr(2))
     assert parsed.router == "router bgp 64577" and parsed.top[0] == "bgp route-map delay-timer 1"
-    assert list(parsed.maps) == ["route-map SAM-IN-leaves permit 1", "route-map SAM-IN-leaves permit 2",
-                                 "route-map SAM-IN-leaves deny 65535"]
-    assert "bgp listen range 10.128.0.2/32 peer-group leaves" in parsed.bgp
-    assert parsed.af[-1] == "neighbor leaves route-map SAM-IN-leaves in"
+    assert parsed.maps == {}
+    assert "bgp listen range 10.128.0.2/32 peer-group leaves@leaf-1" in parsed.bgp
+    assert parsed.af[-1] == "neighbor leaves@leaf-1 prefix-list SAM-LEAF-leaf-1 in"

@@ -21,23 +21,24 @@ ID = r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}"
 IP = r"\d{1,3}(?:\.\d{1,3}){3}"
 PFX = IP + r"/\d{1,2}"
 N = r"\d+"
-PEER = "(?:%s|%s)" % (ID, IP)
-MAP = r"(?:SAM-IN-%s|SAM-RR-IN|SAM-EXPORT)" % ID
-PLIST = r"(?:SAM-LEAF-%s|SAM-OWN)" % ID
+GROUP = "%s@%s" % (ID, ID)        # a leaf's peer-group: <BGPDynamicPeer peerGroup>@<leafID>
+PEER = "(?:%s|%s)" % (GROUP, IP)
+MAP = r"(?:SAM-RR-IN|SAM-EXPORT)"
+PLIST = r"(?:SAM-LEAF-%s|SAM-OWN|SAM-ADMITTED)" % ID
 FRR_LINES = [re.compile(x) for x in (
     r"!", r" !", r"exit", r" exit-address-family", r" address-family ipv4 unicast",
     r"bgp route-map delay-timer " + N,
     r"ip prefix-list %s seq %s permit %s" % (PLIST, N, PFX),
     r"route-map %s (?:permit|deny) %s" % (MAP, N),
-    r" match peer " + IP, r" match ip address prefix-list " + PLIST, r" set local-preference " + N,
+    r" match ip address prefix-list " + PLIST, r" set local-preference " + N,
     r"router bgp " + N, r" bgp router-id " + IP, r" bgp cluster-id " + IP,
     r" no bgp (?:ebgp-requires-policy|default ipv4-unicast|network import-check)",
-    r" bgp listen range %s peer-group %s" % (PFX, ID), r" bgp listen limit " + N,
+    r" bgp listen range %s peer-group %s" % (PFX, GROUP), r" bgp listen limit " + N,
     r" neighbor %s (?:peer-group|bfd)" % PEER, r" neighbor %s remote-as %s" % (PEER, N),
     r" neighbor %s timers %s %s" % (PEER, N, N), r" neighbor %s timers connect %s" % (IP, N),
     r" neighbor %s description %s" % (IP, ID), r" neighbor %s update-source %s" % (IP, IP),
     r"  neighbor %s (?:activate|route-reflector-client|next-hop-self force|soft-reconfiguration inbound)" % PEER,
-    r"  neighbor %s route-map %s (?:in|out)" % (PEER, MAP),
+    r"  neighbor %s route-map %s (?:in|out)" % (PEER, MAP), r"  neighbor %s prefix-list %s in" % (GROUP, PLIST),
     r"  network " + PFX,
 )]
 TOML_LINE = re.compile(r"|\s*#[ -~]*|\s*\[\[?[A-Za-z0-9._-]+\]\]?|\s*[A-Za-z0-9_-]+ = [ -~]+")

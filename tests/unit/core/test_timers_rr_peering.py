@@ -2,6 +2,7 @@
 
 import copy
 import io
+import ipaddress
 import json
 
 import pytest
@@ -54,7 +55,7 @@ def test_fast_preset_reaches_the_leaf_neighbors_and_the_rr_peer_group():
     rr = state_of("rr-a")
     (dyn,) = of(rr, "BGPDynamicPeer")
     assert dyn["timers"] == FAST
-    assert " neighbor cloudedge-leaves timers 3 9" in render_frr(rr).splitlines()
+    assert " neighbor cloudedge-leaves@leaf-b timers 3 9" in render_frr(rr).splitlines()
 
 
 def test_profile_timers_win_over_timers_preset_and_the_router():
@@ -141,10 +142,14 @@ def test_shared_cluster_id_is_dropped_with_rr_peering(peered):
 
 
 def test_routes_from_the_other_rr_are_limited_to_admitted_claims(peered):
-    block = peered.split("route-map SAM-RR-IN permit 32\n")[1].split("exit")[0]
-    assert block == " match ip address prefix-list SAM-LEAF-leaf-b\n set local-preference %d\n" % RR_PEER_LOCAL_PREF
+    block = peered.split("route-map SAM-RR-IN permit 10\n")[1].split("exit")[0]
+    assert block == " match ip address prefix-list SAM-ADMITTED\n set local-preference %d\n" % RR_PEER_LOCAL_PREF
     permits = [line for line in peered.splitlines() if line.startswith("route-map SAM-RR-IN ")]
-    assert permits == ["route-map SAM-RR-IN permit %d" % s for s in (21, 31, 32)] + ["route-map SAM-RR-IN deny 65535"]
+    assert permits == ["route-map SAM-RR-IN permit 10", "route-map SAM-RR-IN deny 65535"]
+    # one entry per admitted /32, its sequence the address: a leaf admitted or revoked is one line
+    admitted = [line for line in peered.splitlines() if line.startswith("ip prefix-list SAM-ADMITTED ")]
+    assert admitted == ["ip prefix-list SAM-ADMITTED seq %d permit 10.77.60.%d/32" % (int(ipaddress.IPv4Address(
+        "10.77.60.%d" % i)), i) for i in (21, 31, 32)]
 
 
 def test_a_revoked_claim_leaves_the_rr_peer_filter_too():
@@ -153,18 +158,31 @@ def test_a_revoked_claim_leaves_the_rr_peer_filter_too():
     docs = node_view("cloudedge", "rr-a", claims=claims)
     resources, findings = load_resources([("rr-a", docs)])
     text = render_frr(materialize(validate(resources, now=NOW, findings=findings), "rr-a", rr_peering=True))
-    assert "route-map SAM-RR-IN permit 32" not in text and "SAM-LEAF-leaf-b" not in text
-    assert "route-map SAM-RR-IN deny 65535" in text
+    assert "10.77.60.32/32" not in text and "SAM-LEAF-leaf-b" not in text
+    assert "route-map SAM-RR-IN deny 65535" in text and "route-map SAM-RR-IN permit 10" in text
 
 
-def test_rr_peer_filter_refuses_a_sequence_clash():
+def test_two_dynamic_peers_with_leaves_at_the_same_offset_both_pass_the_rr_peer_filter():
+    """Each leaf has its own peer-group and the RR-peer list is keyed by address: nothing derives from an offset
+    in a listen range any more, so two policies' leaves at the same offset no longer clash."""
     state = copy.deepcopy(state_of("rr-a", rr_peering=True))
     dyn = next(r for r in state["resources"] if r["kind"] == "BGPDynamicPeer")
     other = copy.deepcopy(dyn)
     other["spec"].update(peerGroup="other", listenRanges=["10.254.0.0/20"],
                          admitted=[{"leafID": "leaf-x", "neighbor": "10.254.0.32", "prefixes": ["10.77.60.99/32"]}])
     state["resources"].append(other)
-    with pytest.raises(RenderError, match="rr-peer-sequence"):
+    lines = render_frr(state).splitlines()
+    assert " bgp listen range 10.254.0.32/32 peer-group other@leaf-x" in lines
+    assert " bgp listen range 10.255.0.32/32 peer-group cloudedge-leaves@leaf-b" in lines
+    assert "ip prefix-list SAM-ADMITTED seq %d permit 10.77.60.99/32" % int(ipaddress.IPv4Address("10.77.60.99")) \
+        in lines
+
+
+def test_rr_peer_filter_refuses_two_prefixes_on_one_sequence():
+    state = copy.deepcopy(state_of("rr-a", rr_peering=True))
+    dyn = next(r for r in state["resources"] if r["kind"] == "BGPDynamicPeer")
+    dyn["spec"]["admitted"][0]["prefixes"] = ["10.77.60.32/31"]      # leaf-b owns 10.77.60.32/32 too
+    with pytest.raises(RenderError, match="rr-in-sequence"):
         render_frr(state)
 
 

@@ -228,43 +228,60 @@ def verify(frr, delta):
     """What FRR holds for each object the delta touched, against the candidate: a list of differences."""
     commands = ["show ip prefix-list %s json" % name for name in delta.prefix_lists]
     commands += ["show route-map %s json" % name for name in sorted({name for name, _seq in delta.route_maps})]
-    commands += ["show bgp peer-group %s json" % group for group in sorted({g for _r, g in delta.listen_ranges})]
+    commands += ["show bgp peer-group %s json" % group
+                 for group in sorted({g for _r, g in delta.listen_ranges} | set(delta.peer_groups))]
     commands += ["show bgp neighbors %s json" % address for address in delta.neighbors]
     commands += ["show bgp ipv4 unicast %s json" % prefix for prefix in delta.networks]
     if not commands:
         return []
-    docs = frr.show_json(commands)
+    held = _held(frr.show_json(commands))
+    return _list_differences(delta, held) + _presence_differences(delta, held)
+
+
+def _held(docs):
+    """The objects in vtysh's JSON answers, by kind."""
     bgp = [doc["BGP"] for doc in docs if isinstance(doc.get("BGP"), dict)]
-    lists = {name: body.get("entries") for body_map in bgp for name, body in body_map.items()
-             if isinstance(body, dict) and "entries" in body}
-    maps = {name: body.get("rules") for body_map in bgp for name, body in body_map.items()
-            if isinstance(body, dict) and "rules" in body}
-    groups = {name: body for doc in docs for name, body in doc.items()
-              if isinstance(body, dict) and "dynamicRanges" in body}
-    neighbors = {name for doc in docs for name, body in doc.items() if isinstance(body, dict) and "bgpState" in body}
-    sourced = {doc.get("prefix") for doc in docs
-               if any(isinstance(p, dict) and p.get("sourced") for p in doc.get("paths") or ())}
+    return {
+        "lists": {name: body.get("entries") for body_map in bgp for name, body in body_map.items()
+                  if isinstance(body, dict) and "entries" in body},
+        "maps": {name: body.get("rules") for body_map in bgp for name, body in body_map.items()
+                 if isinstance(body, dict) and "rules" in body},
+        # FRR answers a peer-group it does not have with an empty document
+        "groups": {name: body for doc in docs for name, body in doc.items()
+                   if isinstance(body, dict) and ("dynamicRanges" in body or "remoteAs" in body)},
+        "neighbors": {name for doc in docs for name, body in doc.items()
+                      if isinstance(body, dict) and "bgpState" in body},
+        "sourced": {doc.get("prefix") for doc in docs
+                    if any(isinstance(p, dict) and p.get("sourced") for p in doc.get("paths") or ())},
+    }
+
+
+def _list_differences(delta, held):
     problems = []
     for name, expected in delta.prefix_lists.items():
-        held = sorted((e.get("sequenceNumber"), e.get("type"), e.get("prefix")) for e in lists.get(name) or ())
-        if held != expected:
-            problems.append("prefix-list %s: %s, expected %s" % (name, held, expected))
+        have = sorted((e.get("sequenceNumber"), e.get("type"), e.get("prefix")) for e in held["lists"].get(name) or ())
+        if have != expected:
+            problems.append("prefix-list %s: %s, expected %s" % (name, have, expected))
     for (name, seq), expected in delta.route_maps.items():
-        rules = {r.get("sequenceNumber"): r for r in maps.get(name) or () if isinstance(r, dict)}
+        rules = {r.get("sequenceNumber"): r for r in held["maps"].get(name) or () if isinstance(r, dict)}
         rule = rules.get(seq)
         clauses = [] if rule is None else (["match " + c for c in rule.get("matchClauses") or ()]
                                            + ["set " + c for c in rule.get("setClauses") or ()])
-        held = None if rule is None else (rule.get("type"), sorted(clauses))
-        if held != expected:
-            problems.append("route-map %s %s: %s, expected %s" % (name, seq, held, expected))
+        have = None if rule is None else (rule.get("type"), sorted(clauses))
+        if have != expected:
+            problems.append("route-map %s %s: %s, expected %s" % (name, seq, have, expected))
+    return problems
+
+
+def _presence_differences(delta, held):
+    problems = []
     for (prefix, group), present in delta.listen_ranges.items():
-        ranges = ((groups.get(group) or {}).get("dynamicRanges") or {}).get("IPv4", {}).get("ranges") or []
+        ranges = ((held["groups"].get(group) or {}).get("dynamicRanges") or {}).get("IPv4", {}).get("ranges") or []
         if (prefix in ranges) != present:
             problems.append("bgp listen range %s peer-group %s: %s" % (prefix, group, "missing" if present else "left"))
-    for address, present in delta.neighbors.items():
-        if (address in neighbors) != present:
-            problems.append("neighbor %s: %s" % (address, "missing" if present else "left"))
-    for prefix, present in delta.networks.items():
-        if (prefix in sourced) != present:
-            problems.append("network %s: %s" % (prefix, "missing" if present else "left"))
+    checks = [("peer-group", delta.peer_groups, held["groups"]), ("neighbor", delta.neighbors, held["neighbors"]),
+              ("network", delta.networks, held["sourced"])]
+    for kind, expected, have in checks:
+        problems += ["%s %s: %s" % (kind, name, "missing" if present else "left")
+                     for name, present in expected.items() if (name in have) != present]
     return problems

@@ -12,7 +12,8 @@ empty or mistyped values) and reports what can be derived.  The outputs are:
 - ``neighbors``: ``show bgp neighbors json`` (``<addr>.{peerGroup, peerSubnetRangeGroup,
   bgpState, addressFamilyInfo.ipv4Unicast.acceptedPrefixCounter}``);
 - ``peer_group``: ``show bgp peer-group json`` (``<G>.dynamicRanges.<AF>.ranges``,
-  ``<G>.members.<addr>.{status, dynamic}``);
+  ``<G>.members.<addr>.{status, dynamic}``).  The RR renders one peer-group per admitted leaf,
+  ``<G>@<leafID>`` (core/render/frr.py); those groups are read together as the group ``<G>``;
 - ``received`` / ``filtered``: ``{addr: show bgp ipv4 unicast neighbors ADDR
   received-routes json / filtered-routes json}``.  FRR 8.4 lists the routes of
   both under ``receivedRoutes`` (keyed by prefix) with ``totalPrefixCounter``;
@@ -144,12 +145,30 @@ def _in_ranges(address, ranges):
     return any(addr in net for net in nets)
 
 
+def _in_group(value, name):
+    """A peer-group name that is the group ``name`` or one of its per-leaf groups (``name@leafID``)."""
+    return isinstance(value, str) and bool(name) and (value == name or value.startswith(name + "@"))
+
+
+def _groups_of(name, group_json):
+    return {key: value for key, value in group_json.items() if _in_group(key, name) and isinstance(value, dict)}
+
+
+def _merged(groups):
+    """One group view of the per-leaf groups: every listen range and member, in name order."""
+    ranges, members = [], {}
+    for key in sorted(groups):
+        ranges += _group_ranges(groups[key])
+        members.update(_dict(groups[key].get("members")))
+    return {"dynamicRanges": {"IPv4": {"ranges": ranges}}, "members": members}
+
+
 def _members(name, group, neighbors, summary, ranges):
     """{address: (group member entry, neighbor entry, summary entry)} of every peer in the group."""
     members = {_address(addr): _dict(entry) for addr, entry in _dict(group.get("members")).items()}
     for addr, info in neighbors.items():
-        if info.get("peerGroup") == name or _dict(_dict(info.get("addressFamilyInfo")).get("ipv4Unicast")).get(
-                "peerGroupMember") == name:
+        if _in_group(info.get("peerGroup"), name) or _in_group(_dict(_dict(info.get("addressFamilyInfo")).get(
+                "ipv4Unicast")).get("peerGroupMember"), name):
             members.setdefault(addr, {})
     for addr, peer in summary.items():
         # Without bgpd's own word (neighbors), a dynamic peer inside the group's listen ranges belongs to it.
@@ -304,12 +323,12 @@ def dynamic_peer_status(outputs, dynamic_peer_spec=None):
     outputs = _dict(outputs)
     spec, resource_name = _spec_of(dynamic_peer_spec)
     name = _text(spec.get("peerGroup")) or resource_name
-    group_json = _dict(outputs.get("peer_group"))
-    group = _dict(group_json.get(name)) if name else {}
+    groups = _groups_of(name, _dict(outputs.get("peer_group")))
+    group = _merged(groups)
     neighbors = _neighbors(outputs.get("neighbors"))
     summary = _summary_peers(outputs.get("summary"))
     desired = [str(r) for r in _list(spec.get("listenRanges"))]
-    group_neighbors = [n for n in neighbors.values() if n.get("peerGroup") == name]
+    group_neighbors = [n for n in neighbors.values() if _in_group(n.get("peerGroup"), name)]
     source_prefixes = _unique(_group_ranges(group) or [_text(n.get("peerSubnetRangeGroup")) for n in group_neighbors])
     members = _members(name, group, neighbors, summary, source_prefixes or desired) if name else {}
     admitted = _admitted(spec)
@@ -320,7 +339,7 @@ def dynamic_peer_status(outputs, dynamic_peer_spec=None):
     established = {p["address"] for p in peers if p["state"] == ESTABLISHED}
     return {
         "peer_group": name,
-        "peer_group_found": bool(name) and isinstance(group_json.get(name), dict),
+        "peer_group_found": bool(groups),
         "source_prefixes": source_prefixes,
         "listen_ranges_missing": [r for r in desired if _normal_range(r) not in seen],
         "discovered_peers": peers,

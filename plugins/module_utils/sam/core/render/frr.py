@@ -2,22 +2,19 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """FRR (8.4+) configuration for a node's materialized BGP state.
 
-RR: a peer-group per BGPDynamicPeer defined before its ``bgp listen range``
-(FRR refuses the other order), route-reflector clients with soft
-reconfiguration inbound, and one ``route-map`` entry per admitted claim that
-matches the BGP neighbor (the leaf's tunnel address) *and* a prefix-list of
-that claim's owned /32s, then a final deny.  A union prefix-list alone would
-let one leaf announce another's /32.
+RR: one peer-group per admitted leaf, ``<peerGroup>@<leafID>``, defined before its only ``bgp listen range``,
+the leaf's tunnel /32 (FRR refuses the other order): route-reflector client, next-hop-self, soft
+reconfiguration inbound, and ``prefix-list SAM-LEAF-<leafID> in``, the leaf's owned /32s and nothing else.
+So a leaf can announce only its own /32s (a union prefix-list on one shared group would let one leaf announce
+another's), and an unadmitted or revoked leaf does not even get a session.  A leaf admitted or revoked adds or
+removes its own lines and moves none (an O(1) delta), and bgpd's cost of a change does not grow with the
+number of leaves (docs/scale.md: a shared route-map with one entry per leaf did).
 Leaf: one neighbor per RR with a short connect timer (RRs never dial dynamic
 peers) and an export route-map that lets out only the owned /32s.
-By default the listen ranges are the admitted claims' tunnel /32s (inside
-the BGPDynamicPeer's source prefixes), so an unadmitted or revoked leaf does
-not even get a session.  Route-map sequence numbers derive from the tunnel
-address, so adding a leaf adds lines and moves none (O(1) reload diff).
 Timer presets of the documents (materialize: ``timers``) become ``timers K H``
 per neighbor / peer-group.  RR-to-RR peering (BGPPeer ``routeReflectorPeer``,
 materialize ``rr_peering``): a plain iBGP neighbor whose routes pass only when
-they are an admitted claim's /32 (SAM-RR-IN), at a lower local-preference.
+they are an admitted claim's /32 (SAM-RR-IN on the SAM-ADMITTED list), at a lower local-preference.
 """
 
 import ipaddress
@@ -32,13 +29,16 @@ DEFAULTS = {
     "connect_timer": 2,        # leaf -> RR connect retry (s); the RR never dials a dynamic peer
     "announce": (),            # extra prefixes a leaf originates (tests announce hostile routes with it)
     "export_any": False,       # leaf exports everything it originates (tests only)
-    "listen_per_claim": True,  # one /32 listen range per admitted claim: nobody else even gets a session
 }
 DENY_SEQ = 65535
 # Routes learned from the other RR are a fallback: a path straight from the owning leaf (local-pref 100)
 # wins on the RR, and a leaf that reaches both RRs prefers the RR that has the leaf directly.
 RR_PEER_LOCAL_PREF = 50
 RR_IN = "SAM-RR-IN"
+RR_ADMITTED = "SAM-ADMITTED"
+# <BGPDynamicPeer peerGroup>@<leafID>: '@' is in neither identifier (core/identifiers.IDENTIFIER), so a
+# leaf's peer-group name says which BGPDynamicPeer it belongs to and never collides with another's.
+GROUP_SEPARATOR = "@"
 
 
 __all__ = ["RenderError", "lint_frr", "render_frr"]
@@ -90,17 +90,6 @@ def _router_head(router, opts):
     return head
 
 
-def _seq(neighbor, ranges):
-    """Stable route-map sequence for a neighbor: its offset in the listen range (1..65534)."""
-    addr = ipaddress.IPv4Address(neighbor)
-    for net in ranges:
-        if addr in net:
-            offset = int(addr) - int(net.network_address)
-            if 0 < offset < DENY_SEQ:
-                return offset
-    return None
-
-
 def _timers(name, spec):
     timers = spec.get("timers") or {}
     if timers.get("keepalive") and timers.get("holdTime"):
@@ -111,8 +100,7 @@ def _timers(name, spec):
 def _rr(state, router, opts):
     peers = _by_kind(state, "BGPDynamicPeer")
     rr_peers = [p for p in _by_kind(state, "BGPPeer") if p["spec"].get("routeReflectorPeer")]
-    maps, bgp, afi = [], _router_head(router, opts), []
-    lists, rr_in = [], {}
+    bgp, afi, lists, owned = _router_head(router, opts), [], [], {}
     _one_neighbor_per_leaf(peers)
     for peer in peers:
         label = resource_label(peer)
@@ -123,44 +111,76 @@ def _rr(state, router, opts):
         ranges = [ipaddress.IPv4Network(r) for r in spec.get("listenRanges", ())]
         if not ranges:
             raise RenderError("BGPDynamicPeer/%s [listen-range-required] no listen range" % group)
-        route_map = "SAM-IN-" + group
         # Two RRs sharing a cluster-id drop each other's reflected routes (RFC 4456: their own id is in
         # CLUSTER_LIST), which is what RR peering needs them to accept: each RR keeps its router-id then.
         if spec.get("clusterID") and not rr_peers and " bgp cluster-id" not in "\n".join(bgp):
             bgp.append(" bgp cluster-id %s" % _addr(spec["clusterID"], label, "spec.clusterID"))
-        bgp += [" neighbor %s peer-group" % group, " neighbor %s remote-as %d" % (group, spec["peerASN"])]
-        bgp += _timers(group, spec)
-        if opts["bfd"]:
-            bgp.append(" neighbor %s bfd" % group)
-        bgp += [" bgp listen range %s peer-group %s" % (r, group) for r in _listen(spec, ranges, opts)]
-        afi += ["  neighbor %s activate" % group]
-        if spec.get("routeReflectorClient"):
-            afi.append("  neighbor %s route-reflector-client" % group)
-        # Leaves reach each other only through the RRs (tunnels go to RRs), so reflected
-        # routes must carry the RR as next hop.
-        afi += ["  neighbor %s next-hop-self force" % group,
-                "  neighbor %s soft-reconfiguration inbound" % group,
-                "  neighbor %s route-map %s in" % (group, route_map)]
-        entries, used, admitted = _admission_entries(spec, ranges, route_map, label)
-        lists += used
-        maps += entries + ["route-map %s deny %d" % (route_map, DENY_SEQ), "exit", "!"]
-        for seq, plist in admitted:
-            if rr_in.setdefault(seq, plist) != plist:
-                raise RenderError("[rr-peer-sequence] %s and %s map to route-map %s %d (two dynamic peers' "
-                                  "listen ranges give the same offset)" % (rr_in[seq], plist, RR_IN, seq))
-    head = []
+        for item in _admitted(spec, ranges, label):
+            leaf_lists, leaf_bgp, leaf_afi = _leaf_group(group, spec, item, label, opts)
+            lists += leaf_lists
+            bgp += leaf_bgp
+            afi += leaf_afi
+            for prefix in item["prefixes"]:
+                owned[_prefix(prefix, label, "spec.admitted")] = item["leafID"]
+    head, maps = [], []
     if peers:
         limit = max((p["spec"].get("listenLimit") or opts["listen_limit"]) for p in peers)
         bgp.append(" bgp listen limit %d" % limit)
         # A global command in FRR 8.4 (not under router bgp).
         head = ["bgp route-map delay-timer %d" % opts["route_map_delay"], "!"]
     if rr_peers:
-        maps += _rr_in_map(rr_in)
+        rr_lists, maps = _rr_in_map(owned)
+        lists += rr_lists
         for peer in sorted(rr_peers, key=lambda r: int(ipaddress.IPv4Address(r["spec"]["address"]))):
             peer_bgp, peer_afi = _rr_peer(peer, opts)
             bgp += peer_bgp
             afi += peer_afi
-    return head + lists + maps + bgp + _afi_block(afi)
+    return head + lists + (["!"] if lists else []) + maps + bgp + _afi_block(afi)
+
+
+def _admitted(spec, ranges, label):
+    """The admitted items that get a session, by tunnel address: inside a listen range, one per address, owning
+    something (anything else gets no peer-group, hence no session)."""
+    items = list(enumerate(spec.get("admitted", ())))
+    for index, item in items:
+        identifier(item.get("leafID"), label, "spec.admitted[%d].leafID" % index)
+        _addr(item.get("neighbor"), label, "spec.admitted[%d].neighbor" % index)
+    out, seen = [], set()
+    for _index, item in sorted(items, key=lambda a: int(ipaddress.IPv4Address(a[1]["neighbor"]))):
+        address = ipaddress.IPv4Address(item["neighbor"])
+        if address in seen or not item.get("prefixes") or not any(address in r for r in ranges):
+            continue
+        seen.add(address)
+        out.append(item)
+    return out
+
+
+def _leaf_group(group, spec, item, label, opts):
+    """(prefix-list, router and address-family lines) of one admitted leaf: its own peer-group, whose only
+    listen range is the leaf's tunnel /32, admitting only the leaf's /32s inbound.
+
+    One peer-group per leaf, not one route-map entry per leaf in a shared map: FRR 8.4 processes every entry
+    of every route-map again on any prefix-list or route-map change and reads such a configuration in time
+    cubic in the entries (docs/scale.md), while a peer-group's prefix-list costs what it changes."""
+    name = "%s%s%s" % (group, GROUP_SEPARATOR, item["leafID"])
+    plist = "SAM-LEAF-" + item["leafID"]
+    # Owned addresses are /32s: an exact entry matches only that host route
+    # (FRR refuses "ge 32" on a /32 as len < ge is required).
+    lists = ["ip prefix-list %s seq %d permit %s" % (plist, 5 * (i + 1), _prefix(p, label, "spec.admitted"))
+             for i, p in enumerate(sorted(item["prefixes"], key=_net_key))]
+    bgp = [" neighbor %s peer-group" % name, " neighbor %s remote-as %d" % (name, spec["peerASN"])]
+    bgp += _timers(name, spec)
+    if opts["bfd"]:
+        bgp.append(" neighbor %s bfd" % name)
+    bgp.append(" bgp listen range %s/32 peer-group %s" % (_addr(item["neighbor"], label, "spec.admitted"), name))
+    afi = ["  neighbor %s activate" % name]
+    if spec.get("routeReflectorClient"):
+        afi.append("  neighbor %s route-reflector-client" % name)
+    # Leaves reach each other only through the RRs (tunnels go to RRs), so reflected
+    # routes must carry the RR as next hop.
+    afi += ["  neighbor %s next-hop-self force" % name, "  neighbor %s soft-reconfiguration inbound" % name,
+            "  neighbor %s prefix-list %s in" % (name, plist)]
+    return lists, bgp, afi
 
 
 def _one_neighbor_per_leaf(peers):
@@ -177,15 +197,23 @@ def _one_neighbor_per_leaf(peers):
                                       resource_label(peer), identifiers.show(leaf), first[0], first[1], neighbor))
 
 
-def _rr_in_map(rr_in):
-    """Routes from the other RR: only admitted claims' /32s (the lists of the leaf admission), at a lower
-    local-preference. The other RR already bound each /32 to its owner; this RR refuses any /32 that no
-    claim it admitted owns (an unadmitted or revoked leaf, a pool aggregate, a default, an underlay)."""
-    out = []
-    for seq in sorted(rr_in):
-        out += ["route-map %s permit %d" % (RR_IN, seq), " match ip address prefix-list %s" % rr_in[seq],
+def _rr_in_map(owned):
+    """(prefix-list lines, route-map lines) for routes from the other RR: only admitted claims' /32s, at a lower
+    local-preference.  The other RR already bound each /32 to its owner; this RR refuses any /32 that no claim
+    it admitted owns (an unadmitted or revoked leaf, a pool aggregate, a default, an underlay).  One list of
+    every admitted /32, each entry's sequence its address, so a leaf admitted or revoked is one entry."""
+    lists, seqs = [], {}
+    for prefix in sorted(owned, key=_net_key):
+        seq = max(int(ipaddress.IPv4Network(prefix).network_address), 1)
+        if seqs.setdefault(seq, prefix) != prefix:
+            raise RenderError("[rr-in-sequence] %s (leaf %s) and %s share prefix-list %s sequence %d"
+                              % (prefix, identifiers.show(owned[prefix]), seqs[seq], RR_ADMITTED, seq))
+        lists.append("ip prefix-list %s seq %d permit %s" % (RR_ADMITTED, seq, prefix))
+    maps = []
+    if lists:   # a match on a prefix-list with no entry is refused by lint_frr: with no claim, deny only
+        maps = ["route-map %s permit 10" % RR_IN, " match ip address prefix-list %s" % RR_ADMITTED,
                 " set local-preference %d" % RR_PEER_LOCAL_PREF, "exit", "!"]
-    return out + ["route-map %s deny %d" % (RR_IN, DENY_SEQ), "exit", "!"]
+    return lists, maps + ["route-map %s deny %d" % (RR_IN, DENY_SEQ), "exit", "!"]
 
 
 def _peer_head(peer):
@@ -216,39 +244,6 @@ def _afi_block(afi):
     if not afi:    # FRR shows no empty address-family block, so rendering one would never verify as converged
         return ["exit", "!"]
     return [" !", " address-family ipv4 unicast"] + afi + [" exit-address-family", "exit", "!"]
-
-
-def _listen(spec, ranges, opts):
-    if not opts["listen_per_claim"]:
-        return ranges
-    hosts = {ipaddress.IPv4Address(a["neighbor"]) for a in spec.get("admitted", ()) if a.get("prefixes")}
-    return ["%s/32" % h for h in sorted(hosts) if any(h in r for r in ranges)]
-
-
-def _admission_entries(spec, ranges, route_map, label):
-    """(route-map lines, prefix-list lines, [(seq, prefix-list) of every permit entry])."""
-    lists, maps, admitted = [], [], []
-    seen = {}
-    items = list(enumerate(spec.get("admitted", ())))
-    for index, item in items:
-        identifier(item.get("leafID"), label, "spec.admitted[%d].leafID" % index)
-        _addr(item.get("neighbor"), label, "spec.admitted[%d].neighbor" % index)
-    for _index, item in sorted(items, key=lambda a: int(ipaddress.IPv4Address(a[1]["neighbor"]))):
-        seq = _seq(item["neighbor"], ranges)
-        if seq is None or seq in seen or not item.get("prefixes"):
-            # Outside the listen range, colliding, or nothing owned: no permit entry, so denied.
-            continue
-        seen[seq] = item["leafID"]
-        plist = "SAM-LEAF-" + item["leafID"]
-        # Owned addresses are /32s: an exact entry matches only that host route
-        # (FRR refuses "ge 32" on a /32 as len < ge is required).
-        lists += ["ip prefix-list %s seq %d permit %s" % (plist, 5 * (i + 1), _prefix(p, label, "spec.admitted"))
-                  for i, p in enumerate(sorted(item["prefixes"], key=_net_key))]
-        neighbor = _addr(item["neighbor"], label, "spec.admitted")
-        maps += ["route-map %s permit %d" % (route_map, seq), " match peer %s" % neighbor,
-                 " match ip address prefix-list %s" % plist, "exit", "!"]
-        admitted.append((seq, plist))
-    return maps, lists + (["!"] if lists else []), admitted
 
 
 def _net_key(text):
@@ -304,6 +299,8 @@ def lint_frr(text):
             problems.append("line %d: bgp listen range uses peer-group %s before it is defined" % (number, words[5]))
         elif words[:1] == ["neighbor"] and len(words) == 5 and words[2] == "route-map":
             used_maps.append((number, words[3]))
+        elif words[:1] == ["neighbor"] and len(words) == 5 and words[2] == "prefix-list":
+            used_lists.append((number, words[3]))
         elif words[:4] == ["match", "ip", "address", "prefix-list"] and len(words) == 5:
             used_lists.append((number, words[4]))
     problems += ["line %d: route-map %s is not defined" % (n, m) for n, m in used_maps if m not in route_maps]

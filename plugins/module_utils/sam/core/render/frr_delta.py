@@ -3,17 +3,17 @@
 """The delta between two FRR configurations rendered by render_frr, as one vtysh script (issue 19).
 
 A claim admitted, renewed into new prefixes or revoked changes a handful of lines of the RR's configuration
-(its prefix-list, its route-map entry, its listen range); a leaf's new RR changes one neighbour.  ``delta()``
+(its prefix-list, its peer-group and listen range); a leaf's new RR changes one neighbour.  ``delta()``
 turns the line difference between the configuration last applied and the new candidate into the commands
 that make one into the other, for `vtysh -f`, and lists the objects it touches so that apply/frr.py can
 read exactly those back from FRR.  It knows the shapes render_frr writes and nothing else: any other
 difference (an ASN, a router-id, a peer-group setting, an unknown block) raises ``DeltaUnsupported`` and
 the caller takes the whole-configuration path (frr-reload.py), which handles everything.
 
-Order of the script: what goes away first, from the listen ranges and neighbours down to the route-map
-entries and prefix-lists they used, then what is new from the prefix-lists up to the listen ranges and
-neighbours.  So a new leaf's session can only come up once its admission entry exists, and a revoked one's
-session is gone before its entry.  Pure: no I/O.
+Order of the script: what goes away first, from the listen ranges, peer-groups and neighbours down to the
+route-map entries and prefix-lists they used, then what is new from the prefix-lists up to the peer-groups,
+listen ranges and neighbours.  So a new leaf's session can only come up once its admission list exists, and a
+revoked one's session is gone before its list.  Pure: no I/O.
 """
 
 import re
@@ -23,7 +23,8 @@ _PLIST = re.compile(r"^ip prefix-list (\S+) seq (\d+) (permit|deny) (\S+)$")
 _ROUTE_MAP = re.compile(r"^route-map (\S+) (permit|deny) (\d+)$")
 _ROUTER = re.compile(r"^router bgp \d+$")
 _LISTEN = re.compile(r"^bgp listen range (\S+) peer-group (\S+)$")
-_NEIGHBOR = re.compile(r"^neighbor (\d+\.\d+\.\d+\.\d+) (.+)$")
+_NEIGHBOR = re.compile(r"^neighbor (\S+) (.+)$")      # an address or a peer-group name
+_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 _NETWORK = re.compile(r"^network (\S+)$")
 _AF = "address-family ipv4 unicast"
 _MATCH = re.compile(r"^(match|set) \S")
@@ -53,6 +54,7 @@ class Delta:
     listen_ranges: dict                            # (range, group) -> expected present (bool)
     neighbors: dict                                # address -> expected present (bool)
     networks: dict = field(default_factory=dict)   # prefix -> expected present (bool)
+    peer_groups: dict = field(default_factory=dict)  # name -> expected present (bool)
 
     @property
     def empty(self):
@@ -61,7 +63,7 @@ class Delta:
     def size(self):
         """The objects touched: what the verification reads back."""
         return (len(self.prefix_lists) + len(self.route_maps) + len(self.listen_ranges) + len(self.neighbors)
-                + len(self.networks))
+                + len(self.networks) + len(self.peer_groups))
 
 
 def parse(text):
@@ -171,10 +173,12 @@ def delta(old_text, new_text):
         script += [header] + [" " + c for c in new.maps[header]]
     script += _router_additions(new.router, bgp_add, af_add)
 
-    neighbors = {a: False for a in gone_nb}
-    neighbors.update({a: True for a in added_nb + _changed_nb(old_nb, new_nb)})
+    touched = {a: False for a in gone_nb}
+    touched.update({a: True for a in added_nb + _changed_nb(old_nb, new_nb)})
+    neighbors = {a: v for a, v in touched.items() if _ADDRESS.match(a)}
+    groups = {a: v for a, v in touched.items() if not _ADDRESS.match(a)}
     return Delta(script, _touched_plists(old, new), _touched_maps(new, maps_gone, maps_new + maps_changed),
-                 _touched_ranges(old, new), neighbors, _touched_networks(old, new))
+                 _touched_ranges(old, new), neighbors, _touched_networks(old, new), groups)
 
 
 def _check_blocks(old, new):
@@ -198,7 +202,8 @@ def _router_removals(router, bgp_del, af_del, gone_nb):
     if af_del:
         script += [" " + _AF] + ["  no " + line for line in reversed(af_del)] + [" exit-address-family"]
     script += [" no " + line for line in reversed(bgp_del)]
-    script += [" no neighbor %s" % a for a in gone_nb]
+    # a peer-group goes with its members, listen ranges and address-family lines
+    script += [" no neighbor %s%s" % (a, "" if _ADDRESS.match(a) else " peer-group") for a in gone_nb]
     return script + ["exit"]
 
 
