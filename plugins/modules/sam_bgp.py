@@ -9,9 +9,10 @@ short_description: Render a node's SAM BGP state for FRR and apply it with frr-r
 version_added: 0.1.0
 description:
   - Renders the BGP part of a node's desired state from M(boma.mesh.sam_materialize) as FRR configuration
-    (RR - dynamic peer-group, listen range, route-reflector clients, per-leaf admission route-map, RR peers
-    when the state has them; leaf - one neighbor per RR exporting only its owned C(/32)s; the documents' timer
-    preset as C(timers K H)), or takes a ready O(config).
+    (RR - one dynamic peer-group per admitted leaf with the leaf's tunnel C(/32) as its only listen range and
+    the leaf's own prefix-list inbound, route-reflector clients, RR peers when the state has them; leaf - one
+    neighbor per RR exporting only its owned C(/32)s; the documents' timer preset as C(timers K H)), or takes
+    a ready O(config).
   - Validates the candidate (C(vtysh -C) grammar plus a semantic lint for undefined route-maps and
     prefix-lists and listen ranges before their peer-group), asks C(frr-reload.py --test) for the delta and
     reloads only when there is one. Sessions stay up across the reload.

@@ -66,3 +66,31 @@ def test_deltas_converge_and_a_mismatch_or_a_failed_delta_takes_the_full_path(to
     assert len(events) == 2 and "vtysh -f failed" in events[1]
     assert left_over(frr, rr_state(23, drop={"leaf-3"})) == ([], [])
     assert (memory.full_runs, memory.fallbacks) == (3, 2)
+
+
+def shared_route_map_config(count):
+    """What render_frr wrote for synthetic_rr_state(count) before issue 19: one peer-group, one route-map entry
+    per leaf (a running RR upgraded from 0.1.0 holds this)."""
+    lines = ["ip prefix-list SAM-LEAF-leaf-%d seq 5 permit 10.64.0.%d/32" % (i, i + 1) for i in range(count)]
+    for i in range(count):
+        lines += ["route-map SAM-IN-leaves permit %d" % (i + 1), " match peer 10.128.0.%d" % (i + 1),
+                  " match ip address prefix-list SAM-LEAF-leaf-%d" % i, "exit"]
+    lines += ["route-map SAM-IN-leaves deny 65535", "exit", "router bgp 64577", " bgp router-id 10.99.0.2",
+              " no bgp default ipv4-unicast", " neighbor leaves peer-group", " neighbor leaves remote-as 64577"]
+    lines += [" bgp listen range 10.128.0.%d/32 peer-group leaves" % (i + 1) for i in range(count)]
+    lines += [" address-family ipv4 unicast", "  neighbor leaves activate", "  neighbor leaves route-reflector-client",
+              "  neighbor leaves route-map SAM-IN-leaves in", " exit-address-family", "exit"]
+    return "\n".join(lines) + "\n"
+
+
+def test_an_rr_configured_before_moves_to_one_peer_group_per_leaf_in_one_whole_run(topo):
+    """The first run after an upgrade is the whole path (start-up): frr-reload.py removes the shared group and
+    route-map and adds the per-leaf groups with the same listen ranges; FRR then holds exactly the candidate."""
+    topo.add_host("rr")
+    frr = topo.start_frr("rr", "hostname rr\n" + shared_route_map_config(5))
+    out = node.apply_bgp(rr_state(5), frr.vty_dir, frr.config_dir, memory=node.FrrMemory())
+    assert out.startswith("bgp changed"), out
+    assert left_over(frr, rr_state(5)) == ([], [])
+    running = frr.vtysh("show running-config")
+    assert "SAM-IN-leaves" not in running and "neighbor leaves peer-group" not in running
+    assert " bgp listen range 10.128.0.3/32 peer-group leaves@leaf-2" in running

@@ -211,9 +211,16 @@ def cmd_serve(args, out):
     if reconciler is not None:
         reconciler.start()
     wake, pending, stopped = threading.Event(), [], threading.Event()
+
+    def on_signal(signo, _frame):
+        # The handler runs in the main thread between two bytecodes, possibly inside wake.wait() while that
+        # thread holds the Event's lock: setting the Event here would wait for that lock forever (a SIGTERM
+        # that never stopped the service, seen in tests/service).  Another thread sets them instead.
+        pending.append(signo)
+        threading.Thread(target=lambda: (wake.set(), signo != signal.SIGHUP and stopped.set()), daemon=True).start()
+
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, lambda signo, _frame: (pending.append(signo), wake.set(),
-                                                     signo != signal.SIGHUP and stopped.set()))
+        signal.signal(signum, on_signal)
     out.write(where + "\n")
     out.flush()
     failed = not sync_after_listening(service.replicator, args, stopped)

@@ -355,12 +355,17 @@ class Agent:
         return min(max(delay, 0.05), decide.MAX_SLEEP.total_seconds())
 
     # -- signals -----------------------------------------------------------------------------------------
+    # A handler runs in the main thread between two bytecodes, possibly inside self.wake.wait() while that thread
+    # holds the Event's lock: setting an Event there would wait for that lock forever (the RR service once
+    # ignored a SIGTERM that way).  So the handlers set the Events from another thread.
+    @staticmethod
+    def _set_soon(*events):
+        threading.Thread(target=lambda: [event.set() for event in events], daemon=True).start()
+
     def on_hup(self, *_args):
-        self.hup.set()
-        self.wake.set()
+        self._set_soon(self.hup, self.wake)
 
     def on_stop(self, *_args):
-        self.stop.set()
-        self.wake.set()
+        self._set_soon(self.stop, self.wake)
         if self.busy:
             raise _Stop()
