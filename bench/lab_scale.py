@@ -10,10 +10,14 @@ the tunnel addresses routed over veths (as tests/netns and tools/lab do).
 1. enroll N signed claims through the API (alternating RRs, concurrent clients), until both RRs' FRR have N
    listen ranges; 2. start the speakers (each leaf: its owned /32 to both RRs, three leaves also a hostile /32)
    until 2N sessions are Established and routes converged; 3. check every RR accepted exactly the N owned /32s
-   from their owners and rejected every hostile one; 4. one more claim: the reconcile (frr-reload) at N claims.
+   from their owners and rejected every hostile one; 4. one more claim, a renewal and a revocation at N claims
+   (each a delta, docs/bgp.md); 5. the issue-19 latency targets (one change reaches both RRs in under 0.5 s;
+   all listen ranges in place 2 s after the last submission).
 
-Exit 0 when all checks pass, 1 when one fails, 2 when the machine cannot run it (not root, no FRR/ExaBGP).
+Exit 0 when all checks pass, 1 when one fails (a target too, unless --no-targets), 2 when the machine cannot
+run it (not root, no FRR/ExaBGP).
 Usage (root): .venv/bin/python bench/lab_scale.py [--leaves N] [--speaker-procs P] [--timeout S] [--keep]
+              [--no-targets]
 """
 
 import argparse
@@ -341,8 +345,25 @@ def run(args, topo, workdir, state):
     figures["load"].append(os.getloadavg()[0])
     figures["versions"] = versions()
     report(args, figures)
+    checks = targets(figures)
+    print("targets (issue 19):")
+    for label, value, limit, met in checks:
+        print("  %-52s %6.2f s  (< %.1f s)  %s" % (label, value, limit, "met" if met else "MISSED"))
+    if not args.no_targets:
+        problems += ["target missed: %s %.2f s (< %.1f s)" % (label, value, limit)
+                     for label, value, limit, met in checks if not met]
     if problems:
         raise Failed("\n".join(problems))
+
+
+def targets(figures):
+    """(label, seconds, limit, met) of the issue's latency targets; a renewal's "no FRR change" is a problem."""
+    e, (claim_latency, _runs), (revoke_latency, _r) = figures["enroll"], figures["reconcile"], figures["revocation"]
+    after_last = e["reconciled"] - e["answered"]
+    return [(label, value, limit, value < limit) for label, value, limit in (
+        ("one more claim: submit -> listen range in both RRs", claim_latency, 0.5),
+        ("one revocation: revoke -> listen range gone from both", revoke_latency, 0.5),
+        ("all listen ranges in both RRs after the last answer", after_last, 2.0))]
 
 
 def versions():
@@ -374,6 +395,8 @@ def main():
     parser.add_argument("--timeout", type=int, default=600, help="seconds each phase may take")
     parser.add_argument("--settle", type=float, default=5.0, help="seconds after convergence before steady figures")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, configs); namespaces go anyway")
+    parser.add_argument("--no-targets", action="store_true",
+                        help="print the latency targets but do not fail on them (a loaded machine)")
     args = parser.parse_args()
     problems = preflight(args)
     if problems:
