@@ -37,8 +37,8 @@ def rr_state(leaves, with_b=False, drop=()):
     resources = [{"kind": "BGPRouter", "metadata": {"name": "bgp"}, "spec": {"exportPrefixes": ["10.77.60.1/32"]}}]
     for i in range(leaves):
         if i not in drop:
-            resources += [tunnel("sam-l%02d" % i, "10.9.0.%d" % (i + 1)), route("10.64.0.%d/32" % (i + 1),
-                                                                                  "sam-l%02d" % i)]
+            name = "sam-l%02d" % i
+            resources += [tunnel(name, "10.9.0.%d" % (i + 1)), route("10.64.0.%d/32" % (i + 1), name)]
     if with_b:
         resources += [tunnel("sam-b", "10.0.0.2"), route("10.255.0.2/32", "sam-b"), route("10.77.60.2/32", "sam-b")]
     return {"node": "rr-a", "resources": resources}

@@ -40,8 +40,8 @@ def test_the_plan_uses_the_local_address_and_purges(tmp_path, monkeypatch):
 
     monkeypatch.setattr(dataplane.netlink, "plan_wireguard", plan)
     errors = []
-    actions, private, interface = dataplane._wireguard_plan(None, [_peer("leaf-a")], {"key_file": str(key),
-                                                                                 "listen_port": 51820}, errors)
+    wireguard = {"key_file": str(key), "listen_port": 51820}
+    actions, private, interface = dataplane._wireguard_plan(None, [_peer("leaf-a")], wireguard, errors)
     assert errors == [] and actions == ["planned"] and interface == "wg0" and private
     assert seen["desired"]["address"] == "10.20.0.2/32" and seen["desired"]["listen_port"] == 51820
     assert [p["allowed_ips"] for p in seen["desired"]["peers"]] == [["10.20.0.31/32"]]
