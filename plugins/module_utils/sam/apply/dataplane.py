@@ -66,11 +66,13 @@ def _wireguard_desired(resources, wireguard, errors):
     """(desired, private key, interface) for the admitted claims' WireGuard peers, or None.
 
     None when the state has no WireGuardPeer: the interface then keeps its peers until the next playbook run
-    (the role owns the interface; the service only follows claims admitted or revoked in between).
+    (the role owns the interface; the service only follows claims admitted or revoked in between).  None too
+    when a peer or the key is invalid (a Finding each in ``errors``).
     """
     specs = list(netlink.resources_of_kind(resources, "WireGuardPeer"))
     if not specs:
         return None
+    before = len(errors)
     peers = [peer for peer in (netlink.peer_from_spec(spec, resource, errors) for resource, spec in specs) if peer]
     interface, local = specs[0][1].get("interface"), specs[0][1].get("localAddress")
     private = netlink.read_private_key(wireguard.get("key_file")) if wireguard.get("key_file") else None
@@ -79,18 +81,11 @@ def _wireguard_desired(resources, wireguard, errors):
                               "sam_rr role creates it)" % wireguard.get("key_file")))
         return None
     address = netlink.parse_interface("%s/32" % local, "WireGuardPeer", "localAddress", errors) if local else None
+    if len(errors) != before:
+        return None
     desired = {"public_key": netlink.public_key_of(private), "listen_port": wireguard.get("listen_port"),
                "address": address, "peers": peers}
     return desired, private, interface
-
-
-def _wireguard_plan(ipr, resources, wireguard, errors):
-    """(plan, private key, interface) as sam_wireguard with purge, or None (see _wireguard_desired)."""
-    wg = _wireguard_desired(resources, wireguard, errors)
-    if wg is None or errors:
-        return None
-    desired, private, interface = wg
-    return netlink.plan_wireguard(ipr, None, interface, desired, "present", True), private, interface
 
 
 def apply_dataplane(state, wireguard=None, memory=None, full=False):
@@ -127,6 +122,7 @@ def _public(desired):
 
 
 def _apply_wireguard(ipr, wg):
+    """sam_wireguard with purge for ``wg`` (_wireguard_desired); the plan, or None when there is no WireGuard."""
     if wg is None:
         return None
     desired, private, interface = wg
