@@ -15,6 +15,7 @@ import re
 import select
 import subprocess
 import sys
+import time
 
 from netns.procs import _stop_procs  # tests/ is on sys.path (lab_scale.py puts it there)
 
@@ -35,9 +36,25 @@ RRS = {  # RRSet members of synthetic.RRSET_DOC: tunnel address (BGP identity) a
     member["nodeRef"]: {"tunnel": member["tunnelAddress"].split("/")[0], "endpoint": member["endpoint"]}
     for member in synthetic.RRSET_DOC["spec"]["members"]
 }
-_RECONCILE = re.compile(r"reconcile: bgp (?P<what>\w+)"
+_RECONCILE = re.compile(r"^(?P<at>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*?reconcile: bgp (?P<what>\w+)"
                         r"(?: \+(?P<add>\d+) -(?P<del>\d+) lines(?:, \d+ objects verified)?)? "
-                        r"\((?P<leaves>\d+) leaves\) \((?P<secs>[0-9.]+)s\)")
+                        r"\((?P<leaves>\d+) leaves\) \((?P<secs>[0-9.]+)s\)(?: \[(?P<steps>[^\]]*)\])?", re.M)
+
+
+def _log_time(text):
+    """samctl's log time ("2026-12-04 03:14:50,387", local time) as Unix time."""
+    stamp, _comma, millis = text.partition(",")
+    return time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) + int(millis) / 1000.0
+
+
+def _steps(text):
+    """The reconcile log's "[state 0.072, render 0.036, ...]" as {step: seconds} ({} when absent)."""
+    steps = {}
+    for item in (text or "").split(", "):
+        name, _sep, value = item.rpartition(" ")
+        if name:
+            steps[name] = float(value)
+    return steps
 
 
 def _res(api, kind, name, spec):
@@ -118,11 +135,13 @@ class RRService:
         return json.loads(enroll_client.request("unix:" + self.socket, "GET", wire.health_path(), timeout=10).body)
 
     def reconciles(self):
-        """Every reconcile run the service logged: {what, adds, deletes, leaves, seconds}."""
+        """Every reconcile run the service logged: {what, adds, deletes, leaves, seconds, steps, at}; ``at`` is
+        the Unix time the run ended (its log line: logged after FRR's read-back matched)."""
         runs = []
         for match in _RECONCILE.finditer(self.log.read_text(errors="replace")):
             runs.append({"what": match["what"], "adds": int(match["add"] or 0), "deletes": int(match["del"] or 0),
-                         "leaves": int(match["leaves"]), "seconds": float(match["secs"])})
+                         "leaves": int(match["leaves"]), "seconds": float(match["secs"]),
+                         "steps": _steps(match["steps"]), "at": _log_time(match["at"])})
         return runs
 
     def failures(self):

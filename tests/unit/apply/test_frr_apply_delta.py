@@ -32,9 +32,12 @@ class FakeVtysh:
             text = open(argv[argv.index("-f") + 1]).read()
             self.calls[-1] = argv + ["<<" + text]
             return (self.dry_rc, "", "line 1: % Unknown command") if "-C" in argv else (self.apply_rc, "", "")
-        out = []
-        for command in [argv[i + 1] for i, a in enumerate(argv) if a == "-c"]:
-            out.append(json.dumps(self.held.get(command, {})))
+        commands = [argv[i + 1] for i, a in enumerate(argv) if a == "-c"]
+        if commands[:1] == ["configure terminal"]:
+            if self.apply_rc:
+                return self.apply_rc, "", "% Unknown command"
+            commands = commands[commands.index("end") + 1:]
+        out = [json.dumps(self.held.get(command, {})) for command in commands]
         return 0, "\n".join(out), ""
 
 
@@ -54,11 +57,23 @@ def test_a_delta_is_checked_then_sent_in_one_session_then_read_back(tmp_path):
     frr = frr_mod.Frr(fake, vtysh="/usr/bin/vtysh", vty_socket=str(tmp_path))
     result = frr_mod.apply_delta(frr, rr(10), rr(11))
     assert result["changed"] and result["touched"] == 3 and len(result["adds"]) == 9 and not result["deletes"]
-    dry, sent, shown = fake.calls
+    dry, sent = fake.calls           # the grammar check, then one session: the delta and its read-back
     assert dry[:3] == ["/usr/bin/vtysh", "-C", "-f"] and "--vty_socket" in sent and "-C" not in sent
-    assert dry[-1] == sent[-1] and " bgp listen range 10.128.0.11/32 peer-group leaves@leaf-10" in sent[-1]
-    assert sum(a == "-c" for a in shown) == 2          # its prefix-list, its peer-group (and listen range)
+    script = [sent[i + 1] for i, a in enumerate(sent) if a == "-c"]
+    assert script[0] == "configure terminal" and "\n".join(script[1:script.index("end")]) + "\n" == dry[-1][2:]
+    assert " bgp listen range 10.128.0.11/32 peer-group leaves@leaf-10" in script
+    shows = script[script.index("end") + 1:]
+    assert len(shows) == 2 and all(s.startswith("show ") for s in shows)   # its prefix-list, its peer-group
     assert list(tmp_path.iterdir()) == []          # the delta file is removed
+
+
+def test_a_large_batch_goes_through_a_file_then_is_read_back(tmp_path, monkeypatch):
+    monkeypatch.setattr(frr_mod, "ONE_SESSION_LINES", 5)
+    fake = FakeVtysh(held_after_leaf(11))
+    frr_mod.apply_delta(frr_mod.Frr(fake, vty_socket=str(tmp_path)), rr(10), rr(11))
+    dry, sent, shown = fake.calls
+    assert "-C" in dry and "-f" in sent and "-C" not in sent and dry[-1] == sent[-1]
+    assert sum(a == "-c" for a in shown) == 2 and "configure terminal" not in shown
 
 
 def test_an_unchanged_candidate_sends_nothing(tmp_path):
@@ -112,7 +127,7 @@ def test_memory_falls_back_to_the_full_path_and_reports_it(monkeypatch, tmp_path
     assert len(full) == 1 and memory.candidate == rr(10) and memory.host_lines == "hostname rr\n!\n"
     out = node.apply_bgp(state11, str(tmp_path), str(tmp_path / "nope"), memory=memory)
     assert out.startswith("bgp changed") and len(full) == 2 and memory.candidate == rr(11)
-    assert memory.fallbacks == 1 and "vtysh -f failed" in reported[0]
+    assert memory.fallbacks == 1 and "vtysh failed to apply the delta" in reported[0]
     fake.apply_rc = 0
     # with full=True (the repair interval) the delta path is not even tried
     calls = len(fake.calls)

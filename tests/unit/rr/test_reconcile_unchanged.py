@@ -2,6 +2,8 @@
 per --repair-interval; a changed state or a replaced WireGuard key file applies at once; a failed run retries."""
 
 import os
+import threading
+import time
 
 import pytest
 
@@ -18,7 +20,7 @@ def rig(monkeypatch, tmp_path):
                                           "--repair-interval", "300"])
     box = {"state": {"resources": [{"kind": "BGPRouter", "spec": {"exportPrefixes": []}}]}, "bgp": 0, "data": 0,
            "clock": 1000.0, "fail": False}
-    monkeypatch.setattr(reconcile, "desired_state", lambda service, node, rr_peering: box["state"])
+    monkeypatch.setattr(reconcile, "desired_state", lambda service, node, rr_peering, steps=None: box["state"])
 
     def bgp(state, vty, confdir, options, memory=None, full=False):
         # apply/node.apply_bgp's contract with its FrrMemory: the whole path when asked or with no last candidate
@@ -111,3 +113,30 @@ def test_changes_are_deltas_and_the_whole_path_runs_at_start_after_a_failure_and
     box["state"] = {"resources": [{"kind": "BGPRouter", "spec": {}}]}
     apply()
     assert box["paths"][-2:] == ["delta", "full"] and box["data_paths"][-2:] == ["delta", "full"]
+
+
+def test_a_run_that_changed_nothing_does_not_hold_the_next_change_for_the_interval():
+    """Issue 19: a revocation right after a renewal's no-op run waited the whole --reconcile-interval."""
+    runs, third = [], threading.Event()
+
+    def apply():
+        runs.append(time.monotonic())
+        apply.applied = len(runs) != 2          # run 2 is a renewal's: the desired state was unchanged
+        apply.steps = {"state": 0.001}
+        if len(runs) == 3:
+            third.set()
+        return "ok"
+
+    reconciler = reconcile.Reconciler(apply, interval=1.0)
+    reconciler.start()
+    try:
+        time.sleep(0.1)
+        reconciler.trigger()                     # run 2 waits for the interval after run 1, which applied
+        while len(runs) < 2:
+            time.sleep(0.01)
+        reconciler.trigger()                     # run 3 follows the no-op run 2 at once
+        assert third.wait(2.0)
+    finally:
+        reconciler.stop()
+    assert runs[1] - runs[0] >= 0.9 and runs[2] - runs[1] < 0.5, runs
+    assert reconcile._steps(apply) == " [state 0.001]"

@@ -14,12 +14,16 @@ import json
 import os
 import re
 import tempfile
+import time
 
 from ..core.render import frr_delta
 from ..core.render.frr import lint_frr
 
 HOST_OWNED = re.compile(r"^(no )?(hostname |ip forwarding|ipv6 forwarding|log |service |frr |password |enable )")
 MARKERS = ("Lines To Delete", "Lines To Add")
+# A delta up to this many lines is applied and read back by one vtysh process with -c arguments; a larger one
+# (a batch of enrollments) goes through a file, far from argv's size limit.
+ONE_SESSION_LINES = 400
 _CONTEXT = re.compile(r"^(router bgp \d+|address-family .*|exit|exit-address-family)$")   # not a change itself
 
 
@@ -91,6 +95,17 @@ class Frr:
         argv = [self.vtysh, "-C", "-f", path] if dry_run else [self.vtysh] + self._vty() + ["-f", path]
         rc, out, err = self.run_command(argv)
         return rc, ((out or "") + (err or "")).strip()
+
+    def configure(self, lines, shows=()):
+        """One vtysh session: ``lines`` in configuration mode, then the ``shows`` -> (rc, output).
+
+        vtysh stops at the first command it refuses (rc 1), so nothing after a refused line is sent.  The lines are
+        in argv: only for small deltas (ONE_SESSION_LINES), and FRR configuration holds no secret here."""
+        argv = [self.vtysh] + self._vty() + ["-c", "configure terminal"]
+        for line in list(lines) + ["end"] + list(shows):
+            argv += ["-c", line]
+        rc, out, err = self.run_command(argv)
+        return rc, ((out or "") + (err or "")).strip() if rc != 0 else (out or "")
 
     def show_json(self, commands):
         """The JSON documents a vtysh session prints for ``commands`` (FRR prints one per daemon asked)."""
@@ -194,47 +209,82 @@ def apply_delta(frr, last_candidate, candidate, tmpdir=None):
     """Apply only what changed since ``last_candidate`` (the candidate this process last applied and verified).
 
     The whole new candidate is linted (lint_frr) and the delta's commands are grammar-checked (vtysh -C) before
-    anything is sent: an invalid delta is never applied.  Then one `vtysh -f` session applies it and the objects
-    it touched are read back as JSON.  Raises frr_delta.DeltaUnsupported (a change this path does not handle),
-    FrrError (refused or failed: possibly half applied) or FrrMismatch (FRR differs from the candidate): each
-    means the caller takes the whole-configuration path, which repairs whatever state this left.
+    anything is sent: an invalid delta is never applied.  Then one vtysh session applies it and reads back the
+    objects it touched as JSON (a large batch: `vtysh -f`, then the read-back).  Raises
+    frr_delta.DeltaUnsupported (a change this path does not handle), FrrError (refused or failed: possibly half
+    applied) or FrrMismatch (FRR differs from the candidate): each means the caller takes the whole-configuration
+    path, which repairs whatever state this left.
     """
+    clock = _Steps()
     delta = frr_delta.delta(last_candidate, candidate)
     lines = [line.strip() for line in delta.script if not _CONTEXT.match(line.strip())]
     result = {"changed": not delta.empty, "deletes": [line for line in lines if line.startswith("no ")],
-              "adds": [line for line in lines if not line.startswith("no ")], "mode": "delta", "touched": delta.size()}
+              "adds": [line for line in lines if not line.startswith("no ")], "mode": "delta", "touched": delta.size(),
+              "steps": clock.steps}
+    clock.lap("delta")
     if delta.empty:
         return result
     problems = lint_frr(candidate)
+    clock.lap("lint")
     if problems:
         raise FrrError("candidate rejected, nothing applied: " + "; ".join(problems))
+    commands = verify_commands(delta)
     path = write_candidate(tmpdir or frr.rundir, "\n".join(delta.script) + "\n")
     try:
         rc, out = frr.vtysh_file(path, dry_run=True)
+        clock.lap("grammar")
         if rc != 0:
             raise FrrError("delta refused by vtysh -C, nothing applied: %s" % out[:500])
-        rc, out = frr.vtysh_file(path)
+        if len(delta.script) <= ONE_SESSION_LINES:
+            # One vtysh process applies the delta and reads back what it touched: starting vtysh costs more
+            # than a one-leaf change does in bgpd (about 0.1 s each on a busy RR, docs/scale.md).
+            rc, out = frr.configure(delta.script, commands)
+            docs = _json_documents(out)
+        else:
+            rc, out = frr.vtysh_file(path)
+            docs = None
+        clock.lap("vtysh")
         if rc != 0:
-            raise FrrError("vtysh -f failed, the delta may be half applied: %s" % out[:500])
+            raise FrrError("vtysh failed to apply the delta, it may be half applied: %s" % out[:500])
     finally:
         os.unlink(path)
-    problems = verify(frr, delta)
+    if docs is None and commands:
+        docs = frr.show_json(commands)
+    problems = differences(delta, docs or [])
+    clock.lap("verify")
     if problems:
         raise FrrMismatch("FRR differs from the candidate after the delta: " + "; ".join(problems[:10]))
     return result
 
 
-def verify(frr, delta):
-    """What FRR holds for each object the delta touched, against the candidate: a list of differences."""
+class _Steps:
+    """Seconds per step of one delta run, for the reconcile log (what a slow change spent its time on)."""
+
+    def __init__(self):
+        self.steps, self.at = {}, time.monotonic()
+
+    def lap(self, name):
+        now = time.monotonic()
+        self.steps[name] = now - self.at
+        self.at = now
+
+
+def verify_commands(delta):
+    """The vtysh show commands that read back each object the delta touched."""
     commands = ["show ip prefix-list %s json" % name for name in delta.prefix_lists]
     commands += ["show route-map %s json" % name for name in sorted({name for name, _seq in delta.route_maps})]
     commands += ["show bgp peer-group %s json" % group
                  for group in sorted({g for _r, g in delta.listen_ranges} | set(delta.peer_groups))]
     commands += ["show bgp neighbors %s json" % address for address in delta.neighbors]
     commands += ["show bgp ipv4 unicast %s json" % prefix for prefix in delta.networks]
-    if not commands:
+    return commands
+
+
+def differences(delta, docs):
+    """What FRR holds (``docs``: the answers to verify_commands) against the candidate: a list of differences."""
+    if not verify_commands(delta):
         return []
-    held = _held(frr.show_json(commands))
+    held = _held(docs)
     return _list_differences(delta, held) + _presence_differences(delta, held)
 
 

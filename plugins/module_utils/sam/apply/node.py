@@ -12,6 +12,7 @@ import logging
 import os
 import subprocess
 import tempfile
+import time
 
 from ..core.render.frr import render_frr
 from ..core.render.frr_delta import DeltaUnsupported
@@ -53,6 +54,7 @@ class FrrMemory:
         self.host_lines = None     # the running config's host-owned lines, for frr.conf (from the last full run)
         self.on_fallback = on_fallback
         self.full_runs = self.delta_runs = self.fallbacks = 0
+        self.steps = {}            # seconds per step of the last run (render, delta, lint, grammar, vtysh, verify)
 
     def forget(self):
         self.candidate = None
@@ -60,12 +62,17 @@ class FrrMemory:
 
 def apply_bgp(state, vty_socket, confdir, options=None, memory=None, full=False):
     # sam_bgp's default options are render_frr's defaults; the role passes the same bfd to both.
+    started = time.monotonic()
     candidate = render_frr(state, options)
+    steps = {"render": time.monotonic() - started}
     leaves = sum(len(r["spec"].get("admitted", ())) for r in state["resources"] if r["kind"] == "BGPDynamicPeer")
+    if memory is not None:
+        memory.steps = steps
     if memory is not None and memory.candidate is not None and not full:
         summary = _apply_delta(memory, candidate, vty_socket, confdir, leaves)
         if summary is not None:
             return summary
+    started = time.monotonic()
     try:
         if _writable_dir(confdir):
             result = _apply_frr(candidate, vty_socket, confdir, os.path.join(confdir, "frr.conf"))
@@ -78,6 +85,7 @@ def apply_bgp(state, vty_socket, confdir, options=None, memory=None, full=False)
         if memory is not None:
             memory.forget()
         raise
+    steps["reload"] = time.monotonic() - started
     if memory is not None:
         memory.candidate, memory.full_runs = candidate, memory.full_runs + 1
         memory.host_lines = result["candidate"][:len(result["candidate"]) - len(candidate)]
@@ -103,6 +111,7 @@ def _apply_delta(memory, candidate, vty_socket, confdir, leaves):
             memory.on_fallback(str(exc))
         return None
     memory.candidate, memory.delta_runs = candidate, memory.delta_runs + 1
+    memory.steps.update(result["steps"])
     if result["changed"] and memory.host_lines is not None and _writable_dir(confdir):
         persist(os.path.join(confdir, "frr.conf"), memory.host_lines + candidate)
     if result["changed"]:

@@ -8,6 +8,7 @@ WireGuardPeer and BGPDynamicPeer: the netcommon "rendered" idea, consumed by
 the data-plane modules and the BGP renderers.  Nothing here touches a host.
 """
 
+import collections
 import hashlib
 import json
 
@@ -123,7 +124,7 @@ def materialize(report, node, fetched_rrsets=None, rr_peering=False):
                                         "has this selfNodeRef")])
     resources = _rr(report, node, rr_peering) if role == "rr" else _leaf(mesh, node, fetched_rrsets or {})
     names = [r["metadata"]["name"] for r in resources if r["kind"] == "TunnelInterface"]
-    clash = sorted({n for n in names if names.count(n) > 1})
+    clash = sorted(n for n, count in collections.Counter(names).items() if count > 1)
     if clash:
         raise MaterializeError([Finding("node/" + node, "TunnelInterface", "tunnel-name-collision",
                                         "two peers map to the tunnel name(s) %s" % ", ".join(clash))])

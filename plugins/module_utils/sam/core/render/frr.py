@@ -117,9 +117,9 @@ def _rr(state, router, opts):
             bgp.append(" bgp cluster-id %s" % _addr(spec["clusterID"], label, "spec.clusterID"))
         for item in _admitted(spec, ranges, label):
             leaf_lists, leaf_bgp, leaf_afi = _leaf_group(group, spec, item, label, opts)
-            lists += leaf_lists
-            bgp += leaf_bgp
-            afi += leaf_afi
+            lists.extend(leaf_lists)
+            bgp.extend(leaf_bgp)
+            afi.extend(leaf_afi)
             for prefix in item["prefixes"]:
                 owned[_prefix(prefix, label, "spec.admitted")] = item["leafID"]
     head, maps = [], []
@@ -155,7 +155,31 @@ def _admitted(spec, ranges, label):
     return out
 
 
+# The lines of each admitted leaf, by everything they are made of: an RR renders every leaf again on each change,
+# and almost all of them are as they were (a third of a reconcile run's render at 1,000 leaves, docs/scale.md).
+_LEAF_LINES = {}
+_LEAF_LINES_LIMIT = 50000
+
+
 def _leaf_group(group, spec, item, label, opts):
+    """_leaf_lines, from _LEAF_LINES when this leaf was rendered the same way before (lines are tuples)."""
+    timers = spec.get("timers") or {}
+    key = (group, spec.get("peerASN"), timers.get("keepalive"), timers.get("holdTime"),
+           bool(spec.get("routeReflectorClient")), bool(opts["bfd"]), item.get("leafID"), item.get("neighbor"),
+           tuple(item.get("prefixes") or ()))
+    try:
+        hit = _LEAF_LINES.get(key)
+    except TypeError:           # an unhashable value: rendered (and refused) below, never cached
+        return _leaf_lines(group, spec, item, label, opts)
+    if hit is None:
+        hit = tuple(tuple(lines) for lines in _leaf_lines(group, spec, item, label, opts))
+        if len(_LEAF_LINES) >= _LEAF_LINES_LIMIT:
+            _LEAF_LINES.clear()
+        _LEAF_LINES[key] = hit
+    return hit
+
+
+def _leaf_lines(group, spec, item, label, opts):
     """(prefix-list, router and address-family lines) of one admitted leaf: its own peer-group, whose only
     listen range is the leaf's tunnel /32, admitting only the leaf's /32s inbound.
 
@@ -166,8 +190,8 @@ def _leaf_group(group, spec, item, label, opts):
     plist = "SAM-LEAF-" + item["leafID"]
     # Owned addresses are /32s: an exact entry matches only that host route
     # (FRR refuses "ge 32" on a /32 as len < ge is required).
-    lists = ["ip prefix-list %s seq %d permit %s" % (plist, 5 * (i + 1), _prefix(p, label, "spec.admitted"))
-             for i, p in enumerate(sorted(item["prefixes"], key=_net_key))]
+    prefixes = sorted((_prefix(p, label, "spec.admitted") for p in item["prefixes"]), key=_net_key)
+    lists = ["ip prefix-list %s seq %d permit %s" % (plist, 5 * (i + 1), p) for i, p in enumerate(prefixes)]
     bgp = [" neighbor %s peer-group" % name, " neighbor %s remote-as %d" % (name, spec["peerASN"])]
     bgp += _timers(name, spec)
     if opts["bfd"]:

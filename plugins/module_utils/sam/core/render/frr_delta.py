@@ -140,9 +140,25 @@ def _map_entry(header, children):
     return (name, int(seq)), (action, sorted(children))
 
 
+# The last text parsed and its parts: a long-running caller's next delta starts from the candidate it just
+# applied, which need not be parsed again (Parsed is only read).
+# One (text, Parsed) pair, replaced whole, so that two threads never see a text with another text's parts.
+_LAST = [(None, None)]
+
+
+def _parsed(text):
+    last_text, last = _LAST[0]
+    if last_text is not None and last_text == text:
+        return last
+    parsed = parse(text)
+    _LAST[0] = (text, parsed)
+    return parsed
+
+
 def delta(old_text, new_text):
     """The Delta that turns the configuration ``old_text`` into ``new_text`` (both render_frr output)."""
-    old, new = parse(old_text), parse(new_text)
+    old = _parsed(old_text)
+    new = _parsed(new_text)
     _check_blocks(old, new)
     old_nb, new_nb = _neighbors(old.bgp), _neighbors(new.bgp)
     gone_nb = [a for a in old_nb if a not in new_nb]

@@ -1,0 +1,92 @@
+# Copyright: boma.mesh contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The memos that keep an RR's reconcile run cheap (issue 19) give what the uncached code gives, or nothing.
+
+model.parse_claim (per claim spec), render/frr's per-leaf lines and frr_delta's last parse: a hit must be equal to a
+fresh computation, findings included, and a value that cannot be a key must be computed (and refused) every time.
+"""
+
+import copy
+
+import pytest
+
+from boma_mesh_utils.sam.core import model
+from boma_mesh_utils.sam.core.loader import Resource
+from boma_mesh_utils.sam.core.render import RenderError, frr_delta
+from boma_mesh_utils.sam.core.render import frr as render
+from boma_mesh_utils.sam.core.render.frr import render_frr
+from support.synthetic import signed_claims, synthetic_rr_state
+
+
+@pytest.fixture(autouse=True)
+def empty_memos():
+    model._PARSED.clear()
+    render._LEAF_LINES.clear()
+    frr_delta._LAST[0] = (None, None)
+    yield
+
+
+def claim_resource(spec, name="leaf-0"):
+    return Resource("SAMEnrollmentClaim", name, spec)
+
+
+def test_a_parsed_claim_is_reused_with_its_findings():
+    spec = copy.deepcopy(signed_claims(1, b"k")[0]["spec"])
+    spec["joinTimestamp"] = "yesterday"
+    first, second = [], []
+    a = model.parse_claim(claim_resource(spec), first)
+    b = model.parse_claim(claim_resource(copy.deepcopy(spec)), second)
+    assert a is b and len(model._PARSED) == 1
+    assert first and first == second, "the findings of a hit are the ones the parse gave"
+
+
+def test_specs_that_differ_in_json_type_or_name_are_parsed_apart():
+    spec = signed_claims(1, b"k")[0]["spec"]
+    as_number = dict(spec, tunnelAddress=7)
+    as_text = dict(spec, tunnelAddress="7")
+    findings_number, findings_text = [], []
+    model.parse_claim(claim_resource(as_number), findings_number)
+    model.parse_claim(claim_resource(as_text), findings_text)
+    assert len(model._PARSED) == 2 and findings_number and findings_text
+    other = model.parse_claim(claim_resource(spec, name="leaf-1"), [])
+    assert other.name == "leaf-1" and len(model._PARSED) == 3
+
+
+def test_a_spec_json_cannot_hold_is_parsed_every_time():
+    spec = dict(signed_claims(1, b"k")[0]["spec"], joinTimestamp=object())
+    findings = []
+    model.parse_claim(claim_resource(spec), findings)
+    assert findings and model._PARSED == {}
+
+
+def test_rendered_leaves_come_from_the_memo_and_equal_a_fresh_render():
+    state = synthetic_rr_state(20)
+    first = render_frr(state)
+    assert len(render._LEAF_LINES) == 20
+    render._LEAF_LINES.clear()
+    render._LEAF_LINES_LIMIT, limit = 5, render._LEAF_LINES_LIMIT   # the memo is bounded: cleared when full
+    try:
+        assert render_frr(state) == first and len(render._LEAF_LINES) <= 5
+    finally:
+        render._LEAF_LINES_LIMIT = limit
+    timers = synthetic_rr_state(20)
+    timers["resources"][1]["spec"]["timers"] = {"keepalive": 3, "holdTime": 9}
+    assert " neighbor leaves@leaf-3 timers 3 9" in render_frr(timers), "a changed input is a different key"
+
+
+def test_an_unhashable_admitted_value_is_refused_not_cached():
+    state = synthetic_rr_state(2)
+    state["resources"][1]["spec"]["admitted"][0]["prefixes"] = [["10.64.0.1/32"]]
+    with pytest.raises(RenderError):
+        render_frr(state)
+    assert all(key[6] != "leaf-0" for key in render._LEAF_LINES)
+
+
+def test_the_delta_reuses_the_last_parse_and_gives_the_same_delta():
+    old, new = render_frr(synthetic_rr_state(10)), render_frr(synthetic_rr_state(11))
+    fresh = frr_delta.delta(old, new)
+    assert frr_delta._LAST[0][0] == new
+    newer = render_frr(synthetic_rr_state(12))
+    reused = frr_delta.delta(new, newer)
+    frr_delta._LAST[0] = (None, None)
+    assert reused == frr_delta.delta(new, newer) and fresh.script != reused.script
