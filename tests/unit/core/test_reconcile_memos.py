@@ -36,7 +36,7 @@ def test_a_parsed_claim_is_reused_with_its_findings():
     first, second = [], []
     a = model.parse_claim(claim_resource(spec), first)
     b = model.parse_claim(claim_resource(copy.deepcopy(spec)), second)
-    assert a is b and len(model._PARSED) == 1
+    assert a is b and len(model._PARSED.values) == 1
     assert first and first == second, "the findings of a hit are the ones the parse gave"
 
 
@@ -47,28 +47,28 @@ def test_specs_that_differ_in_json_type_or_name_are_parsed_apart():
     findings_number, findings_text = [], []
     model.parse_claim(claim_resource(as_number), findings_number)
     model.parse_claim(claim_resource(as_text), findings_text)
-    assert len(model._PARSED) == 2 and findings_number and findings_text
+    assert len(model._PARSED.values) == 2 and findings_number and findings_text
     other = model.parse_claim(claim_resource(spec, name="leaf-1"), [])
-    assert other.name == "leaf-1" and len(model._PARSED) == 3
+    assert other.name == "leaf-1" and len(model._PARSED.values) == 3
 
 
 def test_a_spec_json_cannot_hold_is_parsed_every_time():
     spec = dict(signed_claims(1, b"k")[0]["spec"], joinTimestamp=object())
     findings = []
     model.parse_claim(claim_resource(spec), findings)
-    assert findings and model._PARSED == {}
+    assert findings and model._PARSED.values == {}
 
 
 def test_rendered_leaves_come_from_the_memo_and_equal_a_fresh_render():
     state = synthetic_rr_state(20)
     first = render_frr(state)
-    assert len(render._LEAF_LINES) == 20
+    assert len(render._LEAF_LINES.values) == 20
     render._LEAF_LINES.clear()
-    render._LEAF_LINES_LIMIT, limit = 5, render._LEAF_LINES_LIMIT   # the memo is bounded: cleared when full
+    render._LEAF_LINES.limit = 5            # the memo is bounded: emptied when full
     try:
-        assert render_frr(state) == first and len(render._LEAF_LINES) <= 5
+        assert render_frr(state) == first and len(render._LEAF_LINES.values) <= 5
     finally:
-        render._LEAF_LINES_LIMIT = limit
+        render._LEAF_LINES.limit = 50000
     timers = synthetic_rr_state(20)
     timers["resources"][1]["spec"]["timers"] = {"keepalive": 3, "holdTime": 9}
     assert " neighbor leaves@leaf-3 timers 3 9" in render_frr(timers), "a changed input is a different key"
@@ -79,7 +79,7 @@ def test_an_unhashable_admitted_value_is_refused_not_cached():
     state["resources"][1]["spec"]["admitted"][0]["prefixes"] = [["10.64.0.1/32"]]
     with pytest.raises(RenderError):
         render_frr(state)
-    assert all(key[6] != "leaf-0" for key in render._LEAF_LINES)
+    assert all(key[6] != "leaf-0" for key in render._LEAF_LINES.values)
 
 
 def test_the_delta_reuses_the_last_parse_and_gives_the_same_delta():

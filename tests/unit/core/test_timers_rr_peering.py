@@ -206,7 +206,7 @@ def test_serve_reconcile_renders_with_the_roles_options(monkeypatch):
     args = cli.build_parser().parse_args(["serve", "--config", "x.yml", "--node", "rr-a", "--db", "x.db",
                                           "--token-file", "t", "--reconcile", "bgp", "--bgp-bfd", "--rr-peering"])
     seen = {}
-    monkeypatch.setattr(reconcile, "desired_state", lambda service, node, rr_peering: seen.update(
+    monkeypatch.setattr(reconcile, "desired_state", lambda service, node, rr_peering, steps=None: seen.update(
         node=node, rr_peering=rr_peering) or {"resources": []})
     monkeypatch.setattr(reconcile, "apply_bgp", lambda state, vty, confdir, options, **_kw: seen.update(
         options=options) or "bgp unchanged")

@@ -7,11 +7,11 @@ or an empty value for it.  Field names follow routerd's API so a document
 loads the same here and in routerd.
 """
 
-import json
 import re
 from dataclasses import dataclass, field
 
 from .fields import Reader, endpoint_host, parse_host_prefix, parse_prefix
+from .memo import Memo, json_key
 
 KINDS = ("SAMRRSet", "SAMEnrollmentPolicy", "SAMEnrollmentClaim", "SAMTransportProfile",
          "BGPRouter", "BGPDynamicPeer", "MobilityPool")
@@ -271,35 +271,18 @@ def parse_policy(res, findings):
         wg_keepalive=r.int("wireGuard.persistentKeepalive", minimum=0, maximum=65535), tokens=tokens)
 
 
-# (claim ref, canonical spec JSON) -> (Claim, its findings).  An RR re-validates every admitted claim on each
-# change; almost all of them are the same as last time, and parsing them (addresses, prefixes, times) was half of
-# a reconcile run at 1,000 leaves (docs/scale.md).  Claim and Finding are frozen, so a hit is safe to share.
-_PARSED = {}
-_PARSED_LIMIT = 50000
+_PARSED = Memo()   # (ref, spec JSON) -> (Claim, findings): half of an RR's run at 1,000 leaves was parsing
 
 
 def parse_claim(res, findings):
-    """The Claim of a SAMEnrollmentClaim resource; its problems are appended to ``findings``."""
-    key = _claim_key(res)
-    hit = _PARSED.get(key) if key is not None else None
+    """The Claim of a SAMEnrollmentClaim resource (frozen: a memo hit is shared); problems go to ``findings``."""
+    key = json_key(res.spec, res.ref)
+    hit = _PARSED.get(key)
     if hit is None:
         own = []
-        hit = (_parse_claim(res, own), tuple(own))
-        if key is not None:
-            if len(_PARSED) >= _PARSED_LIMIT:
-                _PARSED.clear()
-            _PARSED[key] = hit
+        hit = _PARSED.put(key, (_parse_claim(res, own), tuple(own)))
     findings.extend(hit[1])
     return hit[0]
-
-
-def _claim_key(res):
-    """A key equal only for specs equal in content and in JSON type (1 and "1" differ); None for a spec JSON
-    cannot hold (a YAML date, say): that one is parsed every time."""
-    try:
-        return res.ref, json.dumps(res.spec, sort_keys=True, separators=(",", ":"))
-    except (TypeError, ValueError):
-        return None
 
 
 def _parse_claim(res, findings):

@@ -20,6 +20,7 @@ they are an admitted claim's /32 (SAM-RR-IN on the SAM-ADMITTED list), at a lowe
 import ipaddress
 
 from .. import identifiers
+from ..memo import Memo
 from . import RenderError, identifier, peer_node, resource_label
 
 DEFAULTS = {
@@ -155,10 +156,9 @@ def _admitted(spec, ranges, label):
     return out
 
 
-# The lines of each admitted leaf, by everything they are made of: an RR renders every leaf again on each change,
-# and almost all of them are as they were (a third of a reconcile run's render at 1,000 leaves, docs/scale.md).
-_LEAF_LINES = {}
-_LEAF_LINES_LIMIT = 50000
+# Each admitted leaf's lines, by everything they are made of: an RR renders every leaf again on each change and
+# almost all are as they were (a third of the render at 1,000 leaves, docs/scale.md).
+_LEAF_LINES = Memo()
 
 
 def _leaf_group(group, spec, item, label, opts):
@@ -167,15 +167,10 @@ def _leaf_group(group, spec, item, label, opts):
     key = (group, spec.get("peerASN"), timers.get("keepalive"), timers.get("holdTime"),
            bool(spec.get("routeReflectorClient")), bool(opts["bfd"]), item.get("leafID"), item.get("neighbor"),
            tuple(item.get("prefixes") or ()))
-    try:
-        hit = _LEAF_LINES.get(key)
-    except TypeError:           # an unhashable value: rendered (and refused) below, never cached
-        return _leaf_lines(group, spec, item, label, opts)
+    hit = _LEAF_LINES.get(key)
     if hit is None:
-        hit = tuple(tuple(lines) for lines in _leaf_lines(group, spec, item, label, opts))
-        if len(_LEAF_LINES) >= _LEAF_LINES_LIMIT:
-            _LEAF_LINES.clear()
-        _LEAF_LINES[key] = hit
+        # an unhashable value is rendered (and refused) every time: put() does not keep it
+        hit = _LEAF_LINES.put(key, tuple(tuple(lines) for lines in _leaf_lines(group, spec, item, label, opts)))
     return hit
 
 

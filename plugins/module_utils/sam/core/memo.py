@@ -1,0 +1,50 @@
+# Copyright: boma.mesh contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A bounded memo for the pure per-claim steps an RR repeats on every change (issue 19, docs/scale.md).
+
+A reconcile run re-validates, re-materializes and re-renders every admitted claim although almost all of them are
+as they were; the steps that cost most per claim keep their results here, keyed by everything they read.  Values
+must be immutable (frozen dataclasses, tuples): a hit is shared.  Dict reads and writes are atomic, so threads
+may share a memo; at ``limit`` entries it is emptied rather than evicted one by one (a fleet's worth of keys
+fits; an attacker's stream of new keys costs one recomputation each, as without the memo).
+"""
+
+import json
+
+
+class Memo:
+    def __init__(self, limit=50000):
+        self.limit = limit
+        self.values = {}
+
+    def get(self, key):
+        """The value stored for ``key``; None for a miss, a None key or a key that cannot be hashed."""
+        try:
+            return None if key is None else self.values.get(key)
+        except TypeError:
+            return None
+
+    def put(self, key, value):
+        """Keep ``value`` for ``key`` (not for a None or unhashable key) and return it."""
+        try:
+            hash(key)
+        except TypeError:
+            return value
+        if key is None:
+            return value
+        if len(self.values) >= self.limit:
+            self.values.clear()
+        self.values[key] = value
+        return value
+
+    def clear(self):
+        self.values.clear()
+
+
+def json_key(value, *scope):
+    """``scope`` + the canonical JSON of ``value``: equal only for values equal in content and JSON type (1, "1"
+    and True differ); None for a value JSON cannot hold (a YAML date, say), which is then computed every time."""
+    try:
+        return scope + (json.dumps(value, sort_keys=True, separators=(",", ":")),)
+    except (TypeError, ValueError):
+        return None
