@@ -241,6 +241,7 @@ bench:
 	$(BIN)/python bench/token_rotation.py 10000
 	$(BIN)/python bench/agent_idle.py 150
 	$(BIN)/python bench/renewal_cost.py 200 100
+	$(BIN)/python bench/reconcile_cost.py
 	tools/kernel/vm-run.sh -m 2G -t 1500 -- bash -c 'modprobe ipip && BOMA_KERNEL_GUEST=1 $(BIN)/python bench/tunnels.py \
 	  && BOMA_KERNEL_GUEST=1 $(BIN)/python bench/dataplane_delta.py 1000' | grep -v '^\[' || true
 

@@ -118,3 +118,11 @@ def test_adding_one_leaf_to_1000_is_an_o1_diff():
     changed = [d for d in difflib.unified_diff(before, after, lineterm="", n=0)
                if d[:1] in "+-" and not d.startswith(("+++", "---"))]
     assert 0 < len(changed) <= 9, changed
+
+
+@pytest.mark.parametrize("prefix", ["not-a-prefix", ["10.64.0.1/32"], 7])
+def test_a_malformed_admitted_prefix_is_refused_with_its_field(prefix):
+    state = synthetic_rr_state(2)
+    state["resources"][1]["spec"]["admitted"][0]["prefixes"] = [prefix]
+    with pytest.raises(RenderError, match=r"spec.admitted \[ipv4-prefix\]"):
+        render_frr(state)

@@ -55,6 +55,8 @@ def _addr(value, resource, field):
 
 def _prefix(value, resource, field):
     try:
+        if not isinstance(value, str):      # ipaddress takes an int too: 7 would be 0.0.0.7/32
+            raise TypeError(value)
         return str(ipaddress.IPv4Network(value))
     except (ValueError, TypeError):
         raise RenderError("%s %s [ipv4-prefix] %r is not an IPv4 prefix" % (resource, field, value)) from None
