@@ -74,6 +74,7 @@ UNDERLAY = {"rr-a": ("172.31.0.0/30", "172.31.0.1", "172.31.0.2"),
             "rr-b": ("172.31.0.4/30", "172.31.0.5", "172.31.0.6")}
 REPLICATION = ("172.31.0.8/30", {"rr-a": "172.31.0.9", "rr-b": "172.31.0.10"})
 CLIENTS = 8   # concurrent enrollment clients
+QUIET = 5.0   # seconds of steady state sampled before the changes at N
 
 
 class Failed(Exception):
@@ -182,6 +183,18 @@ def listen_line(claim):
     return " bgp listen range %s peer-group scale-leaves@%s" % (claim["spec"]["tunnelAddress"], claim["spec"]["leafID"])
 
 
+@contextlib.contextmanager
+def paused(pids):
+    """SIGSTOP the processes for the block, SIGCONT after (also on an error)."""
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+
+
 def changed_runs(services, marks, wanted, timeout, what):
     """Each RR's first reconcile run logged after ``marks`` that ``wanted(run)`` accepts (polls the logs: reading a
     file every 10 ms costs the RRs nothing, while polling vtysh at that rate takes most of a CPU from them)."""
@@ -279,6 +292,11 @@ def report(args, figures):
     for key in sorted(steady):
         t0, t1, t2 = (s.get(key, (0, 0))[1] or 0 for s in (idle, before, steady))
         print("  %-24s %9.2f %9.2f %6.2f" % (" ".join(key), t1 - t0, t2 - t1, t2))
+    quiet = f["samples"]["quiet"]
+    print("CPU share at rest, the %.0f s before the changes at N: %s" % (QUIET, ", ".join(
+        "%s %.0f%%" % (" ".join(key), 100.0 * ((quiet[key][1] or 0) - (steady[key][1] or 0)) / QUIET)
+        for key in sorted(quiet))))
+    print("changes at N timed with the speakers %s" % ("running" if args.busy_speakers else "paused (SIGSTOP)"))
     latency, runs = f["reconcile"]
     print("reconcile at %d claims (one more claim, +%d lines, %s): run %s; submit -> listen range in both RRs %.2f s"
           % (n, runs["rr-a"]["adds"], runs["rr-a"]["what"],
@@ -297,6 +315,33 @@ def report(args, figures):
 
 def _steps_text(run):
     return ", ".join("%s %.3f" % item for item in run.get("steps", {}).items()) or "-"
+
+
+def changes_at_n(args, services, frrs, speakers, inputs, figures):
+    """One more claim, a renewal and a revocation at N (into ``figures``), then the sessions; the problems."""
+    claims, extra, bgpd = inputs
+    problems = []
+    # The speakers stand in for N leaves on other machines; here they share the RRs' CPUs and at 1,000 leaves
+    # take most of both at rest (the "CPU share at rest" line).  So they are paused (SIGSTOP, well inside the
+    # 90 s hold time) while the changes are timed, unless --busy-speakers; the sessions are checked after.
+    with paused([] if args.busy_speakers else speakers.pids):
+        figures["reconcile"] = reconcile_at_n(services, frrs, extra, args.leaves, args.timeout)
+        figures["renewal"] = renewal = renewal_at_n(services, frrs, claims[1])
+        figures["revocation"] = revocation_at_n(services, frrs, claims[0], args.timeout)
+    for rr in RR_NAMES:
+        if not renewal["same"][rr] or renewal["bgp_runs"][rr]:
+            problems.append("%s: a renewal changed FRR (running config same: %s, bgp runs %d)"
+                            % (rr, renewal["same"][rr], renewal["bgp_runs"][rr]))
+    time.sleep(3)   # the speakers read what queued while they were paused
+    for rr in RR_NAMES:
+        up = len(established(summary_peers(frrs[rr])))
+        if up != args.leaves - 1:     # leaf-0 was revoked; the extra claim has no speaker
+            problems.append("%s: %d sessions Established after the changes at N, expected %d"
+                            % (rr, up, args.leaves - 1))
+        if frrs[rr].pid("bgpd") != bgpd[rr] or not frrs[rr].is_running("bgpd"):
+            problems.append("%s: bgpd restarted (reconcile must reload, never restart)" % rr)
+        problems += ["%s: %s" % (rr, line) for line in services[rr].failures()]
+    return problems
 
 
 def run(args, topo, workdir, state):
@@ -335,22 +380,10 @@ def run(args, topo, workdir, state):
         problems += ["%s: %s" % (rr, p) for p in found]
     time.sleep(args.settle)   # keepalives and the last updates are out: steady state
     figures["samples"]["steady"] = sample(frrs, services, speakers)
+    time.sleep(QUIET)         # what the daemons and the speakers use at rest, right before the changes are timed
+    figures["samples"]["quiet"] = sample(frrs, services, speakers)
 
-    figures["reconcile"] = reconcile_at_n(services, frrs, extra, args.leaves, args.timeout)
-    figures["renewal"] = renewal = renewal_at_n(services, frrs, claims[1])
-    for rr in RR_NAMES:
-        if not renewal["same"][rr] or renewal["bgp_runs"][rr]:
-            problems.append("%s: a renewal changed FRR (running config same: %s, bgp runs %d)"
-                            % (rr, renewal["same"][rr], renewal["bgp_runs"][rr]))
-    figures["revocation"] = revocation_at_n(services, frrs, claims[0], args.timeout)
-    for rr in RR_NAMES:
-        up = len(established(summary_peers(frrs[rr])))
-        if up != args.leaves - 1:     # leaf-0 was revoked; the extra claim has no speaker
-            problems.append("%s: %d sessions Established after the changes at N, expected %d"
-                            % (rr, up, args.leaves - 1))
-        if frrs[rr].pid("bgpd") != bgpd[rr] or not frrs[rr].is_running("bgpd"):
-            problems.append("%s: bgpd restarted (reconcile must reload, never restart)" % rr)
-        problems += ["%s: %s" % (rr, line) for line in services[rr].failures()]
+    problems += changes_at_n(args, services, frrs, speakers, (claims, extra, bgpd), figures)
     figures["load"].append(os.getloadavg()[0])
     figures["versions"] = versions()
     report(args, figures)
@@ -404,6 +437,8 @@ def main():
     parser.add_argument("--timeout", type=int, default=600, help="seconds each phase may take")
     parser.add_argument("--settle", type=float, default=5.0, help="seconds after convergence before steady figures")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, configs); namespaces go anyway")
+    parser.add_argument("--busy-speakers", action="store_true",
+                        help="keep the ExaBGP speakers running while the changes at N are timed (default: paused)")
     parser.add_argument("--no-targets", action="store_true",
                         help="print the latency targets but do not fail on them (a loaded machine)")
     args = parser.parse_args()

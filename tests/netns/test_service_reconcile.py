@@ -35,7 +35,7 @@ HOSTILE = ["10.77.60.99/32", "10.77.60.0/24", "0.0.0.0/0", "192.168.7.7/32"]
 LISTEN = "bgp listen range %s/32 peer-group cloudedge-leaves@leaf-b" % LEAF
 ADMISSION = (LISTEN, "ip prefix-list SAM-LEAF-leaf-b seq 5 permit %s" % OWNED,
              " neighbor cloudedge-leaves@leaf-b prefix-list SAM-LEAF-leaf-b in")
-INTERVAL = 2.0   # --reconcile-interval (the default)
+INTERVAL = 0.5   # --reconcile-interval (the default)
 
 
 def _claim():

@@ -329,8 +329,9 @@ def add_parser(sub):
     p.add_argument("--max-connections-per-source", type=int, metavar="N",
                    help="TCP connections from one IPv4 address or IPv6 /64 (default: max(4, --max-connections / 8))")
     p.add_argument("--reconcile", choices=("bgp", "all"), help="apply the RR's state after changes")
-    p.add_argument("--reconcile-interval", type=float, default=2.0, help="minimum seconds between reconcile runs that apply something (a run "
-                   "that found nothing to do waits only as long as it took)")
+    p.add_argument("--reconcile-interval", type=float, default=0.5,
+                   help="minimum seconds between reconcile runs that apply something (a run that found nothing "
+                        "to do waits only as long as it took; default 0.5)")
     p.add_argument("--repair-interval", type=float, default=300.0, metavar="SECONDS",
                    help="reconcile: apply in full at least this often even when the desired state is unchanged "
                         "(a renewal changes nothing, so it touches neither FRR nor the kernel; default 300)")

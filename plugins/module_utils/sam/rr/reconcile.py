@@ -28,9 +28,11 @@ class ReconcileError(ValueError):
 
 
 class Reconciler:
-    """Runs ``apply()`` after changes and when a lease ends, at most once per ``interval`` s, never concurrently."""
+    """Runs ``apply()`` after changes and when a lease ends, never concurrently; a run that applied something is
+    followed by ``interval`` s without one (a burst of changes folds into few runs), a run that did not by its own
+    duration."""
 
-    def __init__(self, apply, interval=2.0, next_due=None):
+    def __init__(self, apply, interval=0.5, next_due=None):
         self.apply = apply
         self.interval = interval
         # seconds until the next lease (or join token) ends, else None: expiry changes the state with no request
