@@ -17,7 +17,7 @@ the tunnel addresses routed over veths (as tests/netns and tools/lab do).
 Exit 0 when all checks pass, 1 when one fails (a target too, unless --no-targets), 2 when the machine cannot
 run it (not root, no FRR/ExaBGP).
 Usage (root): .venv/bin/python bench/lab_scale.py [--leaves N] [--speaker-procs P] [--timeout S] [--keep]
-              [--no-targets]
+              [--no-targets] [--no-speakers] [--busy-speakers]
 """
 
 import argparse
@@ -252,6 +252,17 @@ def revocation_at_n(services, frrs, claim, timeout):
     return latency, runs
 
 
+def _report_sessions(args, f):
+    n, c = args.leaves, f["converge"]
+    print("leaf speakers: %d ExaBGP process(es), %d sessions" % (args.speaker_procs, 2 * n))
+    print("  all %d sessions Established %7.2f s after the speakers started" % (2 * n, c["established"]))
+    print("  converged                   %7.2f s  (%d accepted per RR; routes sent per session %d..%d)"
+          % (c["converged"], n, c["sent"][0], c["sent"][1]))
+    for rr in RR_NAMES:
+        acc, rej, hostile = f["admission"][rr]
+        print("  %s: accepted %d of %d owned /32s, rejected %d of %d hostile" % (rr, acc, n, rej, hostile))
+
+
 def mib(kib):
     return "%.1f" % (kib / 1024.0) if kib is not None else "-"
 
@@ -271,14 +282,10 @@ def report(args, figures):
         runs = f["enroll_runs"][rr]
         print("  %s reconcile runs while enrolling: %d, longest %.1f s, last %.1f s (%d leaves)"
               % (rr, len(runs), max(r["seconds"] for r in runs), runs[-1]["seconds"], runs[-1]["leaves"]))
-    c = f["converge"]
-    print("leaf speakers: %d ExaBGP process(es), %d sessions" % (args.speaker_procs, 2 * n))
-    print("  all %d sessions Established %7.2f s after the speakers started" % (2 * n, c["established"]))
-    print("  converged                   %7.2f s  (%d accepted per RR; routes sent per session %d..%d)"
-          % (c["converged"], n, c["sent"][0], c["sent"][1]))
-    for rr in RR_NAMES:
-        acc, rej, hostile = f["admission"][rr]
-        print("  %s: accepted %d of %d owned /32s, rejected %d of %d hostile" % (rr, acc, n, rej, hostile))
+    if args.no_speakers:
+        print("leaf speakers: none (--no-speakers): no session, the changes at N measure the RRs alone")
+    else:
+        _report_sessions(args, f)
     # Per session: bgpd's growth from N claims without sessions to steady state, over its N sessions.
     print("memory, VmRSS MiB              idle  %4d claims  steady  bgpd KiB/session" % n)
     idle, before, steady = f["samples"]["idle"], f["samples"]["claims"], f["samples"]["steady"]
@@ -324,7 +331,7 @@ def changes_at_n(args, services, frrs, speakers, inputs, figures):
     # The speakers stand in for N leaves on other machines; here they share the RRs' CPUs and at 1,000 leaves
     # take most of both at rest (the "CPU share at rest" line).  So they are paused (SIGSTOP, well inside the
     # 90 s hold time) while the changes are timed, unless --busy-speakers; the sessions are checked after.
-    with paused([] if args.busy_speakers else speakers.pids):
+    with paused([] if args.busy_speakers or speakers is None else speakers.pids):
         figures["reconcile"] = reconcile_at_n(services, frrs, extra, args.leaves, args.timeout)
         figures["renewal"] = renewal = renewal_at_n(services, frrs, claims[1])
         figures["revocation"] = revocation_at_n(services, frrs, claims[0], args.timeout)
@@ -335,7 +342,7 @@ def changes_at_n(args, services, frrs, speakers, inputs, figures):
     time.sleep(3)   # the speakers read what queued while they were paused
     for rr in RR_NAMES:
         up = len(established(summary_peers(frrs[rr])))
-        if up != args.leaves - 1:     # leaf-0 was revoked; the extra claim has no speaker
+        if up != (0 if speakers is None else args.leaves - 1):  # leaf-0 was revoked; the extra claim has no speaker
             problems.append("%s: %d sessions Established after the changes at N, expected %d"
                             % (rr, up, args.leaves - 1))
         if frrs[rr].pid("bgpd") != bgpd[rr] or not frrs[rr].is_running("bgpd"):
@@ -367,17 +374,19 @@ def run(args, topo, workdir, state):
     figures["enroll_runs"] = {rr: services[rr].reconciles() for rr in RR_NAMES}
     figures["samples"]["claims"] = sample(frrs, services)
 
-    configs = exabgp_configs(leaves, [RRS[rr]["tunnel"] for rr in RR_NAMES], hostile, ASN, args.speaker_procs)
-    state["speakers"] = speakers = Speakers(topo, LEAVES, workdir, configs)
-    speakers.validate()
-    speakers.start()
-    marks, _peers = converge(frrs, speakers, args.leaves, args.timeout)
-    figures["converge"] = marks
-    figures["admission"], problems = {}, []
-    for rr in RR_NAMES:
-        accepted, rejected, found = check_admission(frrs[rr], leaves, hostile)
-        figures["admission"][rr] = (accepted, rejected, len(hostile))
-        problems += ["%s: %s" % (rr, p) for p in found]
+    speakers, problems = None, []
+    if not args.no_speakers:
+        configs = exabgp_configs(leaves, [RRS[rr]["tunnel"] for rr in RR_NAMES], hostile, ASN, args.speaker_procs)
+        state["speakers"] = speakers = Speakers(topo, LEAVES, workdir, configs)
+        speakers.validate()
+        speakers.start()
+        marks, _peers = converge(frrs, speakers, args.leaves, args.timeout)
+        figures["converge"] = marks
+        figures["admission"] = {}
+        for rr in RR_NAMES:
+            accepted, rejected, found = check_admission(frrs[rr], leaves, hostile)
+            figures["admission"][rr] = (accepted, rejected, len(hostile))
+            problems += ["%s: %s" % (rr, p) for p in found]
     time.sleep(args.settle)   # keepalives and the last updates are out: steady state
     figures["samples"]["steady"] = sample(frrs, services, speakers)
     time.sleep(QUIET)         # what the daemons and the speakers use at rest, right before the changes are timed
@@ -437,6 +446,9 @@ def main():
     parser.add_argument("--timeout", type=int, default=600, help="seconds each phase may take")
     parser.add_argument("--settle", type=float, default=5.0, help="seconds after convergence before steady figures")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, configs); namespaces go anyway")
+    parser.add_argument("--no-speakers", action="store_true",
+                        help="enroll N claims but start no speaker: the changes at N without sessions (N = 5,000 on a "
+                             "machine whose CPUs cannot carry 2N ExaBGP sessions)")
     parser.add_argument("--busy-speakers", action="store_true",
                         help="keep the ExaBGP speakers running while the changes at N are timed (default: paused)")
     parser.add_argument("--no-targets", action="store_true",
