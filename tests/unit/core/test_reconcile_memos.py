@@ -90,3 +90,20 @@ def test_the_delta_reuses_the_last_parse_and_gives_the_same_delta():
     reused = frr_delta.delta(new, newer)
     frr_delta._LAST[0] = (None, None)
     assert reused == frr_delta.delta(new, newer) and fresh.script != reused.script
+
+
+def test_the_claim_memo_is_bounded_in_bytes_against_large_hostile_specs():
+    """Every submission is parsed, hostile ones too: a stream of large distinct specs never holds more than the
+    bound (it empties the memo instead), and a spec larger than the bound is not kept at all."""
+    memo = model._PARSED
+    memo.max_bytes, saved = 20000, memo.max_bytes
+    try:
+        base = signed_claims(1, b"k")[0]["spec"]
+        for index in range(50):
+            model.parse_claim(claim_resource(dict(base, joinNonce="x" * 3000 + str(index))), [])
+            assert memo.size <= 20000 and len(memo.values) <= 7
+        memo.clear()
+        model.parse_claim(claim_resource(dict(base, joinNonce="x" * 30000)), [])
+        assert memo.values == {} and memo.size == 0
+    finally:
+        memo.max_bytes = saved

@@ -5,17 +5,19 @@
 A reconcile run re-validates, re-materializes and re-renders every admitted claim although almost all of them are
 as they were; the steps that cost most per claim keep their results here, keyed by everything they read.  Values
 must be immutable (frozen dataclasses, tuples): a hit is shared.  Dict reads and writes are atomic, so threads
-may share a memo; at ``limit`` entries it is emptied rather than evicted one by one (a fleet's worth of keys
-fits; an attacker's stream of new keys costs one recomputation each, as without the memo).
+may share a memo.  At ``limit`` entries or ``max_bytes`` of keys (as the caller counts them: a claim's key is its
+spec's JSON, and every submission is parsed, hostile ones too) it is emptied rather than evicted one by one: a
+fleet's worth of keys fits (5,000 claims are about 3 MB), and an attacker's stream of new or large keys costs
+one recomputation each, as without the memo, and never more memory than the bound.
 """
 
 import json
 
 
 class Memo:
-    def __init__(self, limit=50000):
-        self.limit = limit
-        self.values = {}
+    def __init__(self, limit=50000, max_bytes=32 << 20):
+        self.limit, self.max_bytes = limit, max_bytes
+        self.values, self.size = {}, 0
 
     def get(self, key):
         """The value stored for ``key``; None for a miss, a None key or a key that cannot be hashed."""
@@ -24,21 +26,24 @@ class Memo:
         except TypeError:
             return None
 
-    def put(self, key, value):
-        """Keep ``value`` for ``key`` (not for a None or unhashable key) and return it."""
+    def put(self, key, value, size=0):
+        """Keep ``value`` for ``key`` (not for a None or unhashable key, nor one of over ``max_bytes``) and return
+        it; ``size`` is what the key counts against ``max_bytes``."""
         try:
             hash(key)
         except TypeError:
             return value
-        if key is None:
+        if key is None or size > self.max_bytes:
             return value
-        if len(self.values) >= self.limit:
-            self.values.clear()
+        if len(self.values) >= self.limit or self.size + size > self.max_bytes:
+            self.clear()
         self.values[key] = value
+        self.size += size
         return value
 
     def clear(self):
         self.values.clear()
+        self.size = 0
 
 
 def json_key(value, *scope):

@@ -280,7 +280,7 @@ def parse_claim(res, findings):
     hit = _PARSED.get(key)
     if hit is None:
         own = []
-        hit = _PARSED.put(key, (_parse_claim(res, own), tuple(own)))
+        hit = _PARSED.put(key, (_parse_claim(res, own), tuple(own)), len(key[1]) if key else 0)
     findings.extend(hit[1])
     return hit[0]
 
