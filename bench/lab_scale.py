@@ -17,7 +17,7 @@ the tunnel addresses routed over veths (as tests/netns and tools/lab do).
 Exit 0 when all checks pass, 1 when one fails (a target too, unless --no-targets), 2 when the machine cannot
 run it (not root, no FRR/ExaBGP).
 Usage (root): .venv/bin/python bench/lab_scale.py [--leaves N] [--speaker-procs P] [--timeout S] [--keep]
-              [--no-targets] [--no-speakers] [--busy-speakers]
+              [--no-targets] [--no-speakers] [--busy-speakers] [--leaf-routes all|aggregate]
 """
 
 import argparse
@@ -98,7 +98,7 @@ def build(topo, leaves):
             topo.route(rr, tunnel + "/32", UNDERLAY[rr][1])
 
 
-def start_services(topo, frrs, workdir, leaves):
+def start_services(topo, frrs, workdir, leaves, leaf_routes="all"):
     secret(workdir / "join-token", JOIN_KEY.decode())
     secret(workdir / "leaf-token", LEAF_TOKEN)
     secret(workdir / "admin-token", ADMIN_TOKEN)
@@ -106,7 +106,8 @@ def start_services(topo, frrs, workdir, leaves):
     services = {}
     for rr, other in (("rr-a", "rr-b"), ("rr-b", "rr-a")):
         services[rr] = RRService(topo, rr, frrs[rr], workdir, addresses[rr], addresses[other],
-                                 listen_limit=max(1000, leaves + 100)).start()
+                                 listen_limit=max(1000, leaves + 100),
+                                 extra=("--bgp-leaf-routes", leaf_routes)).start()
     for rr in RR_NAMES:
         wait_for(lambda rr=rr: " bgp listen limit " in frrs[rr].vtysh("show running-config"),
                  timeout=60, message="%s: start-up reconcile configured the router" % rr)
@@ -145,10 +146,11 @@ def enroll(services, frrs, claims, timeout):
     return {"answered": answered, "replicated": replicated, "reconciled": time.monotonic() - started}
 
 
-def converge(frrs, speakers, count, timeout):
+def converge(frrs, speakers, count, timeout, sent_min=None):
     """Wait for N Established sessions per RR, then N accepted routes per RR and every other leaf's /32 sent
     to every session (pfxSnt >= N-1; FRR's update group also sends a leaf its own route, which the leaf drops
-    by ORIGINATOR_ID, so bgpd usually reports N)."""
+    by ORIGINATOR_ID, so bgpd usually reports N); ``sent_min`` instead with --leaf-routes aggregate (1)."""
+    sent_min = count - 1 if sent_min is None else sent_min
     started = time.monotonic()
     deadline = started + timeout
     marks, peers = {}, {}
@@ -167,7 +169,7 @@ def converge(frrs, speakers, count, timeout):
             marks["established"] = time.monotonic() - started
         if "established" in marks and all(
                 sum(p.get("pfxRcd", 0) for p in peers[rr].values()) == count
-                and all(p.get("pfxSnt", 0) >= count - 1 for p in peers[rr].values()) for rr in RR_NAMES):
+                and all(p.get("pfxSnt", 0) >= sent_min for p in peers[rr].values()) for rr in RR_NAMES):
             marks["converged"] = time.monotonic() - started
             sent = [p.get("pfxSnt", 0) for rr in RR_NAMES for p in peers[rr].values()]
             marks["sent"] = (min(sent), max(sent))
@@ -270,7 +272,8 @@ def mib(kib):
 def report(args, figures):
     """Print the figures (what docs/scale.md quotes)."""
     n, f = args.leaves, figures
-    print("\n== lab scale: %d leaves, 2 RRs, %d BGP sessions (%s) ==" % (n, 2 * n, f["versions"]))
+    print("\n== lab scale: %d leaves, 2 RRs, %d BGP sessions, leaf routes: %s (%s) =="
+          % (n, 2 * n, args.leaf_routes, f["versions"]))
     print("machine: %d CPUs, load average %.2f at start, %.2f at the end (other jobs share this machine)"
           % (os.cpu_count(), f["load"][0], f["load"][1]))
     e = f["enroll"]
@@ -360,7 +363,7 @@ def run(args, topo, workdir, state):
     figures = {"load": [os.getloadavg()[0]], "samples": {}}
     build(topo, leaves)
     frrs = {rr: topo.start_frr(rr, "hostname %s\n!\n" % rr) for rr in RR_NAMES}
-    state["services"] = services = start_services(topo, frrs, workdir, args.leaves)
+    state["services"] = services = start_services(topo, frrs, workdir, args.leaves, args.leaf_routes)
     bgpd = {rr: frrs[rr].pid("bgpd") for rr in RR_NAMES}
     figures["samples"]["idle"] = sample(frrs, services)
 
@@ -380,7 +383,8 @@ def run(args, topo, workdir, state):
         state["speakers"] = speakers = Speakers(topo, LEAVES, workdir, configs)
         speakers.validate()
         speakers.start()
-        marks, _peers = converge(frrs, speakers, args.leaves, args.timeout)
+        marks, _peers = converge(frrs, speakers, args.leaves, args.timeout,
+                                 sent_min=1 if args.leaf_routes == "aggregate" else None)
         figures["converge"] = marks
         figures["admission"] = {}
         for rr in RR_NAMES:
@@ -446,6 +450,8 @@ def main():
     parser.add_argument("--timeout", type=int, default=600, help="seconds each phase may take")
     parser.add_argument("--settle", type=float, default=5.0, help="seconds after convergence before steady figures")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, configs); namespaces go anyway")
+    parser.add_argument("--leaf-routes", choices=("all", "aggregate"), default="all",
+                        help="the RRs' --bgp-leaf-routes: every /32 to each leaf, or the pool's aggregate")
     parser.add_argument("--no-speakers", action="store_true",
                         help="enroll N claims but start no speaker: the changes at N without sessions (N = 5,000 on a "
                              "machine whose CPUs cannot carry 2N ExaBGP sessions)")

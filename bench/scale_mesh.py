@@ -100,7 +100,7 @@ class RRService:
     a unix socket in the work dir (the bench, outside every namespace, submits there: the same HTTP API).
     """
 
-    def __init__(self, topo, node, frr, workdir, listen, peer, listen_limit=None):
+    def __init__(self, topo, node, frr, workdir, listen, peer, listen_limit=None, extra=()):
         self.node, self.frr = node, frr
         self.socket = str(workdir / (node + ".sock"))
         self.log = workdir / (node + ".service.log")
@@ -112,7 +112,8 @@ class RRService:
                      "--node", node, "--db", str(workdir / (node + ".db")), "--listen", "%s:%d" % (listen, API_PORT),
                      "--socket", self.socket, "--token-file", str(workdir / "leaf-token"),
                      "--admin-token-file", str(workdir / "admin-token"), "--peer", "http://%s:%d" % (peer, API_PORT),
-                     "--reconcile", "bgp", "--frr-vty-socket", frr.vty_dir, "--frr-confdir", str(self.confdir)]
+                     "--reconcile", "bgp", "--frr-vty-socket", frr.vty_dir, "--frr-confdir", str(self.confdir),
+                     *extra]
         self._topo, self.proc = topo, None
 
     def start(self, timeout=30):

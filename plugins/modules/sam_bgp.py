@@ -59,6 +59,19 @@ options:
         removes it again.
     type: bool
     default: false
+  leaf_routes:
+    description:
+      - What an RR sends each leaf. V(all) - every admitted /32 (each with the RR as next hop).
+        V(aggregate) - one C(aggregate-address) per pool of the BGPDynamicPeer's C(allowedPrefixes), through an
+        outbound C(prefix-list SAM-TO-LEAVES); the RRs still exchange every /32.
+      - A leaf forwards the same way with either (every reflected /32 has the RR as next hop). V(aggregate) keeps
+        bgpd's memory linear in the number of leaves (FRR gives each leaf's peer-group its own update-group, and
+        with V(all) each holds every /32, see docs/scale.md).
+      - On an RR, give the enrollment service the same setting (C(samctl serve --bgp-leaf-routes)), or its
+        reconcile puts the other one back.
+    type: str
+    choices: [all, aggregate]
+    default: all
   connect_timer:
     description: Leaf connect-retry timer toward the RRs in seconds (RRs never dial dynamic peers).
     type: int
@@ -159,6 +172,7 @@ def main():
                         "deprecated_aliases": [{"name": "state", "version": "2.0.0", "collection_name": "boma.mesh"}]},
             "config": {"type": "str"},
             "bfd": {"type": "bool", "default": False},
+            "leaf_routes": {"type": "str", "choices": ["all", "aggregate"], "default": "all"},
             "connect_timer": {"type": "int", "default": 2},
             "route_map_delay": {"type": "int", "default": 1},
             "listen_limit": {"type": "int", "default": 1000},
@@ -180,7 +194,7 @@ def main():
         candidate = params["config"]
     else:
         options = {key: params[key] for key in ("bfd", "connect_timer", "route_map_delay", "listen_limit",
-                                                "export_any")}
+                                                "export_any", "leaf_routes")}
         options["announce"] = tuple(params["announce"])
         try:
             candidate = render_frr(params["desired"], options)

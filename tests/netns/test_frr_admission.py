@@ -40,12 +40,12 @@ def _announce(node):
     return other + HOSTILE if node in OWNED else []
 
 
-def _apply_with_sam_bgp(topo, frrs, states, workdir, check=False, expect_rc=0):
+def _apply_with_sam_bgp(topo, frrs, states, workdir, check=False, expect_rc=0, leaf_routes="all"):
     """One ansible-playbook run of boma.mesh.sam_bgp for every node (local vty sockets)."""
     nodes = []
     for node, state in states.items():
         item = {"node": node, "vty": frrs[node].vty_dir, "confdir": frrs[node].config_dir,
-                "announce": _announce(node), "export_any": node.startswith("leaf")}
+                "announce": _announce(node), "export_any": node.startswith("leaf"), "leaf_routes": leaf_routes}
         item.update({"config": state} if isinstance(state, str) else {"desired": state})
         nodes.append(item)
     (workdir / "nodes.yml").write_text(yaml.safe_dump({"nodes": nodes}))
@@ -55,7 +55,8 @@ def _apply_with_sam_bgp(topo, frrs, states, workdir, check=False, expect_rc=0):
         "tasks": [{"name": "Apply", "boma.mesh.sam_bgp": {
             "desired": "{{ item.desired | default(omit) }}", "config": "{{ item.config | default(omit) }}",
             "vty_socket": "{{ item.vty }}", "confdir": "{{ item.confdir }}",
-            "announce": "{{ item.announce }}", "export_any": "{{ item.export_any }}"},
+            "announce": "{{ item.announce }}", "export_any": "{{ item.export_any }}",
+            "leaf_routes": "{{ item.leaf_routes }}"},
             "loop": "{{ nodes }}", "loop_control": {"label": "{{ item.node }}"}}]}]))
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".build"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_PYTHON_INTERPRETER=sys.executable)
@@ -137,6 +138,35 @@ def test_every_leaf_learns_the_other_leafs_32_through_both_rrs(mesh):
         other = [p for node, p in OWNED.items() if node != leaf][0]
         learned = _rib(mesh["frrs"][leaf], learned_only=True)
         assert learned == {other: ["10.99.0.2", "10.99.0.3"]}, "only the other leaf's /32, via both RRs"
+
+
+def test_leaf_routes_aggregate_sends_each_leaf_the_pool_instead_of_every_32(mesh):
+    """Issue 19: with leaf_routes aggregate each leaf learns the pool's aggregate from both RRs and no other leaf's
+    /32 (one route per update-group: bgpd memory linear in the leaves); the RRs still hold exactly the owned /32s
+    from their owners, no session is reset, and switching back restores every /32."""
+    frrs, topo, states, workdir = mesh["frrs"], mesh["topo"], mesh["states"], mesh["workdir"]
+    [peer] = [r for r in states["rr-a"]["resources"] if r["kind"] == "BGPDynamicPeer"]
+    [pool] = peer["spec"]["allowedPrefixes"]
+    rrs = {"rr-a": "10.99.0.2", "rr-b": "10.99.0.3"}
+    resets = {rr: frrs[rr].json("show bgp ipv4 unicast summary json")["peers"] for rr in rrs}
+    try:
+        assert _apply_with_sam_bgp(topo, frrs, states, workdir, leaf_routes="aggregate")["changed"] == "1"
+        wait_for(lambda: all(_rib(frrs[leaf], True) == {pool: sorted(rrs.values())} for leaf in OWNED),
+                 timeout=60, message="each leaf learns only the pool's aggregate, through both RRs")
+        for rr in rrs:
+            assert _rib(frrs[rr], True) == {OWNED["leaf-a"]: [IDENTITY["leaf-a"]],
+                                            OWNED["leaf-b"]: [IDENTITY["leaf-b"]]}, "inbound admission unchanged"
+            assert pool in _rib(frrs[rr]), "the aggregate is the RR's own"
+            peers = frrs[rr].json("show bgp ipv4 unicast summary json")["peers"]
+            for address in (IDENTITY["leaf-a"], IDENTITY["leaf-b"]):
+                assert peers[address]["state"] == "Established"
+                assert peers[address]["connectionsEstablished"] == resets[rr][address]["connectionsEstablished"]
+        assert _apply_with_sam_bgp(topo, frrs, states, workdir, leaf_routes="aggregate")["changed"] == "0"
+    finally:
+        _apply_with_sam_bgp(topo, frrs, states, workdir)
+    wait_for(lambda: all(_rib(frrs[leaf], True) == {OWNED[other]: sorted(rrs.values())}
+                         for leaf in OWNED for other in OWNED if other != leaf),
+             timeout=60, message="leaf_routes all: each leaf learns the other's /32 again, and no aggregate")
 
 
 def test_unadmitted_leaf_gets_no_session(mesh):

@@ -137,3 +137,13 @@ def test_parse_keeps_the_parts():
     assert parsed.maps == {}
     assert "bgp listen range 10.128.0.2/32 peer-group leaves@leaf-1" in parsed.bgp
     assert parsed.af[-1] == "neighbor leaves@leaf-1 prefix-list SAM-LEAF-leaf-1 in"
+
+
+def test_with_leaf_routes_aggregate_a_new_leaf_is_a_delta_and_a_mode_switch_is_the_whole_path():
+    aggregate = {"leaf_routes": "aggregate"}
+    old, new = render_frr(synthetic_rr_state(3), aggregate), render_frr(synthetic_rr_state(4), aggregate)
+    script = delta(old, new).script
+    assert "  neighbor leaves@leaf-3 prefix-list SAM-TO-LEAVES out" in script
+    assert not [line for line in script if "aggregate-address" in line or "SAM-TO-LEAVES seq" in line]
+    with pytest.raises(DeltaUnsupported, match="aggregate-address"):
+        delta(render_frr(synthetic_rr_state(3)), old)

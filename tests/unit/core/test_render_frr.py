@@ -126,3 +126,30 @@ def test_a_malformed_admitted_prefix_is_refused_with_its_field(prefix):
     state["resources"][1]["spec"]["admitted"][0]["prefixes"] = [prefix]
     with pytest.raises(RenderError, match=r"spec.admitted \[ipv4-prefix\]"):
         render_frr(state)
+
+
+def test_leaf_routes_aggregate_sends_each_leaf_the_pools_only():
+    """Issue 19: one aggregate per pool to every leaf group, through an outbound list; the RR's inbound policy and
+    the /32s the RRs exchange are unchanged, and "all" (the default) renders no aggregate at all."""
+    text = render_frr(synthetic_rr_state(3), {"leaf_routes": "aggregate"})
+    assert not lint_frr(text)
+    assert "ip prefix-list SAM-TO-LEAVES seq 5 permit 10.64.0.0/16" in text
+    assert text.count("  aggregate-address 10.64.0.0/16\n") == 1 and "summary-only" not in text
+    for leaf in range(3):
+        assert "  neighbor leaves@leaf-%d prefix-list SAM-TO-LEAVES out\n" % leaf in text
+        assert "  neighbor leaves@leaf-%d prefix-list SAM-LEAF-leaf-%d in\n" % (leaf, leaf) in text
+    plain = render_frr(synthetic_rr_state(3))
+    assert "SAM-TO-LEAVES" not in plain and "aggregate-address" not in plain
+    assert render_frr(synthetic_rr_state(3), {"leaf_routes": "all"}) == plain
+
+
+def test_leaf_routes_refuses_an_unknown_mode_and_a_peer_without_pools():
+    with pytest.raises(RenderError, match=r"\[leaf-routes\] leaf_routes must be one of all, aggregate"):
+        render_frr(synthetic_rr_state(2), {"leaf_routes": "some"})
+    state = synthetic_rr_state(2)
+    state["resources"][1]["spec"]["allowedPrefixes"] = []
+    with pytest.raises(RenderError, match=r"spec.allowedPrefixes \[leaf-routes\]"):
+        render_frr(state, {"leaf_routes": "aggregate"})
+    state["resources"][1]["spec"]["allowedPrefixes"] = ["10.64.0.0/16", "not-a-pool"]
+    with pytest.raises(RenderError, match=r"allowedPrefixes\[1\] \[ipv4-prefix\]"):
+        render_frr(state, {"leaf_routes": "aggregate"})

@@ -204,18 +204,19 @@ def test_sam_materialize_module_passes_rr_peering_and_changes_nothing():
 
 def test_serve_reconcile_renders_with_the_roles_options(monkeypatch):
     args = cli.build_parser().parse_args(["serve", "--config", "x.yml", "--node", "rr-a", "--db", "x.db",
-                                          "--token-file", "t", "--reconcile", "bgp", "--bgp-bfd", "--rr-peering"])
+                                          "--token-file", "t", "--reconcile", "bgp", "--bgp-bfd", "--rr-peering",
+                                          "--bgp-leaf-routes", "aggregate"])
     seen = {}
     monkeypatch.setattr(reconcile, "desired_state", lambda service, node, rr_peering, steps=None: seen.update(
         node=node, rr_peering=rr_peering) or {"resources": []})
     monkeypatch.setattr(reconcile, "apply_bgp", lambda state, vty, confdir, options, **_kw: seen.update(
         options=options) or "bgp unchanged")
     assert reconcile.factory(object(), args)() == "bgp unchanged"
-    assert seen == {"node": "rr-a", "rr_peering": True, "options": {"bfd": True}}
+    assert seen == {"node": "rr-a", "rr_peering": True, "options": {"bfd": True, "leaf_routes": "aggregate"}}
     plain = cli.build_parser().parse_args(["serve", "--config", "x.yml", "--node", "rr-a", "--db", "x.db",
                                            "--token-file", "t", "--reconcile", "bgp"])
     reconcile.factory(object(), plain)()
-    assert seen == {"node": "rr-a", "rr_peering": False, "options": {"bfd": False}}
+    assert seen == {"node": "rr-a", "rr_peering": False, "options": {"bfd": False, "leaf_routes": "all"}}
 
 
 def test_samctl_materialize_rr_peering(tmp_path):

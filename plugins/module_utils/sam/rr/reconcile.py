@@ -111,7 +111,8 @@ def factory(service, args):
 
     rr_peering = bool(getattr(args, "rr_peering", False))
     wireguard = {"key_file": getattr(args, "wg_key_file", None), "listen_port": getattr(args, "wg_listen_port", None)}
-    options = {"bfd": bool(getattr(args, "bgp_bfd", False))}
+    options = {"bfd": bool(getattr(args, "bgp_bfd", False)),
+               "leaf_routes": getattr(args, "bgp_leaf_routes", None) or "all"}
 
     repair = float(getattr(args, "repair_interval", None) or REPAIR_INTERVAL)
     last = {"marker": None, "at": None, "full_at": None}

@@ -30,13 +30,16 @@ DEFAULTS = {
     "connect_timer": 2,        # leaf -> RR connect retry (s); the RR never dials a dynamic peer
     "announce": (),            # extra prefixes a leaf originates (tests announce hostile routes with it)
     "export_any": False,       # leaf exports everything it originates (tests only)
+    "leaf_routes": "all",      # RR -> leaves: every admitted /32 ("all") or the pools' aggregates ("aggregate")
 }
+LEAF_ROUTES = ("all", "aggregate")
 DENY_SEQ = 65535
 # Routes learned from the other RR are a fallback: a path straight from the owning leaf (local-pref 100)
 # wins on the RR, and a leaf that reaches both RRs prefers the RR that has the leaf directly.
 RR_PEER_LOCAL_PREF = 50
 RR_IN = "SAM-RR-IN"
 RR_ADMITTED = "SAM-ADMITTED"
+TO_LEAVES = "SAM-TO-LEAVES"     # leaf_routes: aggregate: what the RR sends each leaf (the pools' aggregates)
 # <BGPDynamicPeer peerGroup>@<leafID>: '@' is in neither identifier (core/identifiers.IDENTIFIER), so a
 # leaf's peer-group name says which BGPDynamicPeer it belongs to and never collides with another's.
 GROUP_SEPARATOR = "@"
@@ -105,6 +108,9 @@ def _rr(state, router, opts):
     rr_peers = [p for p in _by_kind(state, "BGPPeer") if p["spec"].get("routeReflectorPeer")]
     bgp, afi, lists, owned = _router_head(router, opts), [], [], {}
     _one_neighbor_per_leaf(peers)
+    pools = _leaf_aggregates(peers, opts)
+    lists += ["ip prefix-list %s seq %d permit %s" % (TO_LEAVES, 5 * (i + 1), p) for i, p in enumerate(pools)]
+    afi += ["  aggregate-address %s" % p for p in pools]
     for peer in peers:
         label = resource_label(peer)
         spec, group = peer["spec"], identifier(peer["spec"]["peerGroup"], label, "spec.peerGroup")
@@ -141,6 +147,28 @@ def _rr(state, router, opts):
     return head + lists + (["!"] if lists else []) + maps + bgp + _afi_block(afi)
 
 
+def _leaf_aggregates(peers, opts):
+    """The pools an RR sends its leaves instead of every admitted /32 (``leaf_routes: aggregate``); [] for "all".
+
+    Every /32 an RR reflects to a leaf already has the RR as next hop (next-hop-self force), so one aggregate per
+    pool forwards the same way, and each leaf's update-group then holds one route instead of N: bgpd's memory
+    stays linear in the leaves (docs/scale.md).  Not summary-only: the other RR still needs the /32s."""
+    mode = opts["leaf_routes"]
+    if mode not in LEAF_ROUTES:
+        raise RenderError("[leaf-routes] leaf_routes must be one of %s, not %r" % (", ".join(LEAF_ROUTES), mode))
+    if mode == "all":
+        return []
+    pools = set()
+    for peer in peers:
+        label = resource_label(peer)
+        allowed = peer["spec"].get("allowedPrefixes") or ()
+        if not allowed:
+            raise RenderError("%s spec.allowedPrefixes [leaf-routes] leaf_routes aggregate needs the pools here"
+                              % label)
+        pools.update(_prefix(p, label, "spec.allowedPrefixes[%d]" % i) for i, p in enumerate(allowed))
+    return sorted(pools, key=_net_key)
+
+
 def _admitted(spec, ranges, label):
     """The admitted items that get a session, by tunnel address: inside a listen range, one per address, owning
     something (anything else gets no peer-group, hence no session)."""
@@ -168,7 +196,7 @@ def _leaf_group(group, spec, item, label, opts):
     timers = spec.get("timers") or {}
     key = (group, spec.get("peerASN"), timers.get("keepalive"), timers.get("holdTime"),
            bool(spec.get("routeReflectorClient")), bool(opts["bfd"]), item.get("leafID"), item.get("neighbor"),
-           tuple(item.get("prefixes") or ()))
+           tuple(item.get("prefixes") or ()), opts["leaf_routes"])
     hit = _LEAF_LINES.get(key)
     if hit is None:
         # an unhashable value is rendered (and refused) every time: put() does not keep it
@@ -201,6 +229,8 @@ def _leaf_lines(group, spec, item, label, opts):
     # routes must carry the RR as next hop.
     afi += ["  neighbor %s next-hop-self force" % name, "  neighbor %s soft-reconfiguration inbound" % name,
             "  neighbor %s prefix-list %s in" % (name, plist)]
+    if opts["leaf_routes"] == "aggregate":
+        afi.append("  neighbor %s prefix-list %s out" % (name, TO_LEAVES))
     return lists, bgp, afi
 
 
