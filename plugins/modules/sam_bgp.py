@@ -137,6 +137,11 @@ EXAMPLES = r"""
   boma.mesh.sam_bgp:
     desired: "{{ desired.state }}"
     bfd: true
+
+- name: Same, sending each leaf only the pools' aggregates (bgpd memory linear in the leaves)
+  boma.mesh.sam_bgp:
+    desired: "{{ desired.state }}"
+    leaf_routes: aggregate
 """
 
 RETURN = r"""
