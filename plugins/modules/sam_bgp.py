@@ -65,8 +65,9 @@ options:
         V(aggregate) - one C(aggregate-address) per pool of the BGPDynamicPeer's C(allowedPrefixes), through an
         outbound C(prefix-list SAM-TO-LEAVES); the RRs still exchange every /32.
       - A leaf forwards the same way with either (every reflected /32 has the RR as next hop). V(aggregate) keeps
-        bgpd's memory linear in the number of leaves (FRR gives each leaf's peer-group its own update-group, and
-        with V(all) each holds every /32, see docs/scale.md).
+        bgpd's memory per session flat up to 1,000 leaves, where with V(all) it grows with the number of leaves
+        (FRR gives each leaf's peer-group its own update-group, and with V(all) each holds every /32; see
+        docs/scale.md).
       - On an RR, give the enrollment service the same setting (C(samctl serve --bgp-leaf-routes)), or its
         reconcile puts the other one back.
     type: str
@@ -138,7 +139,7 @@ EXAMPLES = r"""
     desired: "{{ desired.state }}"
     bfd: true
 
-- name: Same, sending each leaf only the pools' aggregates (bgpd memory linear in the leaves)
+- name: Same, sending each leaf only the pools' aggregates (one route per leaf session)
   boma.mesh.sam_bgp:
     desired: "{{ desired.state }}"
     leaf_routes: aggregate

@@ -341,7 +341,7 @@ def add_parser(sub):
     p.add_argument("--bgp-bfd", action="store_true", help="reconcile: BFD on the leaves' peer-group (needs bfdd)")
     p.add_argument("--bgp-leaf-routes", choices=("all", "aggregate"), default="all",
                    help="reconcile: what the RR sends each leaf: every admitted /32 (all, the default) or the pools' "
-                        "aggregates (aggregate: bgpd memory linear in the leaves; sam_bgp's leaf_routes)")
+                        "aggregates (aggregate: one route per leaf session; sam_bgp's leaf_routes)")
     p.add_argument("--rr-peering", action="store_true", help="reconcile: iBGP with the other SAMRRSet members")
     p.add_argument("--wg-key-file", help="this RR's WireGuard private key file (0600): its public key is served in "
                                          "the RRSet (re-read when the file changes); reconcile all sets it on the "
