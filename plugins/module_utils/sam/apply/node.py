@@ -12,11 +12,10 @@ import logging
 import os
 import subprocess
 import tempfile
-import time
 
 from ..core.render.frr import render_frr
 from ..core.render.frr_delta import DeltaUnsupported
-from .frr import Frr, FrrError, apply_delta, persist
+from .frr import Frr, FrrError, Steps, apply_delta, persist
 from .frr import apply as frr_apply
 
 LOG = logging.getLogger("samctl.apply")
@@ -62,17 +61,17 @@ class FrrMemory:
 
 def apply_bgp(state, vty_socket, confdir, options=None, memory=None, full=False):
     # sam_bgp's default options are render_frr's defaults; the role passes the same bfd to both.
-    started = time.monotonic()
+    clock = Steps()
     candidate = render_frr(state, options)
-    steps = {"render": time.monotonic() - started}
+    clock.lap("render")
     leaves = sum(len(r["spec"].get("admitted", ())) for r in state["resources"] if r["kind"] == "BGPDynamicPeer")
     if memory is not None:
-        memory.steps = steps
+        memory.steps = clock.steps
     if memory is not None and memory.candidate is not None and not full:
         summary = _apply_delta(memory, candidate, vty_socket, confdir, leaves)
         if summary is not None:
             return summary
-    started = time.monotonic()
+    clock = Steps(clock.steps)
     try:
         if _writable_dir(confdir):
             result = _apply_frr(candidate, vty_socket, confdir, os.path.join(confdir, "frr.conf"))
@@ -85,7 +84,7 @@ def apply_bgp(state, vty_socket, confdir, options=None, memory=None, full=False)
         if memory is not None:
             memory.forget()
         raise
-    steps["reload"] = time.monotonic() - started
+    clock.lap("reload")
     if memory is not None:
         memory.candidate, memory.full_runs = candidate, memory.full_runs + 1
         memory.host_lines = result["candidate"][:len(result["candidate"]) - len(candidate)]

@@ -14,6 +14,7 @@ import time
 
 from ..apply import netlink
 from ..apply.dataplane import DataplaneMemory, apply_dataplane
+from ..apply.frr import Steps
 from ..apply.node import ApplyError, FrrMemory, apply_bgp
 from ..core.materialize import materialize, state_digest
 from ..core.validate import validate_leaving_out
@@ -147,9 +148,9 @@ def factory(service, args):
             failed.append("bgp failed: %s" % exc)
         if mode == "all":
             try:
-                started = time.monotonic()
+                clock = Steps(apply.steps)
                 parts.extend(apply_dataplane(state, wireguard, memory=data_memory, full=full))
-                apply.steps["dataplane"] = time.monotonic() - started
+                clock.lap("dataplane")
             except (netlink.NetlinkConfigError, netlink.Pyroute2Error, OSError, ApplyError) as exc:
                 failed.append("dataplane failed: %s" % exc)
         if failed:
@@ -177,21 +178,15 @@ def desired_state(service, node, rr_peering=False, steps=None):
     """
     # Accept/revoke/import change the registry under the service lock: copy the claims there (one
     # consistent snapshot), validate them outside it so submissions are not held up for O(claims).
-    clock = [time.monotonic()]
-    steps = {} if steps is None else steps
-
-    def lap(name):
-        now = time.monotonic()
-        steps[name], clock[0] = now - clock[0], now
-
+    clock = Steps(steps)
     now = service.clock()
     with service.lock:
-        lap("lock")
+        clock.lap("lock")
         resources = service.registry.desired_resources(now)
         lost = dict(service.registry.conflicts(now))
-    lap("records")
+    clock.lap("records")
     report, left_out = validate_leaving_out(resources, now=now)
-    lap("validate")
+    clock.lap("validate")
     if not report.ok:
         # Same rule as sam_materialize: an invalid document set is never half applied.
         raise ReconcileError("desired state invalid, nothing applied: %s"
@@ -200,5 +195,5 @@ def desired_state(service, node, rr_peering=False, steps=None):
         left_out.setdefault("SAMEnrollmentClaim/" + name, [finding])
     service.note_left_out(left_out)
     state = materialize(report, node, rr_peering=rr_peering)
-    lap("materialize")
+    clock.lap("materialize")
     return state
