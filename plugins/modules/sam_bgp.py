@@ -167,7 +167,7 @@ commands:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.boma.mesh.plugins.module_utils.sam.apply.frr import Frr, FrrError, apply
-from ansible_collections.boma.mesh.plugins.module_utils.sam.core.render.frr import RenderError, render_frr
+from ansible_collections.boma.mesh.plugins.module_utils.sam.core.render.frr import LEAF_ROUTES, RenderError, render_frr
 
 
 def main():
@@ -178,7 +178,7 @@ def main():
                         "deprecated_aliases": [{"name": "state", "version": "2.0.0", "collection_name": "boma.mesh"}]},
             "config": {"type": "str"},
             "bfd": {"type": "bool", "default": False},
-            "leaf_routes": {"type": "str", "choices": ["all", "aggregate"], "default": "all"},
+            "leaf_routes": {"type": "str", "choices": list(LEAF_ROUTES), "default": "all"},
             "connect_timer": {"type": "int", "default": 2},
             "route_map_delay": {"type": "int", "default": 1},
             "listen_limit": {"type": "int", "default": 1000},

@@ -15,6 +15,7 @@ import threading
 
 from ..core import wire
 from ..core.loader import load_resources
+from ..core.render.frr import LEAF_ROUTES
 from ..core.secrets import MIN_BEARER_LENGTH
 from ..core.validate import DEFAULT_SKEW, validate
 from ..io import tokens
@@ -339,7 +340,7 @@ def add_parser(sub):
     p.add_argument("--frr-confdir", default="/etc/frr", help="where frr.conf is persisted")
     # The same BGP options the sam_rr role gives sam_materialize/sam_bgp, so both writers render alike.
     p.add_argument("--bgp-bfd", action="store_true", help="reconcile: BFD on the leaves' peer-group (needs bfdd)")
-    p.add_argument("--bgp-leaf-routes", choices=("all", "aggregate"), default="all",
+    p.add_argument("--bgp-leaf-routes", choices=LEAF_ROUTES, default="all",
                    help="reconcile: what the RR sends each leaf: every admitted /32 (all, the default) or the pools' "
                         "aggregates (aggregate: one route per leaf session; sam_bgp's leaf_routes)")
     p.add_argument("--rr-peering", action="store_true", help="reconcile: iBGP with the other SAMRRSet members")

@@ -141,8 +141,8 @@ def _map_entry(header, children):
 
 
 # The last text parsed and its parts: a long-running caller's next delta starts from the candidate it just
-# applied, which need not be parsed again (Parsed is only read).
-# One (text, Parsed) pair, replaced whole, so that two threads never see a text with another text's parts.
+# applied, which need not be parsed again (Parsed is only read).  One (text, Parsed) pair, replaced whole, so
+# that two threads never see a text with another text's parts.
 _LAST = [(None, None)]
 
 
