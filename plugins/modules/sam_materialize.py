@@ -107,7 +107,8 @@ from ansible_collections.boma.mesh.plugins.module_utils.sam.core.materialize imp
     materialize,
     node_role,
 )
-from ansible_collections.boma.mesh.plugins.module_utils.sam.core.model import build_mesh, parse_rrset
+from ansible_collections.boma.mesh.plugins.module_utils.sam.core.mesh import build_mesh
+from ansible_collections.boma.mesh.plugins.module_utils.sam.core.model import parse_rrset
 from ansible_collections.boma.mesh.plugins.module_utils.sam.core.validate import validate, validate_leaving_out
 
 

@@ -147,3 +147,25 @@ def test_with_leaf_routes_aggregate_a_new_leaf_is_a_delta_and_a_mode_switch_is_t
     assert not [line for line in script if "aggregate-address" in line or "SAM-TO-LEAVES seq" in line]
     with pytest.raises(DeltaUnsupported, match="aggregate-address"):
         delta(render_frr(synthetic_rr_state(3)), old)
+
+
+def test_a_chain_of_deltas_keeps_the_same_indexes_and_script_as_parsing_afresh():
+    """delta() derives the new configuration's neighbour and prefix-list indexes from the old one's and the changed
+    lines (issue 19); along a chain of changes they, and each script, are what parsing both texts afresh gives."""
+    from boma_mesh_utils.sam.core.render import frr_delta
+
+    texts = [rr(40), rr(41), rr(41, drop={"leaf-3", "leaf-9"}), rr(45), rr(45, drop={"leaf-44"}), rr(40)]
+    for old, new in zip(texts, texts[1:]):
+        chained = delta(old, new)
+        derived = frr_delta._LAST[0][1].derived
+        frr_delta._LAST[0] = (None, None)          # parse both afresh: the reference
+        fresh_old, fresh_new = parse(old), parse(new)
+        assert {k: sorted(v) for k, v in derived["neighbors"].items()} == \
+            {k: sorted(v) for k, v in frr_delta._neighbors(fresh_new.bgp).items()}
+        assert {k: sorted(v) for k, v in derived["plists"].items()} == \
+            {k: sorted(v) for k, v in frr_delta._plists(fresh_new.top).items()}
+        frr_delta._LAST[0] = (None, None)
+        reference = delta(old, new)
+        assert chained == reference and fresh_old.top == parse(old).top
+        delta(texts[0], old)                       # leave _LAST on ``old`` as a caller would have it
+        delta(old, new)

@@ -7,6 +7,7 @@ fresh computation, findings included, and a value that cannot be a key must be c
 """
 
 import copy
+import datetime
 
 import pytest
 
@@ -15,12 +16,19 @@ from boma_mesh_utils.sam.core.loader import Resource
 from boma_mesh_utils.sam.core.render import RenderError, frr_delta
 from boma_mesh_utils.sam.core.render import frr as render
 from boma_mesh_utils.sam.core.render.frr import render_frr
+from boma_mesh_utils.sam.core.loader import load_resources
+from boma_mesh_utils.sam.core.registry import Registry
+from boma_mesh_utils.sam.core.validate import validate_leaving_out
+from support import synthetic
 from support.synthetic import signed_claims, synthetic_rr_state
+
+NOW = datetime.datetime(2026, 11, 23, 12, 0, tzinfo=datetime.timezone.utc)
 
 
 @pytest.fixture(autouse=True)
 def empty_memos():
     model._PARSED.clear()
+    model._PARSED_BY_ID.clear()
     render._LEAF_LINES.clear()
     frr_delta._LAST[0] = (None, None)
     yield
@@ -107,3 +115,42 @@ def test_the_claim_memo_is_bounded_in_bytes_against_large_hostile_specs():
         assert memo.values == {} and memo.size == 0
     finally:
         memo.max_bytes = saved
+
+
+def registry_with(*docs, **extra):
+    resources, _findings = load_resources([("rr", {"resources": synthetic.service_documents("/nonexistent")})])
+    reg = Registry(resources)
+    for doc in docs:
+        reg.put(dict({"name": doc["metadata"]["name"], "policy": "bench", "nonce": doc["spec"]["joinNonce"],
+                      "spec": doc["spec"], "generation": 1, "acceptedAt": "2026-11-23T11:00:00Z", "expiresAt": None,
+                      "revoked": False, "revokedReason": None}, **extra.get(doc["metadata"]["name"], {})))
+    return reg
+
+
+def active_names(reg, now):
+    report, left_out = validate_leaving_out(reg.desired_resources(now), now=now)
+    return sorted(c.name for cs in report.active.values() for c in cs), sorted(left_out)
+
+
+def test_the_registry_hands_the_reconcile_the_same_resource_until_the_record_changes():
+    first, second = signed_claims(2, b"k", timestamp="2026-11-23T11:00:00Z")
+    reg = registry_with(first, second)
+    one, two = reg.desired_resources(NOW), reg.desired_resources(NOW)
+    assert [a is b for a, b in zip(one, two)] == [True] * len(one)
+    reg.put(dict(reg.records["leaf-1"], generation=2))           # a renewal is a new record
+    three = reg.desired_resources(NOW)
+    claims = {r.name: r for r in three if r.kind == "SAMEnrollmentClaim"}
+    assert claims["leaf-0"] is next(r for r in two if r.name == "leaf-0")
+    assert claims["leaf-1"] is not next(r for r in two if r.name == "leaf-1")
+
+
+def test_a_claim_checked_from_the_memo_still_expires_and_still_comes_of_age():
+    """The validation memo (a claim checked once is not checked again) reads ``now`` through the two instants it
+    depends on: a lease that ends and a joinTimestamp too far ahead are decided at each run's ``now``."""
+    early, late = signed_claims(2, b"k", timestamp="2026-11-23T11:00:00Z")
+    late["spec"]["joinTimestamp"] = "2026-11-23T12:30:00Z"          # 30 min ahead of NOW, beyond the 5 min skew
+    reg = registry_with(early, late, **{"leaf-0": {"expiresAt": "2026-11-23T13:00:00Z"}})
+    assert active_names(reg, NOW) == (["leaf-0"], ["SAMEnrollmentClaim/leaf-1"])
+    assert active_names(reg, NOW + datetime.timedelta(minutes=40)) == (["leaf-0", "leaf-1"], [])
+    assert active_names(reg, NOW + datetime.timedelta(hours=2))[0] == ["leaf-1"]
+    assert active_names(reg, NOW) == (["leaf-0"], ["SAMEnrollmentClaim/leaf-1"])

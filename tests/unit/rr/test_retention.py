@@ -8,7 +8,8 @@ import pytest
 from boma_mesh_utils.sam.core import replay, wire
 from boma_mesh_utils.sam.core.fields import format_time
 from boma_mesh_utils.sam.core.loader import Resource, load_resources
-from boma_mesh_utils.sam.core.model import build_mesh, parse_claim
+from boma_mesh_utils.sam.core.mesh import build_mesh
+from boma_mesh_utils.sam.core.model import parse_claim
 from boma_mesh_utils.sam.core.registry import Rejection
 from boma_mesh_utils.sam.rr import retention
 from boma_mesh_utils.sam.rr.service import Service

@@ -12,7 +12,8 @@ import sys
 from ..core import keyring
 from ..core.fields import format_time
 from ..core.loader import load_resources
-from ..core.model import build_mesh, split_ref
+from ..core.mesh import build_mesh
+from ..core.model import split_ref
 from ..io import enroll_client, tokens
 from .common import (
     InputError,

@@ -6,7 +6,8 @@ import json
 
 from ..core.loader import load_resources
 from ..core.materialize import MaterializeError, materialize, node_role
-from ..core.model import build_mesh, parse_rrset
+from ..core.mesh import build_mesh
+from ..core.model import parse_rrset
 from ..core.validate import validate
 from .common import FindingsError, load_configs, load_file, parse_now
 

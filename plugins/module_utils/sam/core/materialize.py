@@ -12,6 +12,7 @@ import hashlib
 import json
 
 from .findings import Finding
+from .memo import ByIdentity
 from .model import TIMER_PRESETS, split_ref
 
 API_VERSION = "materialized.boma.mesh/v1alpha1"
@@ -204,7 +205,11 @@ def _rr(report, node, rr_peering=False):
                 continue
             policy = mesh.policies.get(policy_name)
             for claim in sorted(report.active.get(policy_name, ()), key=lambda c: c.leaf_id):
-                out.extend(_rr_claim(profile, policy, claim, member, router))
+                read = (profile, policy, member, router)
+                hit = _CLAIM_RESOURCES.get(claim)
+                if hit is None or hit[0] != read:
+                    hit = _CLAIM_RESOURCES.put(claim, (read, tuple(_rr_claim(profile, policy, claim, member, router))))
+                out.extend(hit[1])
     out.extend(_dynamic_peers(mesh, report, router))
     if rr_peering and router is not None:
         out.extend(_rr_peers(mesh, member, router))
@@ -227,6 +232,13 @@ def _rr_peers(mesh, member, router):
         "address": str(other.endpoint), "remoteASN": other.asn or router.asn, "localAddress": str(member.endpoint),
         "nodeRef": other.node, "routeReflectorPeer": True, "owner": OWNER}, _timers(router.timers)))
         for other in sorted(others.values(), key=lambda m: m.node)]
+
+
+# Claim -> (the documents it was materialized with, its resources): an RR materializes every admitted claim on each
+# change and almost all are as they were (issue 19).  The parsed documents are the same objects while the RR's
+# documents are (core/mesh.py), and the resources are only read afterwards, so they are shared.
+_CLAIM_RESOURCES = ByIdentity()
+_ADMITTED_ITEMS = ByIdentity()
 
 
 def _rr_claim(profile, policy, claim, member, router):
@@ -257,7 +269,13 @@ def _dynamic_peers(mesh, report, router):
     for peer in sorted(mesh.dynamic_peers.values(), key=lambda p: p.name):
         if router is None or split_ref(peer.router_ref, "BGPRouter") != router.name:
             continue
-        admitted = [c for c in claims.values() if any(c.tunnel_address.subnet_of(r) for r in peer.source_prefixes)]
+        items = []
+        for claim in claims.values():
+            hit = _ADMITTED_ITEMS.get(claim)
+            if hit is None or hit[0] is not peer:
+                hit = _ADMITTED_ITEMS.put(claim, (peer, _admitted_item(peer, claim)))
+            if hit[1] is not None:
+                items.append(hit[1])
         out.append(_res("BGPDynamicPeer", peer.name, _with_timers({
             "peerGroup": peer.name, "listenRanges": [str(p) for p in peer.source_prefixes],
             "listenLimit": peer.listen_limit, "peerASN": peer.peer_asn, "localASN": router.asn,
@@ -267,11 +285,18 @@ def _dynamic_peers(mesh, report, router):
             "allowedPrefixLengthMin": peer.length_min if peer.length_min is not None else 32,
             "allowedPrefixLengthMax": peer.length_max if peer.length_max is not None else 32,
             "nextHopRewrite": peer.next_hop_rewrite,
-            "admitted": [{"claimRef": c.ref, "leafID": c.leaf_id, "neighbor": _ip(c.tunnel_address),
-                          "prefixes": [str(n) for n in c.owned_nets]}
-                         for c in sorted(admitted, key=lambda c: int(c.tunnel_address.network_address))],
+            "admitted": [item for _address, item in sorted(items, key=lambda i: i[0])],
         }, _timers(peer.timers, router.timers))))
     return out
+
+
+def _admitted_item(peer, claim):
+    """(tunnel address as int, BGPDynamicPeer admitted item) of a claim inside the peer's listen ranges, else None."""
+    if not any(claim.tunnel_address.subnet_of(r) for r in peer.source_prefixes):
+        return None
+    return int(claim.tunnel_address.network_address), {
+        "claimRef": claim.ref, "leafID": claim.leaf_id, "neighbor": _ip(claim.tunnel_address),
+        "prefixes": [str(n) for n in claim.owned_nets]}
 
 
 def count_kinds(state):

@@ -9,6 +9,10 @@ may share a memo.  At ``limit`` entries or ``max_bytes`` of keys (as the caller 
 spec's JSON, and every submission is parsed, hostile ones too) it is emptied rather than evicted one by one: a
 fleet's worth of keys fits (5,000 claims are about 3 MB), and an attacker's stream of new or large keys costs
 one recomputation each, as without the memo, and never more memory than the bound.
+
+``ByIdentity`` is the cheaper first level: a result kept for the very object it was computed from (the RR's
+registry hands the reconcile the same Resource for a record that did not change), so a hit costs a dict read
+instead of reading the object's content.  It holds the object itself, so its id() cannot be reused by another.
 """
 
 import json
@@ -53,3 +57,29 @@ def json_key(value, *scope):
         return scope + (json.dumps(value, sort_keys=True, separators=(",", ":")),)
     except (TypeError, ValueError):
         return None
+
+
+class ByIdentity:
+    """Values by the identity of an object (which must not be changed after it is used as a key)."""
+
+    def __init__(self, limit=50000):
+        self.limit = limit
+        self.values = {}
+
+    def get(self, obj):
+        hit = self.values.get(id(obj))
+        return hit[1] if hit is not None and hit[0] is obj else None
+
+    def cached(self, obj, compute):
+        """The value for ``obj``, from compute(obj) the first time."""
+        hit = self.get(obj)
+        return self.put(obj, compute(obj)) if hit is None else hit
+
+    def put(self, obj, value):
+        if len(self.values) >= self.limit:
+            self.values.clear()
+        self.values[id(obj)] = (obj, value)
+        return value
+
+    def clear(self):
+        self.values.clear()

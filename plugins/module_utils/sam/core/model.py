@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from .fields import Reader, endpoint_host, parse_host_prefix, parse_prefix
-from .memo import Memo, json_key
+from .memo import ByIdentity, Memo, json_key
 
 KINDS = ("SAMRRSet", "SAMEnrollmentPolicy", "SAMEnrollmentClaim", "SAMTransportProfile",
          "BGPRouter", "BGPDynamicPeer", "MobilityPool")
@@ -272,17 +272,23 @@ def parse_policy(res, findings):
 
 
 _PARSED = Memo()   # (ref, spec JSON) -> (Claim, findings): half of an RR's run at 1,000 leaves was parsing
+_PARSED_BY_ID = ByIdentity()   # the same, by the Resource object: the registry reuses one per unchanged record
 
 
 def parse_claim(res, findings):
     """The Claim of a SAMEnrollmentClaim resource (frozen: a memo hit is shared); problems go to ``findings``."""
+    hit = _PARSED_BY_ID.cached(res, _parse_claim_memo)
+    findings.extend(hit[1])
+    return hit[0]
+
+
+def _parse_claim_memo(res):
     key = json_key(res.spec, res.ref)
     hit = _PARSED.get(key)
     if hit is None:
         own = []
         hit = _PARSED.put(key, (_parse_claim(res, own), tuple(own)), len(key[1]) if key else 0)
-    findings.extend(hit[1])
-    return hit[0]
+    return hit
 
 
 def _parse_claim(res, findings):
@@ -392,29 +398,3 @@ PARSERS = {
     "BGPDynamicPeer": parse_dynamic_peer,
     "MobilityPool": parse_pool,
 }
-
-
-@dataclass
-class Mesh:
-    """All interpreted resources of one document set, by kind then name."""
-    rrsets: dict = field(default_factory=dict)
-    policies: dict = field(default_factory=dict)
-    claims: dict = field(default_factory=dict)
-    transports: dict = field(default_factory=dict)
-    routers: dict = field(default_factory=dict)
-    dynamic_peers: dict = field(default_factory=dict)
-    pools: dict = field(default_factory=dict)
-
-
-_SLOTS = {"SAMRRSet": "rrsets", "SAMEnrollmentPolicy": "policies", "SAMEnrollmentClaim": "claims",
-          "SAMTransportProfile": "transports", "BGPRouter": "routers", "BGPDynamicPeer": "dynamic_peers",
-          "MobilityPool": "pools"}
-
-
-def build_mesh(resources, findings):
-    mesh = Mesh()
-    for res in resources:
-        parser = PARSERS.get(res.kind)
-        if parser is not None:
-            getattr(mesh, _SLOTS[res.kind])[res.name] = parser(res, findings)
-    return mesh

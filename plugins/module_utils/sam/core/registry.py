@@ -22,7 +22,8 @@ from .fields import format_time, parse_time
 from .findings import ERROR, SKIPPED
 from .lease import claim_digest
 from .loader import Resource
-from .model import build_mesh, parse_claim, split_ref
+from .mesh import build_mesh
+from .model import parse_claim, split_ref
 from .records import overlay, record_claims
 from .validate import DEFAULT_SKEW, validate_claim
 
@@ -72,6 +73,7 @@ class Registry:
         self.contested = set()   # keys with two or more holders: usually empty, so conflicts() is free
         self._memo = None
         self.reserved = {}   # identities of claims being committed right now (group commit)
+        self._resources = {}  # name -> (record, signer, Resource) of the last desired_resources()
         for record in records:
             self.put(record)
 
@@ -326,13 +328,21 @@ class Registry:
         lost = self.conflicts(now) if now is not None else {}
         # record_claims is what the sam_rr role applies too (filter boma.mesh.record_claims); the RR adds only
         # what the role cannot know: which token signed a record (a retired one drops it, a notAfter caps it).
-        live = [r for name, r in sorted(self.records.items())
-                if self.signed_with.get(name) is not RETIRED and name not in lost]
-        claims = []
-        for doc in record_claims(live):
-            name, spec = doc["metadata"]["name"], doc["spec"]
+        claims, cache = [], {}
+        for name, record in sorted(self.records.items()):
+            if self.signed_with.get(name) is RETIRED or name in lost or record.get("revoked"):
+                continue
             key = self.signed_with.get(name)
-            if isinstance(key, keyring.JoinKey) and key.not_after is not None:
-                spec["expiresAt"] = format_time(self.expiry_of(name))   # the token's notAfter ends the lease too
-            claims.append(Resource(doc["kind"], name, spec))
+            # The same Resource object for a record as it was: the reconcile's memos (validation, rendering) then
+            # know it by identity instead of reading it again (issue 19: O(changed claims), not O(claims)).
+            hit = self._resources.get(name)
+            if hit is None or hit[0] is not record or hit[1] is not key:
+                doc = record_claims([record])[0]
+                spec = doc["spec"]
+                if isinstance(key, keyring.JoinKey) and key.not_after is not None:
+                    spec["expiresAt"] = format_time(self.expiry_of(name))   # the token's notAfter ends the lease too
+                hit = (record, key, Resource(doc["kind"], name, spec))
+            cache[name] = hit
+            claims.append(hit[2])
+        self._resources = cache
         return self.config + claims

@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from . import admission, identifiers, keyring, payload, signing
 from .findings import ERROR, INFO, WARNING, Finding
 from .loader import load_resources
-from .model import DEFAULT_TOKEN_ID, build_mesh, parse_claim, split_ref
+from .memo import ByIdentity
+from .mesh import build_mesh
+from .model import DEFAULT_TOKEN_ID, parse_claim, split_ref
 from .rules import check_config
 
 DEFAULT_SKEW = datetime.timedelta(minutes=5)
@@ -65,11 +67,14 @@ def validate(resources, tokens=None, now=None, skew=DEFAULT_SKEW, findings=None,
     check_config(mesh, findings)
     identifiers.check_mesh(mesh, findings)
     report = Report(findings=findings, mesh=mesh)
-    candidates = {}
+    candidates, pools = {}, {}
     for claim in mesh.claims.values():
         policy = _claim_policy(mesh, claim, findings)
         intent = intent_ok and signing.is_intent(claim.spec)
-        ok = _check_claim(mesh, policy, claim, tokens, now, skew, findings, report, intent)
+        if tokens:
+            ok = _check_claim(mesh, policy, claim, tokens, now, skew, findings, report, intent)
+        else:
+            ok = _check_claim_memo(mesh, policy, claim, now, skew, findings, report, intent, pools)
         if ok and intent:
             report.intents.append(claim.name)
             findings.append(Finding(claim.ref, "spec", "claim-intent", "an intent: %s are filled when the leaf "
@@ -140,6 +145,32 @@ def _check_claim(mesh, policy, claim, tokens, now, skew, findings, report, inten
         report.skipped.append(claim.name)
         return False
     return True
+
+
+# Claim -> (what its check read, (ok, findings, report entries)): without tokens (the RR's reconcile, whose records
+# were checked with their token when submitted) a claim's check reads only the claim, its policy and pools, and
+# ``now`` through two instants (timestamp-future and expiry), so an unchanged claim is not checked again (issue 19).
+_CHECKED = ByIdentity()
+_REPORT_LISTS = ("skipped", "verified", "unverified")
+
+
+def _check_claim_memo(mesh, policy, claim, now, skew, findings, report, intent, pools):
+    if policy is not None and policy.name not in pools:
+        pools[policy.name] = tuple(mesh.pools.get(split_ref(ref, "MobilityPool")) for ref in policy.pool_refs)
+    until = admission.expiry(policy, claim) if policy is not None else None
+    read = (policy, pools.get(policy.name) if policy is not None else None, skew, intent,
+            claim.timestamp is not None and claim.timestamp > now + skew, until is not None and until <= now)
+    hit = _CHECKED.get(claim)
+    if hit is None or hit[0] != read:
+        scratch = Report(findings=[], mesh=mesh)
+        ok = _check_claim(mesh, policy, claim, {}, now, skew, scratch.findings, scratch, intent)
+        hit = _CHECKED.put(claim, (read, (ok, tuple(scratch.findings),
+                                          tuple((n, tuple(getattr(scratch, n))) for n in _REPORT_LISTS))))
+    ok, own, lists = hit[1]
+    findings.extend(own)
+    for name, values in lists:
+        getattr(report, name).extend(values)
+    return ok
 
 
 def _check_join_auth(policy, claim, tokens, now, findings, report):

@@ -44,6 +44,25 @@ class Parsed:
     bgp: list = field(default_factory=list)        # router-level lines, in order
     af: list = field(default_factory=list)         # address-family ipv4 unicast lines, in order
     others: list = field(default_factory=list)     # any other block: (header, [lines])
+    # What delta() reads of a configuration besides its lines (line sets, neighbours, prefix-lists), computed once
+    # per configuration: the one a long-running caller applied last is the next delta's start (_LAST).
+    derived: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def lines(self, part):
+        """The set of lines of ``part`` ("top", "bgp" or "af")."""
+        return self._derive("set-" + part, lambda: set(getattr(self, part)))
+
+    def neighbors(self):
+        return self._derive("neighbors", lambda: _neighbors(self.bgp))
+
+    def plists(self):
+        return self._derive("plists", lambda: _plists(self.top))
+
+    def _derive(self, key, compute):
+        value = self.derived.get(key)
+        if value is None:
+            value = self.derived[key] = compute()
+        return value
 
 
 @dataclass
@@ -69,7 +88,11 @@ class Delta:
 def parse(text):
     """A rendered configuration's parts (indentation as render_frr writes it; '!' and blank lines skipped)."""
     out, where = Parsed(), {"block": None, "af": False}
+    af = out.af
     for raw in text.splitlines():
+        if where["af"] and raw[:2] == "  " and raw[2:3] not in ("", " ", "!"):
+            af.append(raw.strip())      # most of an RR's lines: its leaves' address-family lines
+            continue
         line = raw.rstrip()
         stripped = line.strip()
         if not stripped or stripped == "!":
@@ -160,12 +183,23 @@ def delta(old_text, new_text):
     old = _parsed(old_text)
     new = _parsed(new_text)
     _check_blocks(old, new)
-    old_nb, new_nb = _neighbors(old.bgp), _neighbors(new.bgp)
-    gone_nb = [a for a in old_nb if a not in new_nb]
-    added_nb = [a for a in new_nb if a not in old_nb]
-    _check_router_lines(old, new, old_nb, new_nb)
-    bgp_del, bgp_add = _lines_delta(old.bgp, new.bgp, gone_nb)
-    af_del, af_add = _lines_delta(old.af, new.af, gone_nb)
+    # Only the neighbours named on a changed line can be gone, new or changed: a change costs what it changes,
+    # not a walk over every leaf's neighbour (issue 19).
+    bgp_gone, bgp_new = _changed(old, new, "bgp")
+    af_gone, af_new = _changed(old, new, "af")
+    top_gone, top_new = _changed(old, new, "top")
+    old_nb, old_pl = old.neighbors(), old.plists()
+    # new's indexes are old's with the changed lines taken out and put in (what parsing new would give)
+    new_nb = new._derive("neighbors", lambda: _patched(old_nb, _neighbors(bgp_gone), _neighbors(bgp_new)))
+    new.derived.setdefault("plists", _patched(old_pl, _plists(top_gone), _plists(top_new)))
+    named = [m.group(1) for m in map(_NEIGHBOR.match, bgp_gone + bgp_new + af_gone + af_new) if m]
+    named = list(dict.fromkeys(named))
+    gone_nb = [a for a in named if a in old_nb and a not in new_nb]
+    added_nb = [a for a in named if a in new_nb and a not in old_nb]
+    _check_router_lines(bgp_gone + bgp_new, af_gone + af_new, old_nb, new_nb)
+    gone = set(gone_nb)
+    bgp_del, bgp_add = [line for line in bgp_gone if not _of(line, gone)], bgp_new
+    af_del, af_add = [line for line in af_gone if not _of(line, gone)], af_new
 
     maps_gone = [h for h in old.maps if h not in new.maps]
     maps_new = [h for h in new.maps if h not in old.maps]
@@ -190,11 +224,32 @@ def delta(old_text, new_text):
     script += _router_additions(new.router, bgp_add, af_add)
 
     touched = {a: False for a in gone_nb}
-    touched.update({a: True for a in added_nb + _changed_nb(old_nb, new_nb)})
+    touched.update({a: True for a in added_nb + _changed_nb(old_nb, new_nb, named)})
     neighbors = {a: v for a, v in touched.items() if _ADDRESS.match(a)}
     groups = {a: v for a, v in touched.items() if not _ADDRESS.match(a)}
     return Delta(script, _touched_plists(old, new), _touched_maps(new, maps_gone, maps_new + maps_changed),
-                 _touched_ranges(old, new), neighbors, _touched_networks(old, new), groups)
+                 _touched_ranges(bgp_gone, bgp_new), neighbors, _touched_networks(af_gone, af_new), groups)
+
+
+def _patched(index, gone, added):
+    """``index`` (key -> list of items) without the items of ``gone`` and with those of ``added``; a copy."""
+    out = dict(index)
+    for key, items in gone.items():
+        left = [item for item in out.get(key, ()) if item not in items]
+        if left:
+            out[key] = left
+        else:
+            out.pop(key, None)
+    for key, items in added.items():
+        out[key] = out.get(key, []) + items
+    return out
+
+
+def _changed(old, new, part):
+    """(lines of ``part`` only in old, in old's order; lines only in new, in new's order)."""
+    old_set, new_set = old.lines(part), new.lines(part)
+    return ([line for line in getattr(old, part) if line not in new_set],
+            [line for line in getattr(new, part) if line not in old_set])
 
 
 def _check_blocks(old, new):
@@ -202,7 +257,7 @@ def _check_blocks(old, new):
         raise DeltaUnsupported("router bgp: %s -> %s" % (old.router, new.router))
     if old.others != new.others:
         raise DeltaUnsupported("a block render_frr does not write changed")
-    for line in set(old.top) ^ set(new.top):
+    for line in old.lines("top") ^ new.lines("top"):
         if not _PLIST.match(line):
             raise DeltaUnsupported("top-level line: %s" % line)
     for header in set(old.maps) & set(new.maps):
@@ -232,8 +287,8 @@ def _router_additions(router, bgp_add, af_add):
     return script + ["exit"]
 
 
-def _check_router_lines(old, new, old_nb, new_nb):
-    for line in set(old.bgp) ^ set(new.bgp):
+def _check_router_lines(bgp_changed, af_changed, old_nb, new_nb):
+    for line in bgp_changed:
         m = _NEIGHBOR.match(line)
         if _LISTEN.match(line):
             continue
@@ -242,18 +297,9 @@ def _check_router_lines(old, new, old_nb, new_nb):
         address, rest = m.groups()
         if address in old_nb and address in new_nb and _DEFINING.match(rest):
             raise DeltaUnsupported("router bgp: neighbour %s redefined (%s)" % (address, rest))
-    for line in set(old.af) ^ set(new.af):
+    for line in af_changed:
         if not (_NETWORK.match(line) or _NEIGHBOR.match(line)):
             raise DeltaUnsupported("address-family ipv4 unicast: %s" % line)
-
-
-def _lines_delta(old_lines, new_lines, gone_nb):
-    """(removed, added) lines, in config order; a neighbour removed as a whole is one 'no neighbor' elsewhere."""
-    new_set, old_set = set(new_lines), set(old_lines)
-    gone = set(gone_nb)
-    removed = [line for line in old_lines if line not in new_set and not _of(line, gone)]
-    added = [line for line in new_lines if line not in old_set]
-    return removed, added
 
 
 def _of(line, addresses):
@@ -261,13 +307,16 @@ def _of(line, addresses):
     return bool(m) and m.group(1) in addresses
 
 
-def _changed_nb(old_nb, new_nb):
-    return [a for a in new_nb if a in old_nb and sorted(old_nb[a]) != sorted(new_nb[a])]
+def _changed_nb(old_nb, new_nb, named):
+    return [a for a in named if a in new_nb and a in old_nb and sorted(old_nb[a]) != sorted(new_nb[a])]
 
 
 def _touched_plists(old, new):
-    old_l, new_l = _plists(old.top), _plists(new.top)
-    names = {n for n in set(old_l) | set(new_l) if sorted(old_l.get(n, [])) != sorted(new_l.get(n, []))}
+    """{name: its entries in ``new``} of every prefix-list with a line added or removed."""
+    changed = old.lines("top") ^ new.lines("top")
+    names = {m.group(1) for m in map(_PLIST.match, changed) if m}
+    old_l, new_l = old.plists(), new.plists()
+    names = {n for n in names if sorted(old_l.get(n, [])) != sorted(new_l.get(n, []))}
     return {n: sorted(new_l.get(n, [])) for n in sorted(names)}
 
 
@@ -281,15 +330,16 @@ def _touched_maps(new, gone, present):
     return touched
 
 
-def _touched_ranges(old, new):
+def _touched_ranges(gone, added):
+    """{(range, group): present after} of the listen ranges on the changed router lines."""
     def ranges(lines):
         return {m.groups() for m in map(_LISTEN.match, lines) if m}
-    old_r, new_r = ranges(old.bgp), ranges(new.bgp)
+    old_r, new_r = ranges(gone), ranges(added)
     return {r: r in new_r for r in sorted(old_r ^ new_r)}
 
 
-def _touched_networks(old, new):
+def _touched_networks(gone, added):
     def nets(lines):
         return {m.group(1) for m in map(_NETWORK.match, lines) if m}
-    old_n, new_n = nets(old.af), nets(new.af)
+    old_n, new_n = nets(gone), nets(added)
     return {n: n in new_n for n in sorted(old_n ^ new_n)}
