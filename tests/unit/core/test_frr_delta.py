@@ -8,6 +8,7 @@ import pytest
 from mesh_views import node_state
 
 from boma_mesh_utils.sam.core.agent import empty_state
+from boma_mesh_utils.sam.core.render import frr_delta
 from boma_mesh_utils.sam.core.render.frr import render_frr
 from boma_mesh_utils.sam.core.render.frr_delta import DeltaUnsupported, delta, parse
 from support.synthetic import synthetic_rr_state
@@ -152,8 +153,6 @@ def test_with_leaf_routes_aggregate_a_new_leaf_is_a_delta_and_a_mode_switch_is_t
 def test_a_chain_of_deltas_keeps_the_same_indexes_and_script_as_parsing_afresh():
     """delta() derives the new configuration's neighbour and prefix-list indexes from the old one's and the changed
     lines (issue 19); along a chain of changes they, and each script, are what parsing both texts afresh gives."""
-    from boma_mesh_utils.sam.core.render import frr_delta
-
     texts = [rr(40), rr(41), rr(41, drop={"leaf-3", "leaf-9"}), rr(45), rr(45, drop={"leaf-44"}), rr(40)]
     for old, new in zip(texts, texts[1:]):
         chained = delta(old, new)

@@ -12,12 +12,11 @@ import datetime
 import pytest
 
 from boma_mesh_utils.sam.core import model
-from boma_mesh_utils.sam.core.loader import Resource
+from boma_mesh_utils.sam.core.loader import Resource, load_resources
+from boma_mesh_utils.sam.core.registry import Registry
 from boma_mesh_utils.sam.core.render import RenderError, frr_delta
 from boma_mesh_utils.sam.core.render import frr as render
 from boma_mesh_utils.sam.core.render.frr import render_frr
-from boma_mesh_utils.sam.core.loader import load_resources
-from boma_mesh_utils.sam.core.registry import Registry
 from boma_mesh_utils.sam.core.validate import validate_leaving_out
 from support import synthetic
 from support.synthetic import signed_claims, synthetic_rr_state

@@ -112,7 +112,9 @@ def _apply_delta(memory, candidate, vty_socket, confdir, leaves):
     memory.candidate, memory.delta_runs = candidate, memory.delta_runs + 1
     memory.steps.update(result["steps"])
     if result["changed"] and memory.host_lines is not None and _writable_dir(confdir):
+        clock = Steps(memory.steps)
         persist(os.path.join(confdir, "frr.conf"), memory.host_lines + candidate)
+        clock.lap("persist")
     if result["changed"]:
         return "bgp delta +%d -%d lines, %d objects verified (%d leaves)" % (
             len(result["adds"]), len(result["deletes"]), result["touched"], leaves)

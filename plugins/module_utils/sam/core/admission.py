@@ -104,8 +104,9 @@ def _identities(claim, fields):
         memo = _IDENTITIES.setdefault(fields, ByIdentity())
     hit = memo.get(claim)
     if hit is None:
-        keys = tuple((rule, value) for rule, _path, _label, values in fields for value in values(claim)
-                     if value is not None)
+        # an address as its text: the same equality, and a str hashes in C (ipaddress hashes in Python)
+        keys = tuple((rule, value if isinstance(value, str) else str(value))
+                     for rule, _path, _label, values in fields for value in values(claim) if value is not None)
         hit = memo.put(claim, (sort_key(claim), claim, keys))
     return hit
 

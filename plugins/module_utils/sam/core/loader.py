@@ -19,6 +19,8 @@ VARS_KEYS = ("sam_resources", "sam_node_resources")
 
 @dataclass(frozen=True)
 class Resource:
+    """One document.  Its spec is not changed once the Resource is made: parses of it are kept by the Resource
+    itself (memo.ByIdentity)."""
     kind: str
     name: str
     spec: dict = field(compare=False, hash=False)

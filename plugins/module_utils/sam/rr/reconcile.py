@@ -128,7 +128,9 @@ def factory(service, args):
         # A renewal, a refused claim or a replicated record that changes nothing leaves the desired state as it
         # was: then FRR and the kernel are not touched at all (no frr-reload run), except once per --repair-interval
         # to put back what someone changed by hand.  A rotated WireGuard key file changes the marker too.
+        clock = Steps(apply.steps)
         marker = (state_digest(state), _file_stamp(wireguard["key_file"]) if mode == "all" else None)
+        clock.lap("digest")
         now = time.monotonic()
         if marker == last["marker"] and now - last["at"] < repair:
             apply.applied = False
