@@ -165,6 +165,8 @@ class GoBGP:
         self.config_path = str(config_path)
         self.log_path = str(log_path)
         self.api_port = api_port
+        # the same API on a unix socket: reachable from outside the namespace (sam_gobgp's api_target)
+        self.api_socket = str(Path(config_path).resolve().parent / "gobgpd.sock")
         self.proc = None
 
     @property
@@ -174,7 +176,7 @@ class GoBGP:
     def _start(self):
         argv = [
             "ip", "netns", "exec", self.netns, "gobgpd", "-f", self.config_path, "-t", "toml",
-            "--api-hosts", f"127.0.0.1:{self.api_port}", "--log-plain", "--pprof-disable",
+            "--api-hosts", f"127.0.0.1:{self.api_port},unix://{self.api_socket}", "--log-plain", "--pprof-disable",
         ]  # fmt: skip
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(

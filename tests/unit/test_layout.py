@@ -11,7 +11,7 @@ import pytest
 
 PLUGINS = pathlib.Path(__file__).parents[2] / "plugins"
 SAM = PLUGINS / "module_utils" / "sam"
-PURE_STDLIB = {"base64", "binascii", "dataclasses", "datetime", "hashlib", "hmac", "ipaddress", "json", "re"}
+PURE_STDLIB = {"base64", "binascii", "dataclasses", "datetime", "hashlib", "hmac", "ipaddress", "json", "re", "tomllib"}
 IO_NAMES = {"open", "print", "input", "exec", "eval", "__import__"}
 # room -> the rooms its files may import from (itself included): cli -> rr -> (apply, io) -> core,
 # cli -> leaf -> (apply, io) -> core, cli -> preflight -> core.

@@ -9,14 +9,14 @@ Exit codes: 0 ok, 1 findings the user can fix in the documents (or a refusal the
 import argparse
 import sys
 
-from . import agent, claim, enroll, hmac, materialize, preflight, serve, validate, wgkey
+from . import agent, claim, enroll, hmac, materialize, preflight, render, serve, validate, wgkey
 from .common import FindingsError, InputError
 
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="samctl", description="boma.mesh SAM enrollment tool")
     sub = parser.add_subparsers(dest="command", required=True)
-    for command in (hmac, validate, materialize, serve, enroll, claim, preflight, agent, wgkey):
+    for command in (hmac, validate, materialize, render, serve, enroll, claim, preflight, agent, wgkey):
         command.add_parser(sub)
     return parser
 

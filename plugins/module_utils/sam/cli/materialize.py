@@ -12,7 +12,8 @@ from ..core.validate import validate
 from .common import FindingsError, load_configs, load_file, parse_now
 
 
-def _state(args):
+def node_state(args):
+    """The materialized state of ``args.node`` from ``args.config`` (FindingsError when the documents are invalid)."""
     now = parse_now(getattr(args, "now", None))
     resources, findings = load_resources(load_configs(args.config))
     # A leaf's own claim may be an intent (identity only; samctl agent signs it): never on an RR.
@@ -34,12 +35,12 @@ def _state(args):
 
 
 def cmd_materialize(args, out):
-    json.dump(_state(args), out, indent=2, sort_keys=True)
+    json.dump(node_state(args), out, indent=2, sort_keys=True)
     out.write("\n")
     return 0
 
 
-def _add_node_args(p):
+def add_node_args(p):
     p.add_argument("--config", action="append", required=True, metavar="FILE",
                    help="routerd Router YAML or boma.mesh vars YAML/JSON (repeatable; merged into one set)")
     p.add_argument("--node", required=True, help="selfNodeRef of the host (rr-a, leaf-b, ...)")
@@ -49,6 +50,6 @@ def _add_node_args(p):
 
 def add_parser(sub):
     p = sub.add_parser("materialize", help="print a node's desired state as JSON")
-    _add_node_args(p)
+    add_node_args(p)
     p.add_argument("--rr-peering", action="store_true", help="RR: add BGPPeers to the other SAMRRSet members")
     p.set_defaults(func=cmd_materialize)

@@ -348,9 +348,9 @@ def _render_leaf(state, opts):
     for peer in peers:
         peer_node(peer)
         _neighbor(lines, _spec(peer), opts["connect_retry"])
+    if exports:      # with export_any too: it says which local routes are the leaf's own (apply/gobgp originates them)
+        _prefix_set(lines, EXPORT_POLICY, exports)
     if not opts["export_any"]:
-        if exports:
-            _prefix_set(lines, EXPORT_POLICY, exports)
         lines += [_table(0, "policy-definitions", array=True), _kv(1, "name", EXPORT_POLICY)]
         if exports:  # never an accept bound to an empty (match-anything) set
             lines += [_table(1, "policy-definitions.statements", array=True), _kv(2, "name", EXPORT_ACCEPT),
