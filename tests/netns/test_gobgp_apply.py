@@ -27,6 +27,7 @@ RR = "10.99.0.2"
 LEAVES = {"leaf-a": ("10.255.0.31", "10.77.60.31/32", "10.98.1.0/30"),
           "leaf-b": ("10.255.0.32", "10.77.60.32/32", "10.98.2.0/30")}
 HOSTILE = ["10.77.60.99/32", "10.77.60.0/24", "10.77.60.40/31", "0.0.0.0/0", "10.20.0.0/24", "192.168.7.7/32"]
+ESTABLISHED = 6      # gobgp's JSON session_state
 BARE = "[global.config]\n  as = 64577\n  router-id = \"%s\"\n"
 
 
@@ -71,6 +72,12 @@ def apply(daemons, states, workdir, check=False, expect_rc=0, config=None):
 def rib(gobgp):
     table = gobgp.gobgp("global", "rib", "-a", "ipv4") or {}
     return {prefix: sorted(p.get("neighbor-ip", "local") for p in paths) for prefix, paths in table.items()}
+
+
+def sessions(gobgp):
+    """Addresses of the established sessions."""
+    return sorted(n["state"]["neighbor_address"] for n in gobgp.gobgp("neighbor") or ()
+                  if n.get("state", {}).get("session_state") == ESTABLISHED)
 
 
 def learned(gobgp):
@@ -145,6 +152,10 @@ def test_a_revocation_is_one_reload_that_drops_the_leafs_32_everywhere(mesh):
              message="leaf-b's /32 left the RR")
     wait_for(lambda: RR not in rib(daemons["leaf-a"]).get("10.77.60.32/32", ()), timeout=20,
              message="leaf-a no longer learns leaf-b's /32 from the RR")
+    # its session is reset and cannot come back: its /32 range is gone from the RR's dynamic neighbors
+    wait_for(lambda: LEAVES["leaf-b"][0] not in sessions(daemons["rr"]), timeout=20, message="leaf-b's session ended")
+    time.sleep(5)     # leaf-b's connect-retry is 2 s: it tries again, and gobgpd refuses it
+    assert sessions(daemons["rr"]) == [LEAVES["leaf-a"][0]]
     assert daemons["rr"].is_running()
     assert apply({"rr": daemons["rr"]}, {"rr": revoked}, workdir)["changed"] == "0"
     mesh["states"]["rr"] = revoked

@@ -21,7 +21,7 @@ class FakeGobgpd:
 
     def __init__(self, path, loaded=None, refuse=False, drop_policy=False):
         self.path, self.loaded, self.refuse, self.drop_policy = path, loaded, refuse, drop_policy
-        self.calls, self.signals, self.rib = [], [], {}
+        self.calls, self.signals, self.rib, self.dynamic = [], [], {}, []
 
     def kill(self, pid, sig):
         self.signals.append((pid, sig))
@@ -52,7 +52,8 @@ class FakeGobgpd:
         if args[:2] == ["policy", "neighbor"]:
             return [{"name": n, "list": ps} for n, ps in want["neighbor_sets"].items()]
         if args[:1] == ["neighbor"]:
-            return [{"conf": {"neighbor_address": a}} for a in want["neighbors"]]
+            return [{"conf": {"neighbor_address": a}} for a in want["neighbors"]] + [
+                {"conf": {"peer_group": "leaves"}, "state": {"neighbor_address": a}} for a in self.dynamic]
         if args[:2] == ["global", "rib"]:
             return self.rib
         raise AssertionError(args)
@@ -183,3 +184,14 @@ def test_the_unit_main_pid_is_signalled_and_a_stopped_unit_is_an_error(conf):
     answers["systemctl"] = (0, "0\n", "")
     with pytest.raises(apply_gobgp.GobgpError, match="gobgpd is not running"):
         apply_gobgp.apply(runner, RR.replace("10.77.60.32/32", "10.77.60.33/32"), "rr")
+
+
+def test_an_rr_resets_the_session_of_a_leaf_no_range_admits_any_more(conf):
+    conf.write_text(RR)
+    fake = FakeGobgpd(conf, loaded=RR)
+    fake.dynamic = ["10.255.0.31", "10.255.0.99"]       # leaf-a, admitted; .99, not (any more)
+    assert 'prefix = "10.255.0.31/32"' in RR and "10.255.0.0/20" not in RR
+    result = apply_gobgp.apply(gobgpd(fake), RR, "rr")
+    assert result["changed"] and result["commands"] == ["neighbor 10.255.0.99 reset"] and fake.signals == []
+    fake.dynamic = ["10.255.0.31"]
+    assert apply_gobgp.apply(gobgpd(fake), RR, "rr") == dict(result, changed=False, commands=[])

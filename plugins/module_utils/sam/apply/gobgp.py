@@ -7,7 +7,8 @@
 2. It replaces the configuration file atomically (same directory, 0640) and gobgpd reloads it on SIGHUP: peers
    whose settings did not change keep their sessions.  Debian's unit has ``ExecReload=/usr/bin/gobgpd -r``,
    which starts a second daemon instead of reloading, so the signal goes to the unit's main process.
-3. The resets a policy change needs follow (gobgp_lint.reset_commands), then a leaf's own /32s are originated
+3. The resets a policy change needs follow (gobgp_lint.reset_commands); an RR resets the dynamic sessions no
+   range admits any more (a revoked leaf: gobgpd keeps them across a reload); a leaf's own /32s are originated
    (``gobgp global rib add``) and the ones it no longer owns withdrawn.
 4. What gobgpd holds is read back as JSON and compared with the candidate: the global policy (its statements and
    default), every prefix and neighbor set, the configured neighbors and a leaf's originated prefixes.  gobgpd
@@ -16,6 +17,7 @@
 Nothing here renders: the caller passes the text (render/gobgp.render_gobgp) and the node's role.
 """
 
+import ipaddress
 import json
 import os
 import signal
@@ -126,6 +128,7 @@ def apply(gobgpd, candidate, role, check_mode=False, export_any=False, timeout=R
             commands = reset_commands(before, candidate, gobgpd.cli())
             for argv in commands:
                 gobgpd.run(argv)
+        commands += drop_unadmitted(gobgpd, doc, role, check_mode)
         commands += originate(gobgpd, before, doc, role, check_mode)
         return {"changed": changed or bool(commands), "before": before, "after": candidate,
                 "commands": [" ".join(argv[len(gobgpd.cli()):]) for argv in commands], "differences": []}
@@ -193,6 +196,26 @@ def held_differences(gobgpd, doc, role, export_any=False):
 def _keys_differing(have, want):
     names = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
     return ({k: have.get(k) for k in names[:5]}, {k: want.get(k) for k in names[:5]})
+
+
+def drop_unadmitted(gobgpd, doc, role, check_mode=False):
+    """An RR's dynamic sessions from addresses no ``[[dynamic-neighbors]]`` range admits any more (a revoked leaf):
+    gobgpd keeps them across a reload; a reset ends them, and the leaf cannot come back.  Returns the argv lists."""
+    if role != "rr":
+        return []
+    ranges = [ipaddress.IPv4Network(d.get("config", {}).get("prefix", "0.0.0.0/32"))
+              for d in doc.get("dynamic-neighbors") or ()]
+    stale = []
+    for neighbor in gobgpd.show("neighbor") or ():
+        address = (neighbor.get("state") or {}).get("neighbor_address")
+        if address and not (neighbor.get("conf") or {}).get("neighbor_address") \
+                and not any(ipaddress.IPv4Address(address) in r for r in ranges):
+            stale.append(address)
+    commands = [gobgpd.cli() + ["neighbor", address, "reset"] for address in sorted(stale)]
+    if not check_mode:
+        for argv in commands:
+            gobgpd.run(argv)
+    return commands
 
 
 def originate(gobgpd, before, doc, role, check_mode=False):

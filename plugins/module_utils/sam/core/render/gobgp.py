@@ -9,7 +9,7 @@ a configuration reload.  Pure: no I/O, stdlib only.
 RR (``state["role"] == "rr"``)
     ``[global.config]``, one ``[[peer-groups]]`` per BGPDynamicPeer (peer-as; route-reflector
     client and cluster id when ``routeReflectorClient``; timers), one ``[[dynamic-neighbors]]`` per
-    listen range, and the GLOBAL import policy ``SAM-ADMISSION`` (``default-import-policy =
+    admitted leaf (its tunnel /32, inside the listen ranges), and the GLOBAL import policy ``SAM-ADMISSION`` (``default-import-policy =
     "reject-route"``; GoBGP silently ignores peer-group/neighbor policies of peers that are not
     route-server clients): per admitted claim a neighbor-set and a prefix-set ``SAM-LEAF-<leafID>``
     (its tunnel /32; its owned prefixes, exact mask length) and a statement accepting only when
@@ -223,7 +223,7 @@ def admission_entries(state):
     return [by_neighbor[n] for n in sorted(by_neighbor)]
 
 
-def _peer_group(lines, spec, label="BGPDynamicPeer"):
+def _peer_group(lines, spec, label, entries):
     name = str(spec.get("peerGroup") or "")
     if not name:
         raise RenderError("BGPDynamicPeer without peerGroup")
@@ -237,9 +237,13 @@ def _peer_group(lines, spec, label="BGPDynamicPeer"):
     _timers(lines, "peer-groups", spec)
     _afi_safi(lines, 1, "peer-groups")
     lines.append("")
-    for prefix in sorted(_net(p) for p in spec.get("listenRanges") or ()):
-        lines += [_table(0, "dynamic-neighbors", array=True), _table(1, "dynamic-neighbors.config"),
-                  _kv(2, "prefix", str(prefix)), _kv(2, "peer-group", name), ""]
+    # One /32 range per admitted leaf inside the listen ranges, as for FRR: a leaf that is not admitted (or is
+    # revoked: apply/gobgp resets its session) gets no session at all, not only its routes refused.
+    ranges = [_net(p) for p in spec.get("listenRanges") or ()]
+    for entry in entries:
+        if entry.nets and any(entry.neighbor in r for r in ranges):
+            lines += [_table(0, "dynamic-neighbors", array=True), _table(1, "dynamic-neighbors.config"),
+                      _kv(2, "prefix", "%s/32" % entry.neighbor), _kv(2, "peer-group", name), ""]
     if spec.get("listenLimit") is not None:
         lines += [_comment("# listenLimit %s of %s is not enforced by GoBGP" % (spec["listenLimit"], name)), ""]
 
@@ -300,13 +304,12 @@ def _render_rr(state, opts):
     _global(lines, asn, router_id, opts)
     lines += [_table(0, "global.apply-policy.config"), _kv(1, "import-policy-list", [ADMISSION_POLICY]),
               _kv(1, "default-import-policy", "reject-route"), ""]
-    groups = []
+    groups, entries = [], admission_entries(state)
     for peer in sorted(_of_kind(state, "BGPDynamicPeer"), key=lambda r: str(_spec(r).get("peerGroup"))):
         spec = _spec(peer)
-        _peer_group(lines, spec, resource_label(peer))
+        _peer_group(lines, spec, resource_label(peer), entries)
         groups.append((spec["peerGroup"], [_net(p) for p in spec.get("listenRanges") or ()]))
     _rr_static_peers(lines, state, groups)
-    entries = admission_entries(state)
     skipped = [e.leaf for e in entries if not e.nets]
     if skipped:
         lines += [_comment("# no accept statement (no admissible owned prefix): %s" % ", ".join(sorted(skipped))),
