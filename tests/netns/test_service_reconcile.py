@@ -48,7 +48,10 @@ def _claim():
 
 
 class Service:
-    def __init__(self, topo, frr, tmp):
+    """`samctl serve --reconcile bgp` in rr-a's namespace; ``daemon_argv``: its BGP daemon's options (FRR's here,
+    gobgpd's in test_service_reconcile_gobgp)."""
+
+    def __init__(self, topo, frr, tmp, daemon_argv=None):
         self.socket = "unix:" + str(tmp / "rr-a.sock")
         self.log = tmp / "rr-a.log"
         self.confdir = tmp / "frr-persist"
@@ -59,8 +62,9 @@ class Service:
                 "--node", "rr-a", "--db", str(tmp / "rr-a.db"), "--socket", str(tmp / "rr-a.sock"),
                 "--token-file", secret_file(tmp / "leaf-token", LEAF_TOKEN),
                 "--admin-token-file", secret_file(tmp / "admin-token", ADMIN_TOKEN),
-                "--reconcile", "bgp", "--reconcile-interval", str(INTERVAL),
-                "--frr-vty-socket", frr.vty_dir, "--frr-confdir", str(self.confdir)]
+                "--reconcile", "bgp", "--reconcile-interval", str(INTERVAL)]
+        argv += daemon_argv if daemon_argv is not None else [
+            "--frr-vty-socket", frr.vty_dir, "--frr-confdir", str(self.confdir)]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, start_new_session=True)
         topo._track(self.proc.pid)   # a crashed run's service is killed by the next run's cleanup_stale

@@ -14,7 +14,10 @@
    default), every prefix and neighbor set, the configured neighbors and a leaf's originated prefixes.  gobgpd
    installs no policy at all when it refuses part of one, so this is what proves the reload took.
 
-Nothing here renders: the caller passes the text (render/gobgp.render_gobgp) and the node's role.
+``apply`` takes the text (the module's ``config`` or render/gobgp.render_gobgp's) and the node's role;
+``apply_state`` renders a materialized state first, for the RR's reconcile loop (``samctl serve --bgp-daemon
+gobgp``), which runs it on every change: a reload costs what gobgpd's own diff of the file costs, so there is no
+delta path as for FRR.
 """
 
 import ipaddress
@@ -24,6 +27,7 @@ import signal
 import tempfile
 import time
 
+from ..core.render.gobgp import render_gobgp
 from ..core.render.gobgp_lint import lint_gobgp, parse, reset_commands
 
 ACCEPT, REJECT = 1, 2     # gobgp's RouteAction in its JSON (default_action, route_action)
@@ -237,3 +241,15 @@ def originate(gobgpd, before, doc, role, check_mode=False):
         for argv in commands:
             gobgpd.run(argv)
     return commands
+
+
+def apply_state(gobgpd, state, options=None):
+    """Render ``state`` (render_gobgp) and apply it; the reconcile log's summary.  Raises GobgpError (or the
+    renderer's ValueError: an RR-to-RR peering, an identifier it will not write)."""
+    result = apply(gobgpd, render_gobgp(state, options), state.get("role"))
+    leaves = sum(len((r.get("spec") or {}).get("admitted") or ()) for r in state.get("resources", ())
+                 if r.get("kind") == "BGPDynamicPeer")
+    if not result["changed"]:
+        return "gobgp unchanged (%d leaves)" % leaves
+    return "gobgp reloaded and verified%s (%d leaves)" % (
+        ", then " + ", ".join(result["commands"]) if result["commands"] else "", leaves)

@@ -15,7 +15,8 @@ import time
 from ..apply import netlink
 from ..apply.dataplane import DataplaneMemory, apply_dataplane
 from ..apply.frr import Steps
-from ..apply.node import ApplyError, FrrMemory, apply_bgp
+from ..apply.gobgp import Gobgpd, apply_state
+from ..apply.node import ApplyError, FrrMemory, apply_bgp, run_command
 from ..core.materialize import materialize, state_digest
 from ..core.validate import validate_leaving_out
 from .service import LOG
@@ -111,6 +112,7 @@ def factory(service, args):
     confdir = getattr(args, "frr_confdir", None) or "/etc/frr"
 
     rr_peering = bool(getattr(args, "rr_peering", False))
+    bgp = _bgp_applier(args, vty, confdir, rr_peering)
     wireguard = {"key_file": getattr(args, "wg_key_file", None), "listen_port": getattr(args, "wg_listen_port", None)}
     options = {"bfd": bool(getattr(args, "bgp_bfd", False)),
                "leaf_routes": getattr(args, "bgp_leaf_routes", None) or "all"}
@@ -141,10 +143,10 @@ def factory(service, args):
         full = last["full_at"] is None or now - last["full_at"] >= repair
         parts, failed = [], []
         try:
-            runs = memory.full_runs
-            parts.append(apply_bgp(state, vty, confdir, options, memory=memory, full=full))
-            apply.steps.update(memory.steps)
-            if memory.full_runs > runs:     # asked for, or a delta that fell back
+            summary, whole = _apply_bgp_part(bgp, state, apply.steps, memory, full,
+                                             lambda: apply_bgp(state, vty, confdir, options, memory=memory, full=full))
+            parts.append(summary)
+            if whole:        # asked for, or a delta that fell back (gobgpd: every run reads the whole file)
                 last["full_at"] = now
         except Exception as exc:  # noqa: BLE001 - the data plane is still applied, the error is raised below
             failed.append("bgp failed: %s" % exc)
@@ -161,6 +163,38 @@ def factory(service, args):
         return ", ".join(parts)
 
     return apply
+
+
+def _apply_bgp_part(bgp, state, steps, memory, full, frr):
+    """(summary, whether the whole configuration was applied) of the BGP part of a run: gobgpd when ``bgp`` is
+    set, else FRR through ``frr()`` (apply/node.apply_bgp: a delta from ``memory`` unless ``full``)."""
+    if bgp is not None:
+        clock = Steps(steps)
+        summary = bgp(state)
+        clock.lap("gobgp")
+        return summary, True
+    runs = memory.full_runs
+    summary = frr()
+    steps.update(memory.steps)
+    return summary, memory.full_runs > runs
+
+
+def _bgp_applier(args, vty, confdir, rr_peering):
+    """None for FRR (apply/node.apply_bgp with its delta memory), else apply(state) for gobgpd (--bgp-daemon)."""
+    daemon = getattr(args, "bgp_daemon", None) or "frr"
+    if daemon == "frr":
+        return None
+    if daemon != "gobgp":
+        raise ReconcileError("--bgp-daemon must be frr or gobgp, not %r" % (daemon,))
+    if rr_peering:
+        # render_gobgp refuses it (docs/bgp.md, "RR-to-RR peering"): say so at start-up, not on every run
+        raise ReconcileError("--rr-peering is built for FRR only, not with --bgp-daemon gobgp (docs/bgp.md)")
+    if getattr(args, "bgp_bfd", False) or (getattr(args, "bgp_leaf_routes", None) or "all") != "all":
+        raise ReconcileError("--bgp-bfd and --bgp-leaf-routes aggregate are FRR options, not for --bgp-daemon gobgp")
+    gobgpd = Gobgpd(run_command, config_path=getattr(args, "gobgp_config", None) or "/etc/gobgpd.conf",
+                    api_target=getattr(args, "gobgp_api_target", None), pid=getattr(args, "gobgp_pid", None),
+                    service=getattr(args, "gobgp_service", None) or "gobgpd")
+    return lambda state: apply_state(gobgpd, state)
 
 
 def _file_stamp(path):

@@ -7,19 +7,18 @@
 a configuration reload.  Pure: no I/O, stdlib only.
 
 RR (``state["role"] == "rr"``)
-    ``[global.config]``, one ``[[peer-groups]]`` per BGPDynamicPeer (peer-as; route-reflector
-    client and cluster id when ``routeReflectorClient``; timers), one ``[[dynamic-neighbors]]`` per
-    admitted leaf (its tunnel /32, inside the listen ranges), and the GLOBAL import policy ``SAM-ADMISSION`` (``default-import-policy =
-    "reject-route"``; GoBGP silently ignores peer-group/neighbor policies of peers that are not
-    route-server clients): per admitted claim a neighbor-set and a prefix-set ``SAM-LEAF-<leafID>``
-    (its tunnel /32; its owned prefixes, exact mask length) and a statement accepting only when
-    BOTH match; ``SAM-ADMISSION-REJECT`` rejects the rest.  Only constructs gobgpd 3.10 accepts
-    are emitted: when it rejects any part of the policy it installs NO policy and import stays
-    accept (fail open), hence ``nextHopRewrite: peer-address`` becomes the claim's own address.
-    Fail closed: a claim with no usable owned prefix (none, or all outside ``allowedPrefixes`` /
-    length bounds) gets no sets and no accept (GoBGP treats an empty set as match-anything).
-    Malformed addresses raise ValueError; an identifier (node, peerGroup, leafID, nodeRef) outside
-    core/identifiers.py's safe set raises RenderError (a ValueError), as does every other refusal.
+    ``[global.config]``, one ``[[peer-groups]]`` per BGPDynamicPeer (peer-as; route-reflector client and cluster
+    id when ``routeReflectorClient``; timers), one ``[[dynamic-neighbors]]`` per admitted leaf (its tunnel /32,
+    inside the listen ranges), and the GLOBAL import policy ``SAM-ADMISSION`` (``default-import-policy =
+    "reject-route"``; GoBGP silently ignores peer-group/neighbor policies of peers that are not route-server clients):
+    per admitted claim a neighbor-set and a prefix-set ``SAM-LEAF-<leafID>`` (its tunnel /32; its owned prefixes,
+    exact mask length) and a statement accepting only when BOTH match; ``SAM-ADMISSION-REJECT`` rejects the rest.
+    Only constructs gobgpd 3.10 accepts are emitted: when it rejects any part of the policy it installs NO policy
+    and import stays accept (fail open), hence ``nextHopRewrite: peer-address`` becomes the claim's own address.
+    Fail closed: a claim with no usable owned prefix (none, or all outside ``allowedPrefixes`` / length bounds)
+    gets no sets and no accept (GoBGP treats an empty set as match-anything). Malformed addresses raise
+    ValueError; an identifier (node, peerGroup, leafID, nodeRef) outside core/identifiers.py's safe set raises
+    RenderError (a ValueError), as does every other refusal.
     ``listenLimit`` (no GoBGP equivalent) is a comment.
     BGPPeers of an RR (``generatePeers: true``) become ``[[neighbors]]`` in the peer group whose
     listen range covers them.  RR-to-RR peering (``routeReflectorPeer``) is refused (ValueError).
