@@ -8,7 +8,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: sam_dynamic_peer_info
-short_description: Report the BGP dynamic peers of an FRR route reflector against the admitted SAM claims
+short_description: Report the BGP dynamic peers of an FRR or GoBGP route reflector against the admitted SAM claims
 version_added: 0.1.0
 description:
   - Reads the state of one BGP dynamic-peer group (C(bgp listen range ... peer-group ...)) from a running FRR 8.4
@@ -73,6 +73,29 @@ options:
       - The C(vtysh) command, as a name looked up in E(PATH) or a path.
     type: path
     default: vtysh
+  daemon:
+    description:
+      - The RR's BGP daemon. V(gobgp) reads C(gobgp -j neighbor), C(gobgp -j global rib -a ipv4) and each group
+        member's C(adj-in) (every route it sent; what the RIB lacks was rejected), with the same result.
+    type: str
+    choices: [frr, gobgp]
+    default: frr
+  gobgp:
+    description: The C(gobgp) CLI (O(daemon=gobgp)).
+    type: path
+    default: /usr/bin/gobgp
+  api_target:
+    description: O(daemon=gobgp) - gobgp's C(--target) (C(unix:///PATH)) instead of 127.0.0.1:O(api_port).
+    type: str
+  api_port:
+    description: O(daemon=gobgp) - gobgpd's gRPC port.
+    type: int
+    default: 50051
+  gobgp_config:
+    description:
+      - O(daemon=gobgp) - gobgpd's configuration file, read for the group's dynamic-neighbors ranges
+        (RV(status.source_prefixes)), which gobgp does not list. Without it they are reported unknown.
+    type: path
 notes:
   - The module fails, naming the command, when C(vtysh) is missing, when C(bgpd) is not running or when a command
     does not print JSON.
@@ -248,7 +271,9 @@ import os
 import re
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.boma.mesh.plugins.module_utils.sam.apply.gobgp import Gobgpd, GobgpError, peer_info_outputs
 from ansible_collections.boma.mesh.plugins.module_utils.sam.core.bgp_status import dynamic_peer_status
+from ansible_collections.boma.mesh.plugins.module_utils.sam.core.bgp_status_gobgp import gobgp_peer_status
 
 SUMMARY = "show bgp ipv4 unicast summary json"
 NEIGHBORS = "show bgp neighbors json"
@@ -322,8 +347,22 @@ def show(module, argv, command):
         raise InputError("vtysh -c '%s' [json] did not print JSON: %s" % (command, text or "no output")) from None
 
 
+def run_gobgp(module, spec):
+    params = module.params
+    gobgpd = Gobgpd(module.run_command, gobgp=params["gobgp"], api_port=params["api_port"],
+                    api_target=params["api_target"])
+    try:
+        status = gobgp_peer_status(peer_info_outputs(gobgpd, params["peer_group"], params["gobgp_config"]), spec)
+    except GobgpError as exc:
+        raise InputError("gobgp [gobgp] %s" % exc) from None
+    return dict(changed=False, status=status, discovered_peers=status["discovered_peers"],
+                accepted_total=status["accepted_total"], rejected_total=status["rejected_total"])
+
+
 def run(module):
     spec = spec_of(module.params)
+    if module.params["daemon"] == "gobgp":
+        return run_gobgp(module, spec)
     argv = vtysh_argv(module)
     outputs = {"summary": show(module, argv, SUMMARY), "neighbors": show(module, argv, NEIGHBORS),
                "peer_group": show(module, argv, PEER_GROUP), "received": {}, "filtered": {}}
@@ -347,6 +386,11 @@ def main():
             dynamic_peer=dict(type="dict"),
             vty_socket=dict(type="path"),
             vtysh=dict(type="path", default="vtysh"),
+            daemon=dict(type="str", choices=["frr", "gobgp"], default="frr"),
+            gobgp=dict(type="path", default="/usr/bin/gobgp"),
+            api_target=dict(type="str"),
+            api_port=dict(type="int", default=50051),
+            gobgp_config=dict(type="path"),
         ),
         mutually_exclusive=[("admitted", "dynamic_peer")],
         supports_check_mode=True,

@@ -17,6 +17,7 @@ import time
 
 import pytest
 import yaml
+from inprocess import collection_on_path, run_module
 from mesh_views import leaf_claims, node_state
 
 from netns.harness import wait_for
@@ -141,6 +142,32 @@ def test_a_candidate_that_would_run_open_is_refused_and_nothing_changes(mesh):
     assert "candidate rejected, nothing applied" in out and "default-import-policy" in out
     assert pathlib.Path(rr.config_path).read_text() == before
     assert learned(rr) == {"10.77.60.31/32": ["10.255.0.31"], "10.77.60.32/32": ["10.255.0.32"]}
+
+
+def test_dynamic_peer_info_reports_the_gobgp_rr_as_it_reports_frr(mesh):
+    """sam_dynamic_peer_info with daemon: gobgp, in-process (its gobgp calls reach the RR's unix socket)."""
+    collection_on_path()
+    rr = mesh["daemons"]["rr"]
+    peer = next(r for r in mesh["states"]["rr"]["resources"] if r["kind"] == "BGPDynamicPeer")
+    result, _raw = run_module("sam_dynamic_peer_info", {
+        "peer_group": peer["spec"]["peerGroup"], "dynamic_peer": peer, "daemon": "gobgp",
+        "api_target": "unix://" + rr.api_socket, "gobgp_config": rr.config_path})
+    status = result["status"]
+    assert not result["changed"] and status["peer_group_found"]
+    peers = {p["address"]: p for p in status["discovered_peers"]}
+    assert sorted(peers) == ["10.255.0.31", "10.255.0.32"] and status["unmatched_peers"] == []
+    for node, (tunnel, owned, _subnet) in LEAVES.items():
+        item = peers[tunnel]
+        assert (item["state"], item["dynamic"], item["leafID"], item["accepted"]) == ("Established", True, node, 1)
+        assert item["received"] == 1 + 1 + len(HOSTILE) and item["rejected"] == 1 + len(HOSTILE)
+        assert owned not in item["rejected_routes"]
+        other = next(v[1] for n, v in LEAVES.items() if n != node)
+        assert item["rejected_reasons"][other] == "other-claim" and item["rejected_reasons"]["0.0.0.0/0"] == \
+            "default-route"
+    assert result["accepted_total"] == 2 and result["rejected_total"] == 2 * (1 + len(HOSTILE))
+    assert status["source_prefixes"] == ["10.255.0.21/32", "10.255.0.31/32", "10.255.0.32/32"]
+    assert status["listen_ranges_missing"] == []
+    assert [m["leafID"] for m in status["missing_peers"]] == ["leaf-pve"], "leaf-pve is admitted, never came up"
 
 
 def test_a_revocation_is_one_reload_that_drops_the_leafs_32_everywhere(mesh):

@@ -253,3 +253,33 @@ def apply_state(gobgpd, state, options=None):
         return "gobgp unchanged (%d leaves)" % leaves
     return "gobgp reloaded and verified%s (%d leaves)" % (
         ", then " + ", ".join(result["commands"]) if result["commands"] else "", leaves)
+
+
+def peer_info_outputs(gobgpd, peer_group, config_path=None):
+    """The gobgp JSON core/bgp_status_gobgp.gobgp_peer_status reads, for the peers of ``peer_group``; the group's
+    dynamic-neighbors ranges from ``config_path`` (gobgp's CLI does not list them), else None."""
+    neighbors = gobgpd.show("neighbor") or []
+    outputs = {"neighbors": neighbors, "rib": gobgpd.show("global", "rib", "-a", "ipv4") or {}, "adj_in": {},
+               "ranges": None}
+    for neighbor in neighbors:
+        conf, state = neighbor.get("conf") or {}, neighbor.get("state") or {}
+        address = state.get("neighbor_address") or conf.get("neighbor_address")
+        if conf.get("peer_group") == peer_group and _is_ipv4(address):   # an argv element, never a shell word
+            outputs["adj_in"][address] = gobgpd.show("neighbor", address, "adj-in", "-a", "ipv4") or {}
+    if config_path:
+        try:
+            with open(config_path, encoding="utf-8") as stream:
+                doc = parse(stream.read())[0] or {}
+        except OSError as exc:
+            raise GobgpError("%s: %s" % (config_path, exc.strerror or exc)) from None
+        outputs["ranges"] = [(d.get("config") or {}).get("prefix") for d in doc.get("dynamic-neighbors") or ()
+                             if (d.get("config") or {}).get("peer-group") == peer_group]
+    return outputs
+
+
+def _is_ipv4(text):
+    try:
+        ipaddress.IPv4Address(text)
+        return isinstance(text, str)
+    except ValueError:
+        return False
