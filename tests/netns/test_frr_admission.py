@@ -17,6 +17,7 @@ import yaml
 from mesh_views import leaf_claims, node_state
 
 from netns.harness import wait_for
+from netns.playbook import run_playbook
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(sys.executable).parent
@@ -48,26 +49,11 @@ def _apply_with_sam_bgp(topo, frrs, states, workdir, check=False, expect_rc=0, l
                 "announce": _announce(node), "export_any": node.startswith("leaf"), "leaf_routes": leaf_routes}
         item.update({"config": state} if isinstance(state, str) else {"desired": state})
         nodes.append(item)
-    (workdir / "nodes.yml").write_text(yaml.safe_dump({"nodes": nodes}))
-    (workdir / "apply.yml").write_text(yaml.safe_dump([{
-        "name": "Apply SAM BGP to every namespace", "hosts": "localhost", "connection": "local",
-        "gather_facts": False, "vars_files": [str(workdir / "nodes.yml")],
-        "tasks": [{"name": "Apply", "boma.mesh.sam_bgp": {
-            "desired": "{{ item.desired | default(omit) }}", "config": "{{ item.config | default(omit) }}",
-            "vty_socket": "{{ item.vty }}", "confdir": "{{ item.confdir }}",
-            "announce": "{{ item.announce }}", "export_any": "{{ item.export_any }}",
-            "leaf_routes": "{{ item.leaf_routes }}"},
-            "loop": "{{ nodes }}", "loop_control": {"label": "{{ item.node }}"}}]}]))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".build"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_PYTHON_INTERPRETER=sys.executable)
-    argv = [str(BIN / "ansible-playbook"), "-i", "localhost,", str(workdir / "apply.yml")]
-    argv += ["--check"] if check else []
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-    assert proc.returncode == expect_rc, proc.stdout[-3000:] + proc.stderr[-2000:]
-    if expect_rc:
-        return proc.stdout
-    recap = next(line for line in proc.stdout.splitlines() if line.startswith("localhost"))
-    return dict(part.split("=") for part in recap.split()[2:])
+    return run_playbook(workdir, "boma.mesh.sam_bgp", {
+        "desired": "{{ item.desired | default(omit) }}", "config": "{{ item.config | default(omit) }}",
+        "vty_socket": "{{ item.vty }}", "confdir": "{{ item.confdir }}",
+        "announce": "{{ item.announce }}", "export_any": "{{ item.export_any }}",
+        "leaf_routes": "{{ item.leaf_routes }}"}, nodes, check=check, expect_rc=expect_rc)
 
 
 def _established(frr):

@@ -9,18 +9,17 @@ with the file and the daemon left as they were.
 """
 
 import copy
-import os
 import pathlib
 import subprocess
 import sys
 import time
 
 import pytest
-import yaml
 from inprocess import collection_on_path, run_module
 from mesh_views import leaf_claims, node_state
 
 from netns.harness import wait_for
+from netns.playbook import run_playbook
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(sys.executable).parent
@@ -49,36 +48,22 @@ def apply(daemons, states, workdir, check=False, expect_rc=0, config=None):
                 "export_any": node != "rr"}
         item.update({"config": config, "role": "rr"} if config is not None else {"desired": state})
         nodes.append(item)
-    (workdir / "nodes.yml").write_text(yaml.safe_dump({"nodes": nodes}))
-    (workdir / "apply.yml").write_text(yaml.safe_dump([{
-        "name": "Apply SAM BGP to every gobgpd", "hosts": "localhost", "connection": "local", "gather_facts": False,
-        "vars_files": [str(workdir / "nodes.yml")],
-        "tasks": [{"name": "Apply", "boma.mesh.sam_gobgp": {
-            "desired": "{{ item.desired | default(omit) }}", "config": "{{ item.config | default(omit) }}",
-            "role": "{{ item.role | default(omit) }}", "config_path": "{{ item.path }}", "pid": "{{ item.pid }}",
-            "api_target": "{{ item.target }}", "export_any": "{{ item.export_any }}"},
-            "loop": "{{ nodes }}", "loop_control": {"label": "{{ item.node }}"}}]}]))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".build"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_PYTHON_INTERPRETER=sys.executable)
-    argv = [str(BIN / "ansible-playbook"), "-i", "localhost,", str(workdir / "apply.yml")]
-    argv += ["--check"] if check else []
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-    assert proc.returncode == expect_rc, proc.stdout[-3000:] + proc.stderr[-2000:]
-    if expect_rc:
-        return proc.stdout
-    recap = next(line for line in proc.stdout.splitlines() if line.startswith("localhost"))
-    return dict(part.split("=") for part in recap.split()[2:])
-
-
-def rib(gobgp):
-    table = gobgp.gobgp("global", "rib", "-a", "ipv4") or {}
-    return {prefix: sorted(p.get("neighbor-ip", "local") for p in paths) for prefix, paths in table.items()}
+    return run_playbook(workdir, "boma.mesh.sam_gobgp", {
+        "desired": "{{ item.desired | default(omit) }}", "config": "{{ item.config | default(omit) }}",
+        "role": "{{ item.role | default(omit) }}", "config_path": "{{ item.path }}", "pid": "{{ item.pid }}",
+        "api_target": "{{ item.target }}", "export_any": "{{ item.export_any }}"}, nodes, check=check,
+        expect_rc=expect_rc)
 
 
 def sessions(gobgp):
     """Addresses of the established sessions."""
     return sorted(n["state"]["neighbor_address"] for n in gobgp.gobgp("neighbor") or ()
                   if n.get("state", {}).get("session_state") == ESTABLISHED)
+
+
+def rib(gobgp):
+    table = gobgp.gobgp("global", "rib", "-a", "ipv4") or {}
+    return {prefix: sorted(p.get("neighbor-ip", "local") for p in paths) for prefix, paths in table.items()}
 
 
 def learned(gobgp):

@@ -95,15 +95,20 @@ def _rib(frr):
             for prefix, paths in frr.json("show bgp ipv4 unicast json").get("routes", {}).items()}
 
 
-@pytest.fixture(scope="module")
-def mesh(topo_module, tmp_path_factory):
-    topo, tmp = topo_module, tmp_path_factory.mktemp("reconcile")
+def link_rr_and_leaf(topo):
+    """rr-a and leaf-b, their loopback identities routed over one veth."""
     for node, identity in (("rr-a", RR), ("leaf-b", LEAF)):
         topo.add_host(node)
         topo.address(node, identity + "/32")
     topo.link("leaf-b", "rr-a", "172.31.0.0/30")
     topo.route("leaf-b", RR + "/32", "172.31.0.2")
     topo.route("rr-a", LEAF + "/32", "172.31.0.1")
+
+
+@pytest.fixture(scope="module")
+def mesh(topo_module, tmp_path_factory):
+    topo, tmp = topo_module, tmp_path_factory.mktemp("reconcile")
+    link_rr_and_leaf(topo)
     leaf_config = render_frr(node_state("cloudedge", "leaf-b")[0], {"announce": tuple(HOSTILE), "export_any": True})
     frrs = {"rr-a": topo.start_frr("rr-a", "hostname rr-a\n!\n"), "leaf-b": topo.start_frr("leaf-b", leaf_config)}
     started = time.monotonic()

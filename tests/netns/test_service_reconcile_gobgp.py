@@ -15,7 +15,17 @@ from mesh_views import node_state
 from boma_mesh_utils.sam.core import wire
 from boma_mesh_utils.sam.core.render.gobgp import render_gobgp
 from netns.harness import wait_for
-from netns.test_service_reconcile import ADMIN_TOKEN, HOSTILE, LEAF, LEAF_TOKEN, OWNED, RR, Service, _claim
+from netns.test_service_reconcile import (
+    ADMIN_TOKEN,
+    HOSTILE,
+    LEAF,
+    LEAF_TOKEN,
+    OWNED,
+    RR,
+    Service,
+    _claim,
+    link_rr_and_leaf,
+)
 
 ESTABLISHED = 6
 BARE = '[global.config]\n  as = 64577\n  router-id = "%s"\n'
@@ -35,12 +45,7 @@ def learned(gobgp):
 @pytest.fixture(scope="module")
 def mesh(topo_module, tmp_path_factory):
     topo, tmp = topo_module, tmp_path_factory.mktemp("reconcile-gobgp")
-    for node, identity in (("rr-a", RR), ("leaf-b", LEAF)):
-        topo.add_host(node)
-        topo.address(node, identity + "/32")
-    topo.link("leaf-b", "rr-a", "172.31.0.0/30")
-    topo.route("leaf-b", RR + "/32", "172.31.0.2")
-    topo.route("rr-a", LEAF + "/32", "172.31.0.1")
+    link_rr_and_leaf(topo)
     rr = topo.start_gobgpd("rr-a", BARE % RR)
     leaf = topo.start_gobgpd("leaf-b", render_gobgp(node_state("cloudedge", "leaf-b")[0], {"export_any": True}))
     for prefix in [OWNED] + HOSTILE:

@@ -336,12 +336,20 @@ def dynamic_peer_status(outputs, dynamic_peer_spec=None):
     peers = [_peer(addr, members[addr], admitted.get(addr), outputs, admission)
              for addr in sorted(members, key=_address_key)]
     seen = {_normal_range(r) for r in source_prefixes}
-    established = {p["address"] for p in peers if p["state"] == ESTABLISHED}
     return {
         "peer_group": name,
         "peer_group_found": bool(groups),
         "source_prefixes": source_prefixes,
         "listen_ranges_missing": [r for r in desired if _normal_range(r) not in seen],
+        **peer_totals(peers, admitted),
+        "warnings": ["%s %s" % (p["address"], w) for p in peers for w in p["warnings"]],
+    }
+
+
+def peer_totals(peers, admitted):
+    """The part of the result both daemons' readers compute alike from the peers and the admitted claims."""
+    established = {p["address"] for p in peers if p["state"] == ESTABLISHED}
+    return {
         "discovered_peers": peers,
         "accepted_total": sum(p["accepted"] or 0 for p in peers),
         "rejected_total": sum(p["rejected"] or 0 for p in peers),
@@ -351,5 +359,4 @@ def dynamic_peer_status(outputs, dynamic_peer_spec=None):
                            "state": _first(*[p["state"] for p in peers if p["address"] == addr])}
                           for addr, item in sorted(admitted.items(), key=lambda kv: _address_key(kv[0]))
                           if addr not in established],
-        "warnings": ["%s %s" % (p["address"], w) for p in peers for w in p["warnings"]],
     }

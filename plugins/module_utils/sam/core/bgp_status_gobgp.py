@@ -29,9 +29,9 @@ from .bgp_status import (
     _prefix_key,
     _reason,
     _spec_of,
-    _summarize,
     _text,
     _unique,
+    peer_totals,
 )
 
 # gobgp's session_state numbers (its API's PeerState.SessionState)
@@ -104,7 +104,6 @@ def gobgp_peer_status(outputs, dynamic_peer_spec=None):
     source = [str(n) for n in (_network(r) for r in _list(ranges)) if n is not None]
     desired = [str(r) for r in _list(spec.get("listenRanges"))]
     within = [n for n in (_network(r) for r in desired) if n is not None]
-    established = {p["address"] for p in peers if p["state"] == ESTABLISHED}
     warnings = ["%s %s" % (p["address"], w) for p in peers for w in p["warnings"]]
     if ranges is None:
         warnings.append("dynamic-neighbors ranges unknown: gobgp does not list them (give the configuration file)")
@@ -118,14 +117,6 @@ def gobgp_peer_status(outputs, dynamic_peer_spec=None):
             if _list(item.get("prefixes")) and (not within or any(_network(addr) and _network(addr).subnet_of(w)
                                                                   for w in within))
             and "%s/32" % addr not in source],
-        "discovered_peers": peers,
-        "accepted_total": sum(p["accepted"] or 0 for p in peers),
-        "rejected_total": sum(p["rejected"] or 0 for p in peers),
-        "rejected_summary": _summarize(peers),
-        "unmatched_peers": [p["address"] for p in peers if p["dynamic"] and p["address"] not in admitted],
-        "missing_peers": [{"claimRef": item.get("claimRef"), "leafID": item.get("leafID"), "neighbor": addr,
-                           "state": next((p["state"] for p in peers if p["address"] == addr), None)}
-                          for addr, item in sorted(admitted.items(), key=lambda kv: _address_key(kv[0]))
-                          if addr not in established],
+        **peer_totals(peers, admitted),
         "warnings": warnings,
     }
