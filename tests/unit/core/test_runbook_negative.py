@@ -35,10 +35,17 @@ def test_dynamic_peer_rejects_config_without_import_allowlist(mesh):
     assert not report.ok
 
 
-def test_import_policy_can_require_exact_host_routes(mesh):
-    assert "host-routes-only" not in rules(run(mesh), "warning")
-    find(mesh, "BGPDynamicPeer", "cloudedge-leaves")["spec"]["importPolicy"]["allowedPrefixLengthMin"] = 24
-    assert "host-routes-only" in rules(run(mesh), "warning")
+@pytest.mark.parametrize("bounds, ok", [((32, 32), True), ((None, None), True), ((24, 32), False),
+                                         ((None, 32), False), ((32, None), False), ((0, 32), False)])
+def test_import_policy_bounds_are_omitted_or_both_32_as_routerd_requires(mesh, bounds, ok):
+    policy = find(mesh, "BGPDynamicPeer", "cloudedge-leaves")["spec"]["importPolicy"]
+    for key, value in zip(("allowedPrefixLengthMin", "allowedPrefixLengthMax"), bounds):
+        policy.pop(key, None)
+        if value is not None:
+            policy[key] = value
+    report = run(mesh)
+    assert ("host-routes-only" in rules(report)) is not ok and report.ok is ok
+    assert "host-routes-only" not in rules(report, "warning")
 
 
 def test_import_policy_min_greater_than_max_is_rejected(mesh):

@@ -58,10 +58,11 @@ def _dynamic_peer(mesh, peer, findings):
     if lo > hi:
         findings.append(Finding(ref, "spec.importPolicy.allowedPrefixLengthMin", "prefix-length-range",
                                 "allowedPrefixLengthMin %d is greater than allowedPrefixLengthMax %d" % (lo, hi)))
-    elif (lo, hi) != (32, 32):
+    elif (peer.length_min, peer.length_max) not in ((None, None), (32, 32)):
+        # routerd's rule: omitted (exact /32s, as rendered) or both 32; anything else would admit other lengths
         findings.append(Finding(ref, "spec.importPolicy", "host-routes-only",
-                                "allowedPrefixLengthMin/Max are %d/%d; SAM admits only /32 host routes, set both to 32"
-                                % (lo, hi), WARNING))
+                                "allowedPrefixLengthMin/Max are %s/%s: they must be omitted or both be 32 (SAM admits "
+                                "only /32 host routes)" % (_bound(peer.length_min), _bound(peer.length_max))))
 
 
 def _transport(mesh, profile, findings):
@@ -141,3 +142,7 @@ def _policy(mesh, policy, findings):
         findings.append(Finding(ref, "spec.mobilityPoolRefs", "mobility-scope",
                                 "set mobilityPoolRefs or mobilityPrefixes: without them no /32 can be authorized",
                                 ERROR))
+
+
+def _bound(value):
+    return "unset" if value is None else value
