@@ -35,8 +35,11 @@ def test_dynamic_peer_rejects_config_without_import_allowlist(mesh):
     assert not report.ok
 
 
-@pytest.mark.parametrize("bounds, ok", [((32, 32), True), ((None, None), True), ((24, 32), False),
-                                         ((None, 32), False), ((32, None), False), ((0, 32), False)])
+BOUNDS = [((32, 32), True), ((None, None), True), ((24, 32), False), ((None, 32), False), ((32, None), False),
+          ((0, 32), False)]
+
+
+@pytest.mark.parametrize("bounds, ok", BOUNDS)
 def test_import_policy_bounds_are_omitted_or_both_32_as_routerd_requires(mesh, bounds, ok):
     policy = find(mesh, "BGPDynamicPeer", "cloudedge-leaves")["spec"]["importPolicy"]
     for key, value in zip(("allowedPrefixLengthMin", "allowedPrefixLengthMax"), bounds):
