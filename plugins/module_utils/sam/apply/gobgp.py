@@ -28,7 +28,7 @@ import tempfile
 import time
 
 from ..core.render.gobgp import render_gobgp
-from ..core.render.gobgp_lint import lint_gobgp, parse, reset_commands
+from ..core.render.gobgp_lint import is_address, lint_gobgp, parse, reset_commands
 
 ACCEPT, REJECT = 1, 2     # gobgp's RouteAction in its JSON (default_action, route_action)
 RELOAD_TIMEOUT = 10.0
@@ -264,7 +264,7 @@ def peer_info_outputs(gobgpd, peer_group, config_path=None):
     for neighbor in neighbors:
         conf, state = neighbor.get("conf") or {}, neighbor.get("state") or {}
         address = state.get("neighbor_address") or conf.get("neighbor_address")
-        if conf.get("peer_group") == peer_group and _is_ipv4(address):   # an argv element, never a shell word
+        if conf.get("peer_group") == peer_group and is_address(address):   # an argv element, never a shell word
             outputs["adj_in"][address] = gobgpd.show("neighbor", address, "adj-in", "-a", "ipv4") or {}
     if config_path:
         try:
@@ -275,11 +275,3 @@ def peer_info_outputs(gobgpd, peer_group, config_path=None):
         outputs["ranges"] = [(d.get("config") or {}).get("prefix") for d in doc.get("dynamic-neighbors") or ()
                              if (d.get("config") or {}).get("peer-group") == peer_group]
     return outputs
-
-
-def _is_ipv4(text):
-    try:
-        ipaddress.IPv4Address(text)
-        return isinstance(text, str)
-    except ValueError:
-        return False

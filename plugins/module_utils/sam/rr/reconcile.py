@@ -143,7 +143,7 @@ def factory(service, args):
         full = last["full_at"] is None or now - last["full_at"] >= repair
         parts, failed = [], []
         try:
-            summary, whole = _apply_bgp_part(bgp, state, apply.steps, memory, full,
+            summary, whole = _apply_bgp_part(bgp, state, apply.steps, memory,
                                              lambda: apply_bgp(state, vty, confdir, options, memory=memory, full=full))
             parts.append(summary)
             if whole:        # asked for, or a delta that fell back (gobgpd: every run reads the whole file)
@@ -165,9 +165,9 @@ def factory(service, args):
     return apply
 
 
-def _apply_bgp_part(bgp, state, steps, memory, full, frr):
+def _apply_bgp_part(bgp, state, steps, memory, frr):
     """(summary, whether the whole configuration was applied) of the BGP part of a run: gobgpd when ``bgp`` is
-    set, else FRR through ``frr()`` (apply/node.apply_bgp: a delta from ``memory`` unless ``full``)."""
+    set, else FRR through ``frr()`` (apply/node.apply_bgp with ``memory``: a delta unless the run is a full one)."""
     if bgp is not None:
         clock = Steps(steps)
         summary = bgp(state)

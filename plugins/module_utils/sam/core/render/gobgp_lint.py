@@ -134,7 +134,7 @@ def _statement(statement, sets, role, where, problems):
         problems.append("%s: an RR's accept statement must match a neighbor set (else any leaf may announce it)"
                         % where)
     hop = (actions.get("bgp-actions") or {}).get("set-next-hop")
-    if hop is not None and hop not in NEXT_HOP_WORDS and not _is_address(hop):
+    if hop is not None and hop not in NEXT_HOP_WORDS and not is_address(hop):
         problems.append("%s: set-next-hop %r is neither %s nor an IPv4 address: gobgpd drops the whole policy"
                         % (where, hop, " nor ".join(NEXT_HOP_WORDS)))
 
@@ -194,7 +194,8 @@ def _is_prefix(value):
         return False
 
 
-def _is_address(value):
+def is_address(value):
+    """An IPv4 address written as a str (gobgp's set-next-hop, a neighbor address in an argv)."""
     try:
         ipaddress.IPv4Address(value)
         return isinstance(value, str)
