@@ -98,7 +98,7 @@ class Gobgpd:
 
 
 def apply(gobgpd, candidate, role, check_mode=False, export_any=False, timeout=RELOAD_TIMEOUT):
-    """{changed, before, after, commands, differences} after making gobgpd run ``candidate``; raises GobgpError."""
+    """{changed, before, after, commands} after making gobgpd run ``candidate``; raises GobgpError."""
     problems = lint_gobgp(candidate, role, export_any=export_any)
     before = gobgpd.current()
     directory = os.path.dirname(gobgpd.config_path) or "."
@@ -118,7 +118,7 @@ def apply(gobgpd, candidate, role, check_mode=False, export_any=False, timeout=R
             differences = held_differences(gobgpd, doc, role, export_any)
             changed = bool(differences)      # the file is right, the daemon is not: reload it (repair)
         if changed and check_mode:
-            return {"changed": True, "before": before, "after": candidate, "commands": [], "differences": []}
+            return {"changed": True, "before": before, "after": candidate, "commands": []}
         if changed:
             if before != candidate:
                 os.replace(path, gobgpd.config_path)
@@ -135,7 +135,7 @@ def apply(gobgpd, candidate, role, check_mode=False, export_any=False, timeout=R
         commands += drop_unadmitted(gobgpd, doc, role, check_mode)
         commands += originate(gobgpd, before, doc, role, check_mode)
         return {"changed": changed or bool(commands), "before": before, "after": candidate,
-                "commands": [" ".join(argv[len(gobgpd.cli()):]) for argv in commands], "differences": []}
+                "commands": [" ".join(argv[len(gobgpd.cli()):]) for argv in commands]}
     finally:
         if path is not None and os.path.exists(path):
             os.unlink(path)

@@ -23,6 +23,8 @@ which ``reset_commands`` says which ``gobgp`` resets must follow.  Pure: stdlib 
 import ipaddress
 import re
 
+from ..memo import Memo
+
 try:
     import tomllib
 except ImportError:   # Python < 3.11: the lint fails closed (it says why) instead of passing unread text
@@ -34,14 +36,29 @@ NEXT_HOP_WORDS = ("self", "unchanged")
 _MASK_RANGE = re.compile(r"^(\d{1,2})\.\.(\d{1,2})$")
 
 
+# text -> (document, problems): one apply reads the candidate and the file it replaces several times (lint, the
+# read-back, the resets, the originated /32s), and an RR's file with thousands of leaves takes long to parse.  The
+# documents are only read, never changed, so a hit is shared.
+_PARSED = Memo(limit=4, max_bytes=64 << 20)
+
+
 def parse(text):
-    """(TOML document, []) or (None, [problem]) for a candidate."""
+    """(TOML document, [] or [problem]) for a candidate; the document is None when it is not TOML."""
+    hit = _PARSED.get(text) if isinstance(text, str) else None
+    if hit is None:
+        hit = _parse(text)
+        if isinstance(text, str):
+            _PARSED.put(text, hit, len(text))
+    return hit[0], list(hit[1])     # a list of its own: lint_gobgp appends to it
+
+
+def _parse(text):
     if tomllib is None:
-        return None, ["gobgpd candidate: reading TOML needs Python 3.11 (tomllib); nothing was checked"]
+        return None, ("gobgpd candidate: reading TOML needs Python 3.11 (tomllib); nothing was checked",)
     try:
-        return tomllib.loads(text), []
+        return tomllib.loads(text), ()
     except (tomllib.TOMLDecodeError, TypeError) as exc:
-        return None, ["gobgpd candidate is not TOML: %s" % exc]
+        return None, ("gobgpd candidate is not TOML: %s" % exc,)
 
 
 def lint_gobgp(text, role, export_any=False):
