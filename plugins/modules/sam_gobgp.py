@@ -102,6 +102,12 @@ options:
   pid:
     description: PID of a gobgpd that systemd does not run (a lab, a test); overrides O(service).
     type: int
+  pid_file:
+    description:
+      - File holding the PID of a gobgpd that systemd does not run (its first word), read at each reload, so a
+        supervisor that restarts gobgpd keeps working; overrides O(service). Mutually exclusive with O(pid).
+    type: path
+    version_added: 0.2.0
   reload_timeout:
     description: Seconds to wait for gobgpd to hold the candidate after the reload.
     type: float
@@ -165,9 +171,10 @@ def main():
             "api_target": {"type": "str"},
             "service": {"type": "str", "default": "gobgpd"},
             "pid": {"type": "int"},
+            "pid_file": {"type": "path"},
             "reload_timeout": {"type": "float", "default": 10},
         },
-        mutually_exclusive=[("desired", "config")],
+        mutually_exclusive=[("desired", "config"), ("pid", "pid_file")],
         required_one_of=[("desired", "config")],
         required_by={"config": ["role"]},
         supports_check_mode=True,
@@ -187,7 +194,8 @@ def main():
         module.fail_json(msg="role: %r is not rr or leaf (desired.role or the role option)" % (role,))
     gobgpd = Gobgpd(module.run_command, config_path=params["config_path"], gobgpd=params["gobgpd"],
                     gobgp=params["gobgp"], api_host=params["api_host"], api_port=params["api_port"],
-                    api_target=params["api_target"], pid=params["pid"], service=params["service"])
+                    api_target=params["api_target"], pid=params["pid"], service=params["service"],
+                    pid_file=params["pid_file"])
     try:
         result = apply(gobgpd, candidate, role, check_mode=module.check_mode, export_any=params["export_any"],
                        timeout=params["reload_timeout"])

@@ -6,6 +6,7 @@ refuses part of one).  The real daemon is tests/netns/test_gobgp_apply.py's.
 """
 
 import json
+import os
 import signal
 
 import pytest
@@ -22,6 +23,7 @@ class FakeGobgpd:
     def __init__(self, path, loaded=None, refuse=False, drop_policy=False):
         self.path, self.loaded, self.refuse, self.drop_policy = path, loaded, refuse, drop_policy
         self.calls, self.signals, self.rib, self.dynamic = [], [], {}, []
+        self.started = loaded      # gobgpd reads [global.config] when it starts, never on a reload
 
     def kill(self, pid, sig):
         self.signals.append((pid, sig))
@@ -43,6 +45,9 @@ class FakeGobgpd:
     def answer(self, args):
         doc = parse(self.loaded)[0] if self.loaded else {}
         want = apply_gobgp.expected(doc, "rr" if "import-policy-list" in str(doc) else "leaf")
+        if args == ["global"]:
+            glob = ((parse(self.started or self.loaded or "")[0] or {}).get("global") or {}).get("config") or {}
+            return {"asn": glob.get("as"), "router_id": glob.get("router-id"), "listen_port": 179}
         if args[:2] == ["global", "policy"]:
             policies = [] if self.drop_policy else [{"name": name, "statements": [{"name": s} for s in statements]}
                                                     for name, statements in want["policies"]]
@@ -195,3 +200,33 @@ def test_an_rr_resets_the_session_of_a_leaf_no_range_admits_any_more(conf):
     assert result["changed"] and result["commands"] == ["neighbor 10.255.0.99 reset"] and fake.signals == []
     fake.dynamic = ["10.255.0.31"]
     assert apply_gobgp.apply(gobgpd(fake), RR, "rr") == dict(result, changed=False, commands=[])
+
+
+def test_a_changed_as_is_refused_after_the_reload_with_the_restart_it_needs(conf):
+    conf.write_text(RR)
+    fake = FakeGobgpd(conf, loaded=RR)
+    other = RR.replace("as = 64577", "as = 64578", 1)
+    assert other != RR
+    with pytest.raises(apply_gobgp.GobgpError, match=r"AS and router ID 64577/.*expected 64578/.*restart it"):
+        apply_gobgp.apply(gobgpd(fake), other, "rr", timeout=0.1)
+
+
+def test_the_pid_file_is_read_at_each_reload(conf, tmp_path):
+    pid_file = tmp_path / "gobgpd.pid"
+    fake = FakeGobgpd(conf)
+    daemon = apply_gobgp.Gobgpd(fake.run_command, config_path=str(conf), pid_file=str(pid_file), kill=fake.kill)
+    with pytest.raises(apply_gobgp.GobgpError, match="pid file"):
+        apply_gobgp.apply(daemon, RR, "rr")
+    assert conf.read_text() == RR and not fake.signals    # written, not yet loaded: the next apply reloads it
+    pid_file.write_text("4343\n")
+    apply_gobgp.apply(daemon, RR, "rr")
+    assert fake.signals[-1] == (4343, signal.SIGHUP)
+
+
+def test_the_replaced_file_keeps_its_owner_and_group(conf):
+    conf.write_text(RR.replace("10.77", "10.78", 1))
+    os.chown(conf, 0, 4242)
+    fake = FakeGobgpd(conf, loaded=conf.read_text())
+    apply_gobgp.apply(gobgpd(fake), RR, "rr")
+    stat = conf.stat()
+    assert (stat.st_gid, stat.st_mode & 0o777) == (4242, 0o640)

@@ -240,3 +240,20 @@ def test_a_pass_longer_than_the_refresh_interval_is_followed_at_once_not_after_m
     assert agent.sleep_for(wait) == 7
     revoked = leaf.decide.Action(leaf.decide.REVOKED, "revoked", None)
     assert agent.sleep_for(revoked) == leaf.decide.MAX_SLEEP.total_seconds()
+
+
+def test_a_gobgp_leaf_applies_through_gobgpd_with_the_agents_options(tmp_path, monkeypatch):
+    """--bgp-daemon gobgp: the state goes to apply/gobgp.apply_state (FRR is never called) with a Gobgpd built
+    from the agent's gobgp options and its connect timer."""
+    seen = []
+    monkeypatch.setattr(leaf, "apply_state", lambda gobgpd, state, options: seen.append((gobgpd, state, options))
+                        or "gobgp unchanged (0 leaves)")
+    monkeypatch.setattr(leaf, "apply_bgp", lambda *a, **k: pytest.fail("FRR applied on a gobgp leaf"))
+    s = leaf.Settings(node="leaf-0", endpoints=["unix:/a"], api_token="t", state_dir=str(tmp_path), apply="bgp",
+                      bgp_daemon="gobgp", bgp_connect_timer=5,
+                      gobgp={"config_path": "/srv/g.conf", "api_target": "unix:///run/g.sock", "pid_file": "/run/g.pid"})
+    agent = leaf.Agent(s, lambda: ([("mem", {"resources": [intent()]})], KEY), transport=FakeRR())
+    assert agent._apply({"node": "leaf-0", "role": "leaf", "resources": []}) == "gobgp unchanged (0 leaves)"
+    gobgpd, _state, options = seen[0]
+    assert (gobgpd.config_path, gobgpd.pid_file, options) == ("/srv/g.conf", "/run/g.pid", {"connect_retry": 5})
+    assert gobgpd.cli()[1:] == ["--target", "unix:///run/g.sock"]

@@ -4,15 +4,19 @@
 
 1. The candidate is linted (core/render/gobgp_lint: what gobgpd would drop or run open) and checked by gobgpd
    itself (``gobgpd -f FILE -t toml -d``) before anything is written: an invalid candidate changes nothing.
-2. It replaces the configuration file atomically (same directory, 0640) and gobgpd reloads it on SIGHUP: peers
-   whose settings did not change keep their sessions.  Debian's unit has ``ExecReload=/usr/bin/gobgpd -r``,
-   which starts a second daemon instead of reloading, so the signal goes to the unit's main process.
+2. It replaces the configuration file atomically (same directory, 0640, the owner and group of the file it
+   replaces: the roles' gobgpd runs as user gobgpd and reads it through its group) and gobgpd reloads it on
+   SIGHUP: peers whose settings did not change keep their sessions.  Debian's unit has
+   ``ExecReload=/usr/bin/gobgpd -r``, which starts a second daemon instead of reloading, so the signal goes to
+   the unit's main process.
 3. The resets a policy change needs follow (gobgp_lint.reset_commands); an RR resets the dynamic sessions no
    range admits any more (a revoked leaf: gobgpd keeps them across a reload); a leaf's own /32s are originated
    (``gobgp global rib add``) and the ones it no longer owns withdrawn.
-4. What gobgpd holds is read back as JSON and compared with the candidate: the global policy (its statements and
-   default), every prefix and neighbor set, the configured neighbors and a leaf's originated prefixes.  gobgpd
-   installs no policy at all when it refuses part of one, so this is what proves the reload took.
+4. What gobgpd holds is read back as JSON and compared with the candidate: the AS and router ID, the global policy
+   (its statements and default), every prefix and neighbor set, the configured neighbors and a leaf's originated
+   prefixes.  gobgpd installs no policy at all when it refuses part of one, so this is what proves the reload
+   took; and it never reloads its ``[global.config]``, so a changed AS or router ID is an error that says to
+   restart it (every session drops: the apply does not do that by itself).
 
 ``apply`` takes the text (the module's ``config`` or render/gobgp.render_gobgp's) and the node's role;
 ``apply_state`` renders a materialized state first, for the RR's reconcile loop (``samctl serve --bgp-daemon
@@ -42,13 +46,15 @@ class Gobgpd:
     """gobgpd on this host: its configuration file, its gRPC API (through the gobgp CLI) and its process."""
 
     def __init__(self, run_command, config_path="/etc/gobgpd.conf", gobgpd="/usr/bin/gobgpd", gobgp="/usr/bin/gobgp",
-                 api_host="127.0.0.1", api_port=50051, api_target=None, pid=None, service="gobgpd", kill=os.kill):
+                 api_host="127.0.0.1", api_port=50051, api_target=None, pid=None, service="gobgpd", kill=os.kill,
+                 pid_file=None):
         self.run_command = run_command     # AnsibleModule.run_command-like: argv -> (rc, out, err)
         self.config_path = config_path
         self.gobgpd, self.gobgp = gobgpd, gobgp
         # api_target: gobgp's --target (unix:///path of a gobgpd started with --api-hosts unix:///path)
         self.api = ["--target", api_target] if api_target else ["-u", str(api_host), "-p", str(int(api_port))]
         self.pid, self.service, self.kill = pid, service, kill
+        self.pid_file = pid_file           # read at each reload: a supervisor that restarts gobgpd rewrites it
 
     def cli(self):
         return [self.gobgp] + self.api
@@ -69,6 +75,16 @@ class Gobgpd:
     def main_pid(self):
         if self.pid:
             return int(self.pid)
+        if self.pid_file:
+            try:
+                with open(self.pid_file, encoding="ascii") as stream:
+                    pid = int((stream.read().split() or ["0"])[0])
+            except (OSError, ValueError) as exc:
+                raise GobgpError("gobgpd's pid file %s: %s" % (self.pid_file, getattr(exc, "strerror", None) or exc)) \
+                    from None
+            if pid <= 0:
+                raise GobgpError("gobgpd's pid file %s names no process" % self.pid_file)
+            return pid
         rc, out, err = self.run_command(["systemctl", "show", "--property", "MainPID", "--value", self.service])
         pid = int(out.strip()) if rc == 0 and out.strip().isdigit() else 0
         if pid <= 0:
@@ -106,6 +122,7 @@ def apply(gobgpd, candidate, role, check_mode=False, export_any=False, timeout=R
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(candidate)
+        _keep_owner(path, gobgpd.config_path)
         os.chmod(path, 0o640)
         if not problems:
             problems = gobgpd.check(path)
@@ -141,6 +158,20 @@ def apply(gobgpd, candidate, role, check_mode=False, export_any=False, timeout=R
             os.unlink(path)
 
 
+def _keep_owner(path, target):
+    """``path`` gets the owner and group of ``target`` (when it exists): gobgpd reads it as its own user."""
+    try:
+        old = os.stat(target)
+    except FileNotFoundError:
+        return
+    if (old.st_uid, old.st_gid) != (os.getuid(), os.getgid()):
+        try:
+            os.chown(path, old.st_uid, old.st_gid)
+        except OSError as exc:
+            raise GobgpError("cannot give the candidate %s's owner and group (gobgpd could not read it): %s"
+                             % (target, exc.strerror or exc)) from None
+
+
 def _wait_held(gobgpd, doc, role, export_any, timeout):
     """held_differences until there are none or ``timeout`` s passed (gobgpd reloads asynchronously)."""
     deadline = time.monotonic() + timeout
@@ -159,7 +190,9 @@ def expected(doc, role, export_any=False):
     statements = {p.get("name"): [s.get("name") for s in p.get("statements") or ()]
                   for p in doc.get("policy-definitions") or ()}
     defined = doc.get("defined-sets") or {}
+    glob = (doc.get("global") or {}).get("config") or {}
     return {
+        "global": (glob.get("as"), glob.get("router-id")),
         "direction": direction,
         "policies": [(name, statements.get(name, [])) for name in names],
         "default": ACCEPT if role != "rr" and export_any else REJECT,
@@ -175,6 +208,11 @@ def held_differences(gobgpd, doc, role, export_any=False):
     """What gobgpd holds against the candidate, as a list of differences (empty: it runs the candidate)."""
     want = expected(doc, role, export_any)
     problems = []
+    held = gobgpd.show("global") or {}
+    if (held.get("asn"), held.get("router_id")) != want["global"]:
+        # gobgpd reads [global.config] only when it starts; a reload keeps the old AS and router ID
+        problems.append("AS and router ID %s/%s, expected %s/%s: gobgpd applies [global.config] only when it starts;"
+                        " restart it (every session drops)" % (held.get("asn"), held.get("router_id"), *want["global"]))
     policy = gobgpd.show("global", "policy", want["direction"]) or {}
     have = [(p.get("name"), [s.get("name") for s in p.get("statements") or ()]) for p in policy.get("policies") or ()]
     if have != want["policies"]:

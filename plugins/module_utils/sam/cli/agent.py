@@ -18,9 +18,11 @@ from ..io import enroll_client, tokens
 from ..leaf import agent as leaf
 from .common import (
     InputError,
+    add_gobgp_args,
     add_transport_args,
     check_ca,
     endpoint_arg,
+    gobgp_options,
     load_configs,
     parse_now,
     read_bearer,
@@ -48,6 +50,8 @@ def _settings(args):
         raise InputError("samctl agent needs " + ", ".join(missing))
     if min(args.refresh_interval, args.backoff_max, args.repair_interval) <= 0:
         raise InputError("--refresh-interval, --backoff-max and --repair-interval must be positive")
+    if args.bgp_daemon == "gobgp" and args.bgp_bfd:
+        raise InputError("--bgp-bfd is an FRR option, not for --bgp-daemon gobgp (docs/bgp.md)")
     check_ca(args.ca_file)
     try:
         os.makedirs(args.state_dir, mode=0o700, exist_ok=True)
@@ -59,7 +63,8 @@ def _settings(args):
         backoff_max=args.backoff_max, wg_key_file=args.wg_key_file, textfile=args.textfile,
         frr_vty_socket=args.frr_vty_socket, frr_confdir=args.frr_confdir, ca_file=args.ca_file, timeout=args.timeout,
         bgp_bfd=args.bgp_bfd, bgp_connect_timer=args.bgp_connect_timer, wg_listen_port=args.wg_listen_port,
-        repair_interval=args.repair_interval)
+        repair_interval=args.repair_interval, bgp_daemon=args.bgp_daemon,
+        gobgp=gobgp_options(args) if args.bgp_daemon == "gobgp" else None)
 
 
 def cmd_status(args, out):
@@ -168,6 +173,7 @@ def add_parser(sub):
     p.add_argument("--bgp-connect-timer", type=int, default=2, metavar="S",
                    help="connect-retry toward the RRs in seconds (as sam_bgp's connect_timer, default 2)")
     p.add_argument("--wg-listen-port", type=int, metavar="PORT", help="WireGuard listen port (--apply all)")
+    add_gobgp_args(p, "--apply bgp|all")
     p.add_argument("--repair-interval", type=float, default=300.0, metavar="SECONDS",
                    help="apply in full at least this often even when the desired state is unchanged (default 300)")
     add_transport_args(p)

@@ -119,3 +119,23 @@ def add_transport_args(p):
     p.add_argument("--ca-file", metavar="F", help="CA bundle that signs the RRs' TLS certificates (https)")
     p.add_argument("--timeout", type=float, default=http_client.DEFAULT_TIMEOUT,
                    help="seconds per request (default 10)")
+
+
+def add_gobgp_args(p, when):
+    """--bgp-daemon and the gobgpd options, the same for `samctl serve --reconcile` and `samctl agent --apply`."""
+    p.add_argument("--bgp-daemon", choices=("frr", "gobgp"), default="frr",
+                   help="%s: the BGP daemon (gobgp: sam_gobgp's path, a reload of --gobgp-config)" % when)
+    p.add_argument("--gobgp-config", default="/etc/gobgpd.conf", help="%s gobgp: gobgpd's configuration file" % when)
+    p.add_argument("--gobgp-api-target", metavar="unix:///PATH",
+                   help="%s gobgp: gobgpd's API on a unix socket (default: 127.0.0.1:50051)" % when)
+    p.add_argument("--gobgp-service", default="gobgpd", help="%s gobgp: systemd unit signalled to reload" % when)
+    pid = p.add_mutually_exclusive_group()
+    pid.add_argument("--gobgp-pid", type=int, help="%s gobgp: PID of a gobgpd systemd does not run" % when)
+    pid.add_argument("--gobgp-pid-file", metavar="F",
+                     help="%s gobgp: pid file of a gobgpd systemd does not run, read at each reload" % when)
+
+
+def gobgp_options(args):
+    """apply/gobgp.Gobgpd's keyword arguments from add_gobgp_args' options."""
+    return {"config_path": args.gobgp_config or "/etc/gobgpd.conf", "api_target": args.gobgp_api_target,
+            "pid": args.gobgp_pid, "pid_file": args.gobgp_pid_file, "service": args.gobgp_service or "gobgpd"}

@@ -23,7 +23,7 @@ from ..io.http_client import request
 from ..rr import http_server, retention, rr_keys
 from ..rr.replicate import Replicator
 from ..rr.service import LOG, Service
-from .common import FindingsError, InputError, load_configs
+from .common import FindingsError, InputError, add_gobgp_args, load_configs
 
 
 def read_secret_file(path, what):
@@ -336,13 +336,7 @@ def add_parser(sub):
     p.add_argument("--repair-interval", type=float, default=300.0, metavar="SECONDS",
                    help="reconcile: apply in full at least this often even when the desired state is unchanged "
                         "(a renewal changes nothing, so it touches neither FRR nor the kernel; default 300)")
-    p.add_argument("--bgp-daemon", choices=("frr", "gobgp"), default="frr",
-                   help="reconcile: the RR's BGP daemon (gobgp: sam_gobgp's path, a reload of --gobgp-config)")
-    p.add_argument("--gobgp-config", default="/etc/gobgpd.conf", help="reconcile gobgp: gobgpd's configuration file")
-    p.add_argument("--gobgp-api-target", metavar="unix:///PATH", help="reconcile gobgp: gobgpd's API on a unix socket "
-                   "(default: 127.0.0.1:50051)")
-    p.add_argument("--gobgp-service", default="gobgpd", help="reconcile gobgp: systemd unit signalled to reload")
-    p.add_argument("--gobgp-pid", type=int, help="reconcile gobgp: PID of a gobgpd systemd does not run (labs, tests)")
+    add_gobgp_args(p, "reconcile")
     p.add_argument("--frr-vty-socket", help="FRR vty socket directory (FRR in a namespace)")
     p.add_argument("--frr-confdir", default="/etc/frr", help="where frr.conf is persisted")
     # The same BGP options the sam_rr role gives sam_materialize/sam_bgp, so both writers render alike.

@@ -19,7 +19,8 @@ import secrets
 import threading
 
 from ..apply.dataplane import DataplaneMemory, apply_dataplane
-from ..apply.node import FrrMemory, apply_bgp
+from ..apply.gobgp import Gobgpd, apply_state
+from ..apply.node import FrrMemory, apply_bgp, run_command
 from ..core import agent as decide
 from ..core import lease, signing
 from ..core.fields import format_time, parse_time
@@ -62,6 +63,8 @@ class Settings:
     frr_confdir: str = "/etc/frr"
     bgp_bfd: bool = False        # render_frr's options: the same as the play's sam_bgp, or the two would fight
     bgp_connect_timer: int = 2
+    bgp_daemon: str = "frr"      # frr | gobgp (sam_gobgp's path: lint, gobgpd -d, file, SIGHUP, read-back)
+    gobgp: dict = None           # apply/gobgp.Gobgpd's options (config_path, api_target, pid_file, service)
     wg_listen_port: int = None
     repair_interval: float = 300.0   # apply in full this often even when nothing changed (hand edits, reboots)
     ca_file: str = None
@@ -240,8 +243,13 @@ class Agent:
 
     # -- apply -------------------------------------------------------------------------------------------
     def _apply(self, desired):
-        options = {"bfd": self.s.bgp_bfd, "connect_timer": self.s.bgp_connect_timer}
-        parts = [apply_bgp(desired, self.s.frr_vty_socket, self.s.frr_confdir, options, memory=self.frr_memory)]
+        if self.s.bgp_daemon == "gobgp":
+            # no delta memory: gobgpd diffs the file itself on a reload (apply/gobgp.py)
+            gobgpd = Gobgpd(run_command, **(self.s.gobgp or {}))
+            parts = [apply_state(gobgpd, desired, {"connect_retry": self.s.bgp_connect_timer})]
+        else:
+            options = {"bfd": self.s.bgp_bfd, "connect_timer": self.s.bgp_connect_timer}
+            parts = [apply_bgp(desired, self.s.frr_vty_socket, self.s.frr_confdir, options, memory=self.frr_memory)]
         if self.s.apply == "all":
             key_file = self.s.wg_key_file or os.path.join(self.s.state_dir, KEY_FILE)
             parts.extend(apply_dataplane(desired, {"key_file": key_file, "listen_port": self.s.wg_listen_port},

@@ -193,6 +193,7 @@ def _bgp_applier(args, vty, confdir, rr_peering):
         raise ReconcileError("--bgp-bfd and --bgp-leaf-routes aggregate are FRR options, not for --bgp-daemon gobgp")
     gobgpd = Gobgpd(run_command, config_path=getattr(args, "gobgp_config", None) or "/etc/gobgpd.conf",
                     api_target=getattr(args, "gobgp_api_target", None), pid=getattr(args, "gobgp_pid", None),
+                    pid_file=getattr(args, "gobgp_pid_file", None),
                     service=getattr(args, "gobgp_service", None) or "gobgpd")
     return lambda state: apply_state(gobgpd, state)
 
