@@ -15,6 +15,8 @@ import hashlib
 import hmac
 import re
 
+from .payload import canonical_payload, go_trim
+
 API_PREFIX = "/api/control.routerd.net/v1alpha1"
 CONTROL_API_VERSION = "control.routerd.net/v1alpha1"
 CLAIM_API_VERSION = "mobility.routerd.net/v1alpha1"
@@ -22,6 +24,10 @@ RESPONSE_MAC_HEADER = "X-Boma-Response-MAC"
 REQUEST_NONCE_HEADER = "X-Boma-Request-Nonce"
 REQUEST_NONCE_RULE = "request-nonce"
 MAC_V2_PREFIX = "v2="
+# The leaf's downgrade for an RR that sends no response MAC (routerd's): docs/api.md, "A boma leaf with a routerd RR".
+RESPONSE_MAC_REQUIRED = "required"
+RESPONSE_MAC_OPTIONAL = "optional"
+RESPONSE_MAC_CHOICES = (RESPONSE_MAC_REQUIRED, RESPONSE_MAC_OPTIONAL)
 NO_DIGEST = "-"
 _NONCE_RE = re.compile(r"[0-9a-f]{16,64}")
 MAX_BODY = 64 * 1024
@@ -138,3 +144,14 @@ def response_mac_header(key, body, status, method, target, nonce, digest):
     if nonce is None:
         return response_mac(key, body)
     return response_mac_v2(key, status, method, target, nonce, digest, body)
+
+
+def routerd_claim_digest(spec):
+    """The ``claimDigest`` routerd's RR states in a topology answer (its samenrollment.ClaimDigest of the claim it
+    holds): the signed payload, joinHMAC, expiresAt and revoked.  Ours states lease.claim_digest, which leaves the
+    last two out, so a leaf that talks to a routerd RR must know both forms."""
+    spec = spec if isinstance(spec, dict) else {}
+    lines = [canonical_payload(spec), "joinHMAC=" + go_trim(str(spec.get("joinHMAC") or "")),
+             "expiresAt=" + go_trim(str(spec.get("expiresAt") or "")),
+             "revoked=" + ("true" if spec.get("revoked") is True else "false")]
+    return "sha256:" + hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()

@@ -60,6 +60,7 @@ class JoinResult:
     findings: tuple = ()
     skipped: list = field(default_factory=list)   # why earlier endpoints were passed over
     not_before: object = None
+    mac_verified: bool = None   # the answering RR's answers carried a valid response MAC (False: none, optional)
 
 
 def public_state(state):
@@ -99,13 +100,22 @@ def _signed(resp, join_key, sent, digest):
                                        method, target, nonce, digest, resp.body)
 
 
-def _verified_json(endpoint, resp, join_key, sent, digest, what):
+def _verified_json(endpoint, resp, ctx, sent, digest, what):
     """The JSON answer when its MAC is valid; ``digest`` None: the claimDigest the answer states (a topology:
-    the MAC binds the version the RR holds, and _join_one compares it with the leaf's own)."""
+    the MAC binds the version the RR holds, and _join_one compares it with the leaf's own).
+
+    With response_mac optional an answer WITHOUT the header is taken too (a routerd RR sends none) and the
+    endpoint is marked unverified; a header that does not verify is still refused: a routerd RR never sends one,
+    so a wrong MAC is an impostor or a tampered answer, never the downgrade's case.
+    """
     doc = json_object(resp)
     if digest is None and doc is not None and isinstance(doc.get("claimDigest"), str):
         digest = doc["claimDigest"]
-    if not _signed(resp, join_key, sent, digest):
+    if _signed(resp, ctx["key"], sent, digest):
+        ctx["verified"].setdefault(str(endpoint), True)
+    elif ctx["mac"] == wire.RESPONSE_MAC_OPTIONAL and wire.RESPONSE_MAC_HEADER.lower() not in resp.headers:
+        ctx["verified"][str(endpoint)] = False
+    else:
         raise _Skip("response-mac", "response MAC missing or invalid from %s (%s)" % (endpoint, what))
     if doc is None:
         raise _Skip("bad-response", "%s: %s answer is not a JSON object" % (endpoint, what))
@@ -132,7 +142,7 @@ def _join_one(endpoint, ctx):
     """Submit (or, after nonce-replay, only fetch) at one endpoint -> the verified topology document."""
     resp, sent = _exchange(endpoint, ctx, "POST", wire.submit_path(), wire.submit_request(ctx["name"], ctx["spec"]))
     if resp.status == 200:
-        doc = _verified_json(endpoint, resp, ctx["key"], sent, ctx["digest"], "submit")
+        doc = _verified_json(endpoint, resp, ctx, sent, ctx["digest"], "submit")
         if doc.get("accepted") is not True:
             raise _Skip("bad-response", "%s: submit answer without accepted: true" % endpoint)
     elif resp.status != 409 or api_error(endpoint, resp).rule != "nonce-replay":
@@ -146,8 +156,10 @@ def _fetch_one(endpoint, ctx):
     resp, sent = _exchange(endpoint, ctx, "GET", wire.topology_path(ctx["rrset"], ctx["name"]))
     if resp.status != 200:
         _verdict(endpoint, resp, ctx["key"], sent, ctx["digest"])
-    doc = _verified_json(endpoint, resp, ctx["key"], sent, None, "topology")
-    if doc.get("claimDigest") != ctx["digest"]:
+    doc = _verified_json(endpoint, resp, ctx, sent, None, "topology")
+    # A routerd RR states its own digest form; only an answer without a MAC can come from one.
+    digests = (ctx["digest"],) if ctx["verified"][str(endpoint)] else (ctx["digest"], ctx["routerd_digest"])
+    if doc.get("claimDigest") not in digests:
         raise _Skip("claim-digest", "%s holds another version of SAMEnrollmentClaim/%s (claimDigest differs); "
                     "a changed claim needs a new joinNonce, joinTimestamp and joinHMAC" % (endpoint, ctx["name"]))
     rrset = doc.get("rrSet")
@@ -171,18 +183,28 @@ class Exchange:
     definitive: bool = False   # an ApiError with a valid response MAC: the RRs' verdict on this claim
     skipped: list = field(default_factory=list)
     unreachable: list = field(default_factory=list)   # endpoints that did not answer at all
+    mac_verified: bool = None  # False: ``endpoint``'s answers had no response MAC (taken: response_mac optional)
 
 
-def _context(claim_name, claim_spec, api_token, join_key, timeout, ca_file):
-    """The per-run context; ValueError for local input problems (names, tokens, key)."""
+def _mac_mode(response_mac):
+    if response_mac not in wire.RESPONSE_MAC_CHOICES:
+        raise ValueError("response_mac must be one of %s, not %r" % (", ".join(wire.RESPONSE_MAC_CHOICES),
+                                                                     response_mac))
+    return response_mac
+
+
+def _context(claim_name, claim_spec, api_token, join_key, timeout, ca_file, response_mac=wire.RESPONSE_MAC_REQUIRED):
+    """The per-run context; ValueError for local input problems (names, tokens, key, response_mac)."""
     if not join_key:
         raise ValueError("a join token is required to verify the RR's response MAC")
+    _mac_mode(response_mac)
     rrset = split_ref(claim_spec.get("rrSetRef"), "SAMRRSet")
     if not rrset:
         raise ValueError("SAMEnrollmentClaim/%s spec.rrSetRef must name a SAMRRSet" % claim_name)
     return {"name": check_name(claim_name), "spec": claim_spec, "rrset": check_name(rrset, "RRSet name"),
             "token": bearer_token(api_token), "key": join_key, "digest": lease.claim_digest(claim_spec),
-            "timeout": timeout, "ca_file": ca_file}
+            "routerd_digest": wire.routerd_claim_digest(claim_spec), "timeout": timeout, "ca_file": ca_file,
+            "mac": response_mac, "verified": {}}
 
 
 def _each(endpoints, ctx, one):
@@ -205,22 +227,25 @@ def _each(endpoints, ctx, one):
             continue
         except ApiError as exc:
             return Exchange(False, None, str(endpoint), exc.rule, exc.detail(), exc.findings, True, skipped,
-                            unreachable), exc
-        return Exchange(True, doc, str(endpoint), skipped=skipped, unreachable=unreachable), None
+                            unreachable, mac_verified=True), exc
+        return Exchange(True, doc, str(endpoint), skipped=skipped, unreachable=unreachable,
+                        mac_verified=ctx["verified"].get(str(endpoint), True)), None
     rule = rules[0] if len(set(rules)) == 1 else "all-rrs-failed"
     return Exchange(False, None, None, rule, "no RR gave a usable answer: " + "; ".join(skipped), (), False,
                     skipped, unreachable), None
 
 
-def submit_and_fetch(endpoints, claim_name, claim_spec, api_token, join_key, timeout=DEFAULT_TIMEOUT, ca_file=None):
+def submit_and_fetch(endpoints, claim_name, claim_spec, api_token, join_key, timeout=DEFAULT_TIMEOUT, ca_file=None,
+                     response_mac=wire.RESPONSE_MAC_REQUIRED):
     """Submit a signed claim to the first RR that answers usably and fetch its RRSet there -> Exchange."""
-    ctx = _context(claim_name, claim_spec, api_token, join_key, timeout, ca_file)
+    ctx = _context(claim_name, claim_spec, api_token, join_key, timeout, ca_file, response_mac)
     return _each(endpoints, ctx, _join_one)[0]
 
 
-def fetch_topology(endpoints, claim_name, claim_spec, api_token, join_key, timeout=DEFAULT_TIMEOUT, ca_file=None):
+def fetch_topology(endpoints, claim_name, claim_spec, api_token, join_key, timeout=DEFAULT_TIMEOUT, ca_file=None,
+                   response_mac=wire.RESPONSE_MAC_REQUIRED):
     """Only fetch the RRSet of an accepted ``claim_spec`` (no claim sent) from the first RR that answers -> Exchange."""
-    ctx = _context(claim_name, claim_spec, api_token, join_key, timeout, ca_file)
+    ctx = _context(claim_name, claim_spec, api_token, join_key, timeout, ca_file, response_mac)
     return _each(endpoints, ctx, _fetch_one)[0]
 
 
@@ -232,15 +257,16 @@ def decide(state, claim_spec, now, force=False):
 
 
 def join(endpoints, claim_name, claim_spec, api_token, join_key, state, now, jitter, force=False,
-         timeout=DEFAULT_TIMEOUT, ca_file=None):
+         timeout=DEFAULT_TIMEOUT, ca_file=None, response_mac=wire.RESPONSE_MAC_REQUIRED):
     """One leaf enrollment run; ``now`` is an aware datetime, ``jitter`` a number in [0, 1).
 
-    Returns a JoinResult; raises ValueError only for local input problems (names, tokens, key).
+    Returns a JoinResult; raises ValueError only for local input problems (names, tokens, key, response_mac).
     """
+    _mac_mode(response_mac)   # a typo must not wait for the next refresh to show
     decision = decide(state, claim_spec, now, force)
     if not decision.refresh:
         return JoinResult(True, False, decision.reason, False, state, not_before=decision.not_before)
-    ctx = _context(claim_name, claim_spec, api_token, join_key, timeout, ca_file)
+    ctx = _context(claim_name, claim_spec, api_token, join_key, timeout, ca_file, response_mac)
     got, exc = _each(endpoints, ctx, _join_one)
     if exc is not None:
         new = lease.after_failure(state, now, jitter, exc.describe(), claim_spec)
@@ -251,7 +277,7 @@ def join(endpoints, claim_name, claim_spec, api_token, join_key, state, now, jit
         expires = parse_time(doc.get("expiresAt")) or now + DEFAULT_LEASE
         new = lease.after_success(claim_spec, doc["rrSet"], expires, now)
         return JoinResult(True, _lease(new) != _lease(state), decision.reason, True, new, got.endpoint,
-                          skipped=got.skipped)
+                          skipped=got.skipped, mac_verified=got.mac_verified)
     new = lease.after_failure(state, now, jitter, "%s: %s" % (got.rule, got.error), claim_spec)
     return JoinResult(False, False, decision.reason, True, new, None, got.rule, got.error, (), got.skipped)
 
