@@ -104,6 +104,20 @@ options:
       - Submit and fetch even when the state is fresh or backing off.
     type: bool
     default: false
+  response_mac:
+    description:
+      - V(required) (the default) refuses every answer without a valid response MAC.
+      - V(optional) is a B(downgrade) for RRs that send no response MAC at all, as routerd's RR: an answer that
+        carries no C(X-Boma-Response-MAC) header is then accepted, and RV(response_mac_verified) and a warning say
+        so. Without the MAC a network attacker between the leaf and the RR can forge the RRSet and topology the leaf
+        applies, and can replay or invent refusals; use it only over a channel that is authenticated otherwise
+        (TLS with O(ca_file) pinned to the RRs' CA, or a unix socket).
+      - An answer that carries a MAC which does not verify is refused in both modes, and a refusal without a MAC
+        never ends the attempt (the next RR is tried), so V(optional) only widens what a success may lack.
+    type: str
+    choices: [required, optional]
+    default: required
+    version_added: 0.2.0
 seealso:
   - module: boma.mesh.sam_claim
   - module: boma.mesh.sam_join_hmac
@@ -170,6 +184,15 @@ skipped:
   returned: always
   type: list
   elements: str
+response_mac_verified:
+  description:
+    - For the RR whose answers this run used (its URL or socket), whether they carried a valid response MAC.
+      V(false) only with O(response_mac=optional), when that RR sent none: its RRSet is not authenticated.
+    - Empty when no RR answered usably or nothing was sent.
+  returned: always
+  type: dict
+  sample: {"https://rr-a.example.net:8443": false}
+  version_added: 0.2.0
 """
 
 import datetime
@@ -290,7 +313,8 @@ def run(module, result):
         return
     try:
         joined = enroll_client.join(targets, name, spec, token, key, state, now, random.random(),
-                                    force=params["force"], timeout=params["timeout"], ca_file=params["ca_file"])
+                                    force=params["force"], timeout=params["timeout"], ca_file=params["ca_file"],
+                                    response_mac=params["response_mac"])
     except ValueError as exc:
         raise EnrollInputError(str(exc)) from None
     if joined.attempted:
@@ -299,6 +323,11 @@ def run(module, result):
         except OSError as exc:
             raise EnrollInputError("state_file [write] %s: %s" % (params["state_file"], exc.strerror or exc)) from None
     result.update(changed=joined.changed, decision=joined.reason, endpoint=joined.endpoint, skipped=joined.skipped)
+    if joined.mac_verified is not None:
+        result["response_mac_verified"] = {joined.endpoint: joined.mac_verified}
+    if joined.mac_verified is False:
+        module.warn("%s answered %s/%s without a response MAC and was trusted because response_mac=optional: the "
+                    "RRSet it served is not authenticated" % (joined.endpoint, KIND, name))
     outcome(result, joined.state, params)
     result["diff"] = {"before": before, "after": enroll_client.public_state(joined.state)}
     if joined.not_before is not None:
@@ -329,6 +358,7 @@ def main():
             ca_file=dict(type="path"),
             timeout=dict(type="int", default=10),
             force=dict(type="bool", default=False),
+            response_mac=dict(type="str", choices=["required", "optional"], default="required"),
         ),
         mutually_exclusive=[("secret", "secret_file", "secrets"), ("api_token", "api_token_file"),
                             ("claim", "resources")],
@@ -337,7 +367,7 @@ def main():
         required_by={"resources": "claim_name"},
         supports_check_mode=True,
     )
-    result = dict(changed=False, decision=None, endpoint=None, skipped=[])
+    result = dict(changed=False, decision=None, endpoint=None, skipped=[], response_mac_verified={})
     try:
         run(module, result)
     except EnrollInputError as exc:

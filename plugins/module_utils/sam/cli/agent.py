@@ -28,6 +28,7 @@ from .common import (
     read_bearer,
     socket_arg,
 )
+from .enroll import add_response_mac_arg
 
 
 def _inputs(args):
@@ -63,7 +64,7 @@ def _settings(args):
         backoff_max=args.backoff_max, wg_key_file=args.wg_key_file, textfile=args.textfile,
         frr_vty_socket=args.frr_vty_socket, frr_confdir=args.frr_confdir, ca_file=args.ca_file, timeout=args.timeout,
         bgp_bfd=args.bgp_bfd, bgp_connect_timer=args.bgp_connect_timer, wg_listen_port=args.wg_listen_port,
-        repair_interval=args.repair_interval, bgp_daemon=args.bgp_daemon,
+        repair_interval=args.repair_interval, bgp_daemon=args.bgp_daemon, response_mac=args.response_mac,
         gobgp=gobgp_options(args) if args.bgp_daemon == "gobgp" else None)
 
 
@@ -177,5 +178,6 @@ def add_parser(sub):
     p.add_argument("--repair-interval", type=float, default=300.0, metavar="SECONDS",
                    help="apply in full at least this often even when the desired state is unchanged (default 300)")
     add_transport_args(p)
+    add_response_mac_arg(p)
     p.add_argument("--now", help="decide at this RFC 3339 time (tests)")
     p.set_defaults(func=cmd_agent)

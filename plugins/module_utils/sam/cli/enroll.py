@@ -9,7 +9,7 @@ import datetime
 import random
 import sys
 
-from ..core import keyring
+from ..core import keyring, wire
 from ..core.fields import format_time
 from ..core.loader import load_resources
 from ..core.mesh import build_mesh
@@ -77,7 +77,8 @@ def cmd_enrollment_join(args, out):
         sys.stderr.write("samctl: note: %s\n" % note)
     try:
         result = enroll_client.join(args.endpoints, name, spec, api_token, key, state, now, random.random(),
-                                    force=args.force, timeout=args.timeout, ca_file=args.ca_file)
+                                    force=args.force, timeout=args.timeout, ca_file=args.ca_file,
+                                    response_mac=args.response_mac)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     if result.attempted:
@@ -88,6 +89,9 @@ def cmd_enrollment_join(args, out):
                 args.state_file, (exc.strerror or "error").lower())) from None
     for skipped in result.skipped if result.ok else ():
         sys.stderr.write("samctl: note: skipped %s\n" % skipped)
+    if result.mac_verified is False:
+        sys.stderr.write("samctl: warning: %s answered without a response MAC and was trusted (--response-mac "
+                         "optional): the RRSet it served is not authenticated\n" % result.endpoint)
     current = result.state or {}
     if result.ok and result.attempted:
         unchanged = "" if result.changed else " (lease unchanged)"
@@ -101,6 +105,13 @@ def cmd_enrollment_join(args, out):
         out.write("failed: %s: %s; next attempt after %s\n" % (result.rule, result.error,
                                                                current.get("nextAttemptAt")))
     return 0 if result.ok else 1
+
+
+def add_response_mac_arg(p):
+    p.add_argument("--response-mac", choices=wire.RESPONSE_MAC_CHOICES, default=wire.RESPONSE_MAC_REQUIRED,
+                   help="optional: also trust an RR answer that carries no response MAC (routerd's RR sends none); a "
+                        "DOWNGRADE: an attacker on the path can then forge the RRSet. A wrong MAC is refused either "
+                        "way (default: required)")
 
 
 def add_parser(sub):
@@ -119,6 +130,7 @@ def add_parser(sub):
                    help="file holding the join token (default: the policy's token that signed the claim)")
     p.add_argument("--join-token-base64", action="store_true", help="the --join-token-file content is base64")
     add_transport_args(p)
+    add_response_mac_arg(p)
     p.add_argument("--force", action="store_true", help="submit and fetch even when the state is fresh")
     p.add_argument("--now", help="decide at this RFC 3339 time (default: now)")
     p.set_defaults(func=cmd_enrollment_join)

@@ -69,6 +69,7 @@ class Settings:
     repair_interval: float = 300.0   # apply in full this often even when nothing changed (hand edits, reboots)
     ca_file: str = None
     timeout: float = enroll_client.DEFAULT_TIMEOUT
+    response_mac: str = "required"   # optional: the downgrade for an RR without a response MAC (routerd's)
 
 
 def utcnow():
@@ -137,6 +138,7 @@ class Agent:
         self.state = self.state or {}
         self.documents = self.key = self.name = self.spec = self.intent = None
         self.wg_public = None
+        self.unsigned_rrs = set()   # RRs already logged as answering without a response MAC
         self.reload()
 
     # -- inputs ------------------------------------------------------------------------------------------
@@ -172,10 +174,17 @@ class Agent:
     def _call(self, what, spec):
         self.busy = True
         try:
-            return getattr(self.transport, what)(self.s.endpoints, self.name, spec, self.s.api_token, self.key,
-                                                 timeout=self.s.timeout, ca_file=self.s.ca_file)
+            # Only a downgrade is passed on, so a transport written before the option keeps working.
+            extra = {} if self.s.response_mac == "required" else {"response_mac": self.s.response_mac}
+            ex = getattr(self.transport, what)(self.s.endpoints, self.name, spec, self.s.api_token, self.key,
+                                               timeout=self.s.timeout, ca_file=self.s.ca_file, **extra)
         finally:
             self.busy = False
+        if getattr(ex, "mac_verified", None) is False and ex.endpoint not in self.unsigned_rrs:
+            self.unsigned_rrs.add(ex.endpoint)
+            LOG.warning("%s answers without a response MAC; trusted because --response-mac optional: its RRSet is "
+                        "not authenticated", ex.endpoint)
+        return ex
 
     def _fail(self, now, ex, kind):
         LOG.warning("%s failed (%s): %s; next attempt in the backoff", kind, ex.rule, ex.error)
