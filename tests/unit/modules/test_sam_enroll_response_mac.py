@@ -54,7 +54,7 @@ def test_a_signed_rr_is_reported_verified_and_not_warned_about(rrs, tmp_path):
     rr = rrs()
     result = enroll(rr, tmp_path / "state.json", response_mac="optional")
     assert result["response_mac_verified"] == {rr.url: True}
-    assert not any("response MAC" in str(w) for w in result.get("warnings", []))
+    assert not any(rr.url in str(w) for w in result.get("warnings", []))
 
 
 def test_a_wrong_mac_fails_even_with_optional(rrs, tmp_path):
