@@ -57,9 +57,9 @@ def reap(pids, timeout=10):
 
 
 class LabRun:
-    def __init__(self, name):
+    def __init__(self, name, rr_bgp=None):
         self.prefix = "%s-%s" % (name, secrets.token_hex(3))
-        self.lab = topology.load(INVENTORY, self.prefix)
+        self.lab = topology.load(INVENTORY, self.prefix, rr_bgp=rr_bgp or {})
         self.keeper = None
         ids = topology.identities(self.lab)
         self.tunnel = {h: str(ids[h][0][0].ip) for h in RRS + LEAVES}
@@ -213,13 +213,14 @@ def merge_lab_vars(lab, extra):
 
 
 @contextlib.contextmanager
-def lab_session(name, lab_vars=None, fail=None):
-    """A LabRun brought up as `make lab` does (plus ``lab_vars`` in lab-vars.yml), taken down afterwards.
+def lab_session(name, lab_vars=None, fail=None, rr_bgp=None):
+    """A LabRun brought up as `make lab` does (plus ``lab_vars`` in lab-vars.yml; ``rr_bgp`` {RR: "gobgp"} as
+    `topology.py --rr-bgp`), taken down afterwards.
 
     ``fail(message)`` reports a failed bringup (pytest.fail); the teardown runs in every case and then
     checks that nothing of the lab is left.
     """
-    run = LabRun(name)
+    run = LabRun(name, rr_bgp)
     pids = []
     try:
         try:

@@ -1,6 +1,7 @@
 # Copyright: boma.mesh contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The lab's processes (topology.py): FRR per host, the RRs' enrollment service launchers and the leaf agents."""
+"""The lab's processes (topology.py): FRR per host (gobgpd on an RR brought up with --rr-bgp HOST=gobgp), the RRs'
+enrollment service launchers and the leaf agents."""
 
 import contextlib
 import json
@@ -13,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 from labnet import ns_name  # noqa: E402 - sibling module
-from labvars import run_dir  # noqa: E402
+from labvars import bgp_router, run_dir  # noqa: E402
 from netns.daemons import Frr  # noqa: E402 - needs tests/ on sys.path
 from netns.procs import _mkdir, _pid_alive, _proc_stat, _write, wait_for  # noqa: E402
 
@@ -94,6 +95,51 @@ def _cap_logs(frr, keeper):
     proc = subprocess.Popen([sys.executable, str(LOGCAP), frr.vty_dir, str(FRR_LOG_MAX)], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     keeper._track(proc.pid)
+
+
+def gobgp_paths(lab, host):
+    """(config, API socket, pid file, log) of the host's gobgpd: the sam_rr__gobgp_* paths of the lab's group_vars."""
+    base = run_dir(lab, host) / "gobgp"
+    return base / "gobgpd.conf", base / "api.sock", base / "gobgpd.pid", base / "gobgpd.log"
+
+
+def gobgp(lab, host, *args):
+    """``gobgp -j ARGS`` on the host's API socket (reachable from outside the namespace); None when it fails."""
+    socket = gobgp_paths(lab, host)[1]
+    res = subprocess.run(["gobgp", "--target", f"unix://{socket}", "-j", *args], capture_output=True, text=True,
+                         timeout=30, check=False)  # fmt: skip
+    with contextlib.suppress(ValueError):
+        return json.loads(res.stdout) if res.returncode == 0 and res.stdout.strip() else None
+    return None
+
+
+def gobgp_running(lab, host):
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return _pid_alive(int(gobgp_paths(lab, host)[2].read_text().split()[0]))
+    return False
+
+
+def gobgp_up(lab, host, keeper, timeout=30):
+    """gobgpd in the host's namespace from a bare [global.config] (the RR's AS and router ID: gobgpd reloads
+    everything else, never that), API on a unix socket only; the pid file is sam_rr__gobgp_pid_file."""
+    config, socket, pidfile, log = gobgp_paths(lab, host)
+    if gobgp_running(lab, host):
+        return False
+    _mkdir(config.parent, mode=0o755)
+    if not config.exists():
+        asn, router_id = bgp_router(lab, host)
+        _write(config, f'[global.config]\n  as = {asn}\n  router-id = "{router_id}"\n', mode=0o640)
+    with open(log, "ab") as out:
+        # ip netns exec execs gobgpd: this pid is the daemon's, the one a reload signals
+        proc = subprocess.Popen(["ip", "netns", "exec", ns_name(lab, host), "gobgpd", "-f", str(config), "-t", "toml",
+                                 "--api-hosts", f"unix://{socket}", "--log-plain", "--pprof-disable"],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+    keeper._track(proc.pid)
+    _write(pidfile, f"{proc.pid}\n")
+    wait_for(lambda: gobgp(lab, host, "global") is not None, timeout=timeout, interval=0.1,
+             message=f"{host}: gobgpd API on {socket}")
+    return True
 
 
 def _service_paths(lab, host):

@@ -54,6 +54,21 @@ def identities(lab):
     return out
 
 
+def saved_rr_bgp(prefix):
+    """The RRs' BGP daemons a running lab was brought up with (lab-vars.yml), {} when none is written."""
+    try:
+        return json.loads((Path("/run") / prefix / "lab-vars.yml").read_text()).get("lab_rr_bgp_daemons") or {}
+    except (OSError, ValueError):
+        return {}
+
+
+def bgp_router(lab, host):
+    """(asn, routerID) of the host's BGPRouter in host_vars: gobgpd's [global.config] before the roles run."""
+    _shared, hostvars = _docs(lab)
+    spec = next(d["spec"] for d in hostvars[host]["sam_node_resources"] if d["kind"] == "BGPRouter")
+    return int(spec["asn"]), str(spec["routerID"])
+
+
 def write_lab_vars(lab, extra=None):
     """/run/<prefix>/vault.yml (test values) and lab-vars.yml (the lab-only overrides), kept when present.
 
@@ -80,7 +95,8 @@ def write_lab_vars(lab, extra=None):
         if doc["kind"] == "SAMEnrollmentPolicy" and "joinTokenFrom" in doc["spec"]:
             # Per RR host (templated by Ansible for each host): the role installs the token there.
             doc["spec"]["joinTokenFrom"]["file"] = "{{ lab_dir }}/join-tokens/" + doc["metadata"]["name"]
-    data = {"boma_vault_file": str(vault_path), "sam_resources": lab_shared, **(extra or {})}
+    data = {"boma_vault_file": str(vault_path), "sam_resources": lab_shared,
+            "lab_rr_bgp_daemons": dict(lab.get("rr_bgp") or {}), **(extra or {})}
     _write(vars_path, json.dumps(data, indent=1) + "\n", mode=0o600)
     return vault_path, vars_path
 

@@ -72,6 +72,9 @@ from labdaemons import (  # noqa: E402, F401 - re-exported  # pylint: disable=un
     agent_pid,
     agents_up,
     frr_up,
+    gobgp,
+    gobgp_running,
+    gobgp_up,
     services_up,
 )
 from labnet import (  # noqa: E402, F401 - re-exported
@@ -82,17 +85,19 @@ from labnet import (  # noqa: E402, F401 - re-exported
     ns_name,
     tunnel_summary,
 )
-from labvars import identities, run_dir, write_lab_vars  # noqa: E402, F401 - re-exported
+from labvars import identities, run_dir, saved_rr_bgp, write_lab_vars  # noqa: E402, F401 - re-exported
 from netns.procs import _netns_list, _remove_frr_tmp, _remove_netns  # noqa: E402
 
 API_PREFIX = "/api/control.routerd.net/v1alpha1"
 
 
-def load(inventory, prefix=None, kernel="host"):
+def load(inventory, prefix=None, kernel="host", rr_bgp=None):
     """The lab description: prefix, segments, and {host: [(segment, address), ...]} in inventory order.
 
     ``kernel``: "host" (this machine's kernel: no tunnels) or "guest" (the qemu guest, guestlab.py); underlay
-    entries and segments with a ``kernel:`` key exist only in that variant.
+    entries and segments with a ``kernel:`` key exist only in that variant. ``rr_bgp``: {RR: "gobgp"} for RRs
+    that run gobgpd instead of FRR (sam_rr__bgp_daemon through lab_rr_bgp_daemons); None: what the running lab
+    was brought up with.
     """
     inventory = Path(inventory)
     lab = yaml.safe_load((inventory / "group_vars" / "all" / "lab.yml").read_text())
@@ -125,8 +130,14 @@ def load(inventory, prefix=None, kernel="host"):
             walk_groups(child)
 
     walk_groups(yaml.safe_load((inventory / "hosts.yml").read_text())["all"])
-    return {"prefix": prefix or lab["lab_netns_prefix"], "segments": segments, "hosts": hosts,
-            "groups": groups, "inventory": inventory, "kernel": kernel, "ifnames": ifnames}
+    prefix = prefix or lab["lab_netns_prefix"]
+    rr_bgp = saved_rr_bgp(prefix) if rr_bgp is None else dict(rr_bgp)
+    wrong = {h: d for h, d in rr_bgp.items() if groups.get(h) != "sam_rrs" or d not in ("frr", "gobgp")}
+    if wrong:
+        raise ValueError(f"--rr-bgp {wrong}: only the RRs ({sorted(h for h, g in groups.items() if g == 'sam_rrs')})"
+                         " choose, frr or gobgp")
+    return {"prefix": prefix, "segments": segments, "hosts": hosts, "groups": groups, "inventory": inventory,
+            "kernel": kernel, "ifnames": ifnames, "rr_bgp": rr_bgp}
 
 
 # --------------------------------------------------------------------------- status
@@ -138,11 +149,27 @@ def _vtysh(frr, command):
     return json.loads(res.stdout) if res.returncode == 0 and res.stdout.strip() else None
 
 
-def host_status(lab, host, keeper):
-    frr = _frr(lab, host, keeper)
-    row = {"host": host, "netns": ns_name(lab, host) in set(_netns_list()), "frr": _frr_running(frr),
-           "tunnels": tunnel_summary(lab, host)}
+def _gobgp_status(lab, host, row):
+    row["frr"] = gobgp_running(lab, host)
     if row["frr"]:
+        states = {6: "Established", 1: "Idle", 2: "Connect", 3: "Active", 4: "OpenSent", 5: "OpenConfirm"}
+        row["sessions"] = {(n.get("state") or {}).get("neighbor_address"):
+                           states.get((n.get("state") or {}).get("session_state"), "?")
+                           for n in gobgp(lab, host, "neighbor") or ()}
+        row["routes"] = sorted(gobgp(lab, host, "global", "rib", "-a", "ipv4") or {}, key=ipaddress.ip_network)
+        row["fib"] = []       # an RR's gobgpd installs nothing in the kernel (no zebra)
+    return row
+
+
+def host_status(lab, host, keeper):
+    row = {"host": host, "netns": ns_name(lab, host) in set(_netns_list()), "tunnels": tunnel_summary(lab, host)}
+    if lab.get("rr_bgp", {}).get(host) == "gobgp":
+        _gobgp_status(lab, host, row)
+        frr = None
+    else:
+        frr = _frr(lab, host, keeper)
+        row["frr"] = _frr_running(frr)
+    if row["frr"] and frr is not None:
         summary = _vtysh(frr, "show bgp ipv4 unicast summary json") or {}
         peers = summary.get("peers", {})
         row["sessions"] = {p: v.get("state") for p, v in peers.items()}
@@ -197,7 +224,7 @@ def status(lab, keeper=None, wait=0):
         print(f"converged: {converged(rows)} (waited {time.monotonic() - start:.1f}s, at most {wait}s)")
     print(f"lab {lab['prefix']} " + ("(qemu guest: Debian's kernel, tunnels on)" if lab["kernel"] == "guest"
                                      else "(this kernel: tunnels off; make lab runs them in the qemu guest)"))
-    print(f"{'host':10} {'netns':6} {'frr':4} {'svc':4} {'tunnels (boma.mesh)':27} {'BGP sessions':52} "
+    print(f"{'host':10} {'netns':6} {'bgp':4} {'svc':4} {'tunnels (boma.mesh)':27} {'BGP sessions':52} "
           f"{'claims admitted':26} BGP routes (FIB)")
     for r in rows:
         sessions = ",".join(f"{p}={s[:5]}" for p, s in sorted(r.get("sessions", {}).items())) or "-"
@@ -239,7 +266,10 @@ def up(lab, hosts=None, daemons=False):
         for host in hosts or lab["hosts"]:
             if lab["kernel"] == "host":   # in the guest the roles' tunnels carry these addresses
                 _identity_up(lab, host, ids)
-            frr_up(lab, host, keeper)
+            if lab["rr_bgp"].get(host) == "gobgp":
+                gobgp_up(lab, host, keeper)
+            else:
+                frr_up(lab, host, keeper)
         if lab["kernel"] == "host":       # the guest lab's controller side writes them (guestlab.py)
             write_lab_vars(lab)
             collections(lab)
@@ -316,9 +346,15 @@ def main(argv=None):
                         help="status, bringup: wait up to this many seconds for BGP and the leaves' /32s to converge")
     parser.add_argument("--kernel", choices=("host", "guest"), default="host",
                         help="guest: run inside the lab's qemu guest (guestlab.py drives it from the host)")
+    parser.add_argument("--rr-bgp", metavar="RR=gobgp,...",
+                        help="up, bringup: RRs that run gobgpd instead of FRR (sam_rr__bgp_daemon), e.g. rr-a=gobgp")
     parser.add_argument("action", choices=("up", "services", "agents", "down", "status", "bringup"))
     args = parser.parse_args(argv)
-    lab = load(args.inventory, args.prefix, args.kernel)
+    try:
+        rr_bgp = dict(item.split("=", 1) for item in args.rr_bgp.split(",")) if args.rr_bgp else None
+        lab = load(args.inventory, args.prefix, args.kernel, rr_bgp)
+    except ValueError as exc:
+        parser.error(str(exc))
     hosts = args.hosts.split(",") if args.hosts else None
     unknown = sorted(set(hosts or ()) - set(lab["hosts"]))
     if unknown:

@@ -251,7 +251,8 @@ def test_a_gobgp_leaf_applies_through_gobgpd_with_the_agents_options(tmp_path, m
     monkeypatch.setattr(leaf, "apply_bgp", lambda *a, **k: pytest.fail("FRR applied on a gobgp leaf"))
     s = leaf.Settings(node="leaf-0", endpoints=["unix:/a"], api_token="t", state_dir=str(tmp_path), apply="bgp",
                       bgp_daemon="gobgp", bgp_connect_timer=5,
-                      gobgp={"config_path": "/srv/g.conf", "api_target": "unix:///run/g.sock", "pid_file": "/run/g.pid"})
+                      gobgp={"config_path": "/srv/g.conf", "api_target": "unix:///run/g.sock",
+                             "pid_file": "/run/g.pid"})
     agent = leaf.Agent(s, lambda: ([("mem", {"resources": [intent()]})], KEY), transport=FakeRR())
     assert agent._apply({"node": "leaf-0", "role": "leaf", "resources": []}) == "gobgp unchanged (0 leaves)"
     gobgpd, _state, options = seen[0]
