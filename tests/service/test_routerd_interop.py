@@ -237,9 +237,8 @@ def test_a_routerd_leaf_enrolls_with_a_boma_rr(rr, go_zero_values):
     assert topology["claimDigest"] == identity_digest(doc["spec"]) != claim_digest(doc["spec"])
 
 
-@pytest.mark.xfail(strict=True, reason="our submit answer has no dynamicSource, which routerd's leaf requires "
-                                       "(validateSAMEnrollmentClaimSubmitResult): core/registry.submit_answer")
 def test_the_submit_answer_passes_routerd_leafs_receipt_check(rr):
+    """routerd's leaf refuses a submit answer without dynamicSource (validateSAMEnrollmentClaimSubmitResult)."""
     doc = claims(1)[0]
     result = json.loads(routerd_leaf_submit(rr, doc).body)
-    assert result["dynamicSource"] == "SAMEnrollmentClaim/leaf-0"
+    assert result["accepted"] is True and result["claimRef"] == result["dynamicSource"] == "SAMEnrollmentClaim/leaf-0"

@@ -255,7 +255,9 @@ class Registry:
     def submit_answer(self, name, generation, now):
         until = self.expiry_of(name)
         return {"apiVersion": CONTROL_API_VERSION, "kind": "SAMEnrollmentClaimSubmitResponse", "accepted": True,
-                "claimRef": "SAMEnrollmentClaim/" + name, "generation": generation, "observedAt": format_time(now),
+                # dynamicSource: routerd's leaf refuses an answer without it (the claim it came from, as claimRef)
+                "claimRef": "SAMEnrollmentClaim/" + name, "dynamicSource": "SAMEnrollmentClaim/" + name,
+                "generation": generation, "observedAt": format_time(now),
                 "expiresAt": format_time(until) if until else None}
 
     def topology(self, rrset_name, claim_ref, now):
