@@ -34,7 +34,9 @@ def synthetic_rr_state(count, asn=64577):
 
 
 POLICY_DOCS = [
-    {"kind": "MobilityPool", "metadata": {"name": "pool"}, "spec": {"prefix": "10.64.0.0/10"}},
+    {"kind": "MobilityPool", "metadata": {"name": "pool"}, "spec": {
+        "prefix": "10.64.0.0/10", "groupRef": "bench",
+        "members": [{"nodeRef": "rr-a", "site": "dc-a", "role": "cloud"}]}},
     {"kind": "SAMEnrollmentPolicy", "metadata": {"name": "bench"}, "spec": {
         "rrSetRef": "SAMRRSet/rrs", "joinTokenFrom": {"file": "/nonexistent"}, "joinAudience": "bench",
         "allowedLeafIDs": {"pattern": "^leaf-[0-9]+$"}, "tunnelAddressPrefixes": ["10.128.0.0/10"],

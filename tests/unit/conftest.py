@@ -97,7 +97,8 @@ def base_mesh():
         wg_policy,
         policy("cloudedge-private-fou-leaves"),
         res("MobilityPool", "cloudedge", {"prefix": "10.77.60.0/24", "groupRef": "cloudedge",
-                                          "mode": "selective-address"}),
+                                          "mode": "selective-address",
+                                          "members": [{"nodeRef": "rr-a", "site": "dc-a", "role": "cloud"}]}),
         res("BGPRouter", "mobility-bgp", {"asn": 64577, "routerID": "10.99.0.2"}),
         res("BGPDynamicPeer", "cloudedge-leaves", {
             "routerRef": "BGPRouter/mobility-bgp", "peerASN": 64577,
@@ -106,10 +107,12 @@ def base_mesh():
                              "allowedPrefixLengthMax": 32}}),
         res("SAMTransportProfile", "rr-a", {
             "selfNodeRef": "rr-a", "mode": "ipip", "encryption": "none", "underlayInterface": "private-wan",
+            "addressingMode": "pair-stable", "innerPrefix": "10.255.0.0/20",
             "localEndpoint": "10.10.0.2", "peersFrom": [{"resource": "SAMEnrollmentPolicy/cloudedge-leaves"}],
             "bgp": {"routerRef": "BGPRouter/mobility-bgp", "peerASN": 64577, "generatePeers": False}}),
         res("SAMTransportProfile", "rr-a-fou", {
             "selfNodeRef": "rr-a", "mode": "fou", "encryption": "none", "underlayInterface": "private-wan",
+            "addressingMode": "pair-stable", "innerPrefix": "10.255.0.0/20",
             "localEndpoint": "10.10.0.2", "encapSport": 5555, "encapDport": 5555,
             "peersFrom": [{"resource": "SAMEnrollmentPolicy/cloudedge-private-fou-leaves"}],
             "bgp": {"routerRef": "BGPRouter/mobility-bgp", "peerASN": 64577, "generatePeers": False}}),

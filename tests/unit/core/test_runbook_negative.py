@@ -304,4 +304,5 @@ def test_expiry_is_the_earlier_of_ttl_and_expires_at(mesh):
 
 
 def _pool():
-    return res("MobilityPool", "cloudedge", {"prefix": "10.77.60.0/24"})
+    return res("MobilityPool", "cloudedge", {"prefix": "10.77.60.0/24", "groupRef": "cloudedge",
+                                             "members": [{"nodeRef": "rr-a", "site": "dc-a", "role": "cloud"}]})

@@ -11,6 +11,7 @@ the data-plane modules and the BGP renderers.  Nothing here touches a host.
 import hashlib
 import json
 
+from .bgp_policy import effective_import
 from .findings import Finding
 from .memo import ByIdentity
 from .model import TIMER_PRESETS, split_ref
@@ -298,15 +299,17 @@ def _dynamic_peers(mesh, report, router):
                 hit = _ADMITTED_ITEMS.put(claim, (peer, _admitted_item(peer, claim)))
             if hit[1] is not None:
                 items.append(hit[1])
+        imports = effective_import(peer, router)[0]
         out.append(_res("BGPDynamicPeer", peer.name, _with_timers({
             "peerGroup": peer.name, "listenRanges": [str(p) for p in peer.source_prefixes],
             "listenLimit": peer.listen_limit, "peerASN": peer.peer_asn, "localASN": router.asn,
             "routeReflectorClient": peer.rr_client,
             "clusterID": str(peer.cluster_id) if peer.cluster_id else None,
-            "allowedPrefixes": [str(p) for p in peer.allowed_prefixes],
-            "allowedPrefixLengthMin": peer.length_min if peer.length_min is not None else 32,
-            "allowedPrefixLengthMax": peer.length_max if peer.length_max is not None else 32,
-            "nextHopRewrite": peer.next_hop_rewrite,
+            # the effective policy: a peer without an allowlist renders its BGPRouter's, never none
+            "allowedPrefixes": [str(p) for p in imports.prefixes],
+            "allowedPrefixLengthMin": imports.length_min if imports.length_min is not None else 32,
+            "allowedPrefixLengthMax": imports.length_max if imports.length_max is not None else 32,
+            "nextHopRewrite": imports.next_hop_rewrite,
             "admitted": [item for _address, item in sorted(items, key=lambda i: i[0])],
         }, _timers(peer.timers, router.timers))))
     return out

@@ -10,6 +10,7 @@ loads the same here and in routerd.
 import re
 from dataclasses import dataclass, field
 
+from .bgp_policy import prefix_list, read_import_policy
 from .fields import Reader, endpoint_host, parse_host_prefix, parse_prefix
 from .memo import ByIdentity, Memo, json_key
 
@@ -161,6 +162,7 @@ class BGPRouter:
     asn: int
     router_id: object
     timers: str = None
+    import_policy: object = None   # bgp_policy.ImportPolicy: what a BGPDynamicPeer without its own allowlist inherits
 
 
 @dataclass(frozen=True)
@@ -363,21 +365,22 @@ def parse_transport(res, findings):
 
 def parse_bgp_router(res, findings):
     r = Reader(res.ref, res.spec, findings)
+    prefix_list(r, "exportPolicy.allowedPrefixes")
     return BGPRouter(res.name, r.int("asn", required=True, minimum=1, maximum=ASN_MAX), r.address("routerID"),
-                     timers=_timers(r, "timers.profile"))
+                     timers=_timers(r, "timers.profile"), import_policy=read_import_policy(r))
 
 
 def parse_dynamic_peer(res, findings):
     r = Reader(res.ref, res.spec, findings)
+    own = read_import_policy(r)
+    prefix_list(r, "exportPolicy.allowedPrefixes")
     return DynamicPeer(
         name=res.name, router_ref=r.str("routerRef", required=True),
         peer_asn=r.int("peerASN", required=True, minimum=1, maximum=ASN_MAX),
-        source_prefixes=tuple(r.prefixes("listen.sourcePrefixes")), rr_client=r.bool("routeReflectorClient"),
-        allowed_prefixes=tuple(r.prefixes("importPolicy.allowedPrefixes")),
-        length_min=r.int("importPolicy.allowedPrefixLengthMin", minimum=0, maximum=32),
-        length_max=r.int("importPolicy.allowedPrefixLengthMax", minimum=0, maximum=32),
+        source_prefixes=tuple(prefix_list(r, "listen.sourcePrefixes")), rr_client=r.bool("routeReflectorClient"),
+        allowed_prefixes=own.prefixes, length_min=own.length_min, length_max=own.length_max,
         cluster_id=r.address("routeReflectorClusterID"), listen_limit=r.int("listen.limit", minimum=1, maximum=65535),
-        next_hop_rewrite=r.str("importPolicy.nextHopRewrite"), timers=_timers(r, "timers.profile"))
+        next_hop_rewrite=own.next_hop_rewrite, timers=_timers(r, "timers.profile"))
 
 
 def parse_pool(res, findings):

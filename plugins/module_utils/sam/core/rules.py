@@ -2,6 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Configuration rules (everything except individual claims), one function per kind."""
 
+from .bgp_policy import effective_import
 from .findings import ERROR, INFO, WARNING, Finding
 from .model import split_ref
 
@@ -50,19 +51,24 @@ def _dynamic_peer(mesh, peer, findings):
     if not peer.source_prefixes:
         findings.append(Finding(ref, "spec.listen.sourcePrefixes", "listen-range-required",
                                 "at least one listen source prefix is required"))
-    if not peer.allowed_prefixes:
+    policy, where = effective_import(peer, router)
+    if peer.next_hop_rewrite is not None and not peer.allowed_prefixes:
         findings.append(Finding(ref, "spec.importPolicy.allowedPrefixes", "import-allowlist-required",
-                                "an import allowlist is required: dynamic peers must not be able to announce anything"))
-    lo = 0 if peer.length_min is None else peer.length_min
-    hi = 32 if peer.length_max is None else peer.length_max
-    if lo > hi:
-        findings.append(Finding(ref, "spec.importPolicy.allowedPrefixLengthMin", "prefix-length-range",
-                                "allowedPrefixLengthMin %d is greater than allowedPrefixLengthMax %d" % (lo, hi)))
-    elif (peer.length_min, peer.length_max) not in ((None, None), (32, 32)):
+                                "is required when spec.importPolicy.nextHopRewrite is set (routerd does not combine "
+                                "a peer's nextHopRewrite with its BGPRouter's allowlist)"))
+    elif not policy.prefixes:
+        findings.append(Finding(ref, "spec.importPolicy.allowedPrefixes", "import-allowlist-required",
+                                "an import allowlist is required (here or in the BGPRouter's importPolicy): dynamic "
+                                "peers must not be able to announce anything"))
+    bounds = (policy.length_min, policy.length_max)
+    if None not in bounds and bounds[0] > bounds[1]:
+        return   # prefix-length-range, reported where the bounds are written
+    if bounds not in ((None, None), (32, 32)):
         # routerd's rule: omitted (exact /32s, as rendered) or both 32; anything else would admit other lengths
+        source = "" if where == "spec.importPolicy" else " (inherited from %s)" % where
         findings.append(Finding(ref, "spec.importPolicy", "host-routes-only",
-                                "allowedPrefixLengthMin/Max are %s/%s: they must be omitted or both be 32 (SAM admits "
-                                "only /32 host routes)" % (_bound(peer.length_min), _bound(peer.length_max))))
+                                "allowedPrefixLengthMin/Max%s are %s/%s: they must be omitted or both be 32 (SAM "
+                                "admits only /32 host routes)" % (source, _bound(bounds[0]), _bound(bounds[1]))))
 
 
 def _transport(mesh, profile, findings):

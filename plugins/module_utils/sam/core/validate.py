@@ -20,7 +20,8 @@ import datetime
 import ipaddress
 from dataclasses import dataclass, field
 
-from . import admission, identifiers, keyring, payload, signing
+from . import admission, identifiers, keyring, payload, policy_checks, signing
+from .bgp_policy import effective_import
 from .findings import ERROR, INFO, WARNING, Finding
 from .loader import load_resources
 from .memo import ByIdentity
@@ -65,6 +66,7 @@ def validate(resources, tokens=None, now=None, skew=DEFAULT_SKEW, findings=None,
     # The edge may pass a resolver so it can read exactly the policies' token sources.
     tokens = (tokens(mesh) if callable(tokens) else tokens) or {}
     check_config(mesh, findings)
+    policy_checks.check_documents(resources, mesh, findings)
     identifiers.check_mesh(mesh, findings)
     report = Report(findings=findings, mesh=mesh)
     candidates, pools = {}, {}
@@ -84,6 +86,9 @@ def validate(resources, tokens=None, now=None, skew=DEFAULT_SKEW, findings=None,
             candidates.setdefault(policy.name, []).append(claim)
     dup, rejected = admission.resolve_duplicates(candidates)
     findings.extend(dup)
+    dup, spent = policy_checks.reused_nonces(mesh, report, candidates)
+    findings.extend(dup)
+    rejected |= spent
     for name in mesh.policies:
         report.active[name] = [c for c in candidates.get(name, ()) if c.name not in rejected]
     _token_notes(mesh, tokens, report)
@@ -351,10 +356,11 @@ def route_admission(report):
             if member.tunnel_address is not None:
                 underlay.add(member.tunnel_address)
     peer = next(iter(mesh.dynamic_peers.values()), None)
+    imports = effective_import(peer, mesh.routers.get(split_ref(peer.router_ref, "BGPRouter")))[0] if peer else None
     claims = [c for cs in report.active.values() for c in cs]
     return admission.RouteAdmission(
         claims, list(pools), sorted(underlay, key=str),
-        length_min=peer.length_min if peer else 32, length_max=peer.length_max if peer else 32)
+        length_min=imports.length_min if imports else 32, length_max=imports.length_max if imports else 32)
 
 
 def validate_leaving_out(resources, now=None, skew=DEFAULT_SKEW, findings=None):
