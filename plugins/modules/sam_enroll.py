@@ -107,7 +107,7 @@ options:
   response_mac:
     description:
       - V(required) (the default) refuses every answer without a valid response MAC.
-      - V(optional) is a B(downgrade) for RRs that send no response MAC at all, as routerd's RR: an answer that
+      - V(optional) is a B(downgrade) for RRs that send no response MAC at all, as routerd's RR does. An answer that
         carries no C(X-Boma-Response-MAC) header is then accepted, and RV(response_mac_verified) and a warning say
         so. Without the MAC a network attacker between the leaf and the RR can forge the RRSet and topology the leaf
         applies, and can replay or invent refusals; use it only over a channel that is authenticated otherwise
@@ -187,7 +187,7 @@ skipped:
 response_mac_verified:
   description:
     - For the RR whose answers this run used (its URL or socket), whether they carried a valid response MAC.
-      V(false) only with O(response_mac=optional), when that RR sent none: its RRSet is not authenticated.
+      V(false) only with O(response_mac=optional), when that RR sent none (its RRSet is not authenticated).
     - Empty when no RR answered usably or nothing was sent.
   returned: always
   type: dict
