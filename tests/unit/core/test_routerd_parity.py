@@ -77,6 +77,7 @@ def test_a_dynamic_peers_own_policy_gets_the_same_checks(mesh):
     ({"innerPrefix": "fd00::/64"}, ("spec.innerPrefix", "ipv4-prefix")),
     ({"innerPrefix": "10.255.0.1/32"}, ("spec.innerPrefix", "inner-prefix-size")),
     ({"innerPrefix": "10.255.0.0/31"}, None),
+    ({"underlayInterface": DELETE}, ("spec.underlayInterface", "required")),
 ])
 def test_transport_addressing_is_checked_as_routerd_does(mesh, fields, error):
     set_fields(find(mesh, "SAMTransportProfile", "rr-a-fou"), **fields)

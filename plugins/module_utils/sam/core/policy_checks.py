@@ -37,6 +37,7 @@ def check_documents(resources, mesh, findings):
 
 
 def _transport_addressing(r):
+    r.str("underlayInterface", required=True)
     mode = r.str("addressingMode")
     if mode is not None and mode not in ADDRESSING_MODES:
         r.error(r.at("addressingMode"), "choice", "%r is not one of %s" % (mode, ", ".join(ADDRESSING_MODES)))
