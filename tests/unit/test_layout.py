@@ -11,6 +11,8 @@ import pytest
 
 PLUGINS = pathlib.Path(__file__).parents[2] / "plugins"
 SAM = PLUGINS / "module_utils" / "sam"
+# The NetBird agent's status reader: pure like core/, and nothing in sam/ depends on it or it on sam/.
+NETBIRD = PLUGINS / "module_utils" / "netbird"
 PURE_STDLIB = {"base64", "binascii", "dataclasses", "datetime", "hashlib", "hmac", "ipaddress", "json", "re", "tomllib"}
 IO_NAMES = {"open", "print", "input", "exec", "eval", "__import__"}
 # room -> the rooms its files may import from (itself included): cli -> rr -> (apply, io) -> core,
@@ -50,8 +52,8 @@ SAM_FILES = sorted(p for p in SAM.rglob("*.py") if _room(p))
 CORE_FILES = [p for p in SAM_FILES if _room(p) == "core"]
 
 
-@pytest.mark.parametrize("path", CORE_FILES, ids=lambda p: str(p.relative_to(SAM)))
-def test_core_file_is_pure(path):
+def _assert_pure(path, own_room):
+    """stdlib (PURE_STDLIB) and same-room relative imports only, and no I/O builtins."""
     tree = ast.parse(path.read_text())
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -61,9 +63,25 @@ def test_core_file_is_pure(path):
             if node.level == 0:
                 assert node.module in PURE_STDLIB, "%s imports from %s" % (path.name, node.module)
             else:
-                assert _targets(path, node) == ["core"], "%s imports from outside core/" % path.name
+                assert own_room(node), "%s imports from outside its room" % path.name
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             assert node.func.id not in IO_NAMES, "%s calls %s" % (path.name, node.func.id)
+
+
+@pytest.mark.parametrize("path", CORE_FILES, ids=lambda p: str(p.relative_to(SAM)))
+def test_core_file_is_pure(path):
+    _assert_pure(path, lambda node: _targets(path, node) == ["core"])
+
+
+@pytest.mark.parametrize("path", sorted(NETBIRD.rglob("*.py")), ids=lambda p: str(p.relative_to(NETBIRD)))
+def test_netbird_file_is_pure(path):
+    # `from .x import y` stays inside netbird/ (one level, the folder is flat)
+    _assert_pure(path, lambda node: node.level == 1)
+
+
+def test_module_utils_holds_only_the_known_rooms():
+    assert sorted(p.name for p in (PLUGINS / "module_utils").iterdir() if p.name != "__pycache__") == [
+        "netbird", "sam"]
 
 
 @pytest.mark.parametrize("path", SAM_FILES, ids=lambda p: str(p.relative_to(SAM)))
