@@ -12,9 +12,9 @@ SUITE=${SUITE:-bookworm}
 MIRROR=${MIRROR:-$(sed -n 's/^URIs: *\([^ ]*debian\)$/\1/p; s/^deb \(\[[^]]*\] \)\?\(http[^ ]*debian\) .*/\2/p' \
   /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | head -n1 || true)}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
-# python3-apt: ansible's apt module; python3-cryptography + python3-pyroute2: samctl (keys, data plane); frr: the mesh scenario; systemd(-sysv): /sbin/init as PID 1;
+# python3-apt: ansible's apt module; python3-cryptography + python3-pyroute2: samctl (keys, data plane); frr, gobgpd: the mesh scenario; systemd(-sysv): /sbin/init as PID 1;
 # apt-utils + dpkg-dev + gnupg: the netbird scenario builds and signs a local apt repo inside the container.
-PACKAGES=python3,python3-apt,python3-cryptography,python3-pyroute2,iproute2,iputils-ping,procps,frr,frr-pythontools,systemd,systemd-sysv,dbus,sudo,gnupg,ca-certificates,apt-utils,dpkg-dev,wireguard-tools,kmod
+PACKAGES=python3,python3-apt,python3-cryptography,python3-pyroute2,iproute2,iputils-ping,procps,frr,frr-pythontools,gobgpd,systemd,systemd-sysv,dbus,sudo,gnupg,ca-certificates,apt-utils,dpkg-dev,wireguard-tools,kmod
 
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$here/containers.conf}
 hash=$(printf '%s\n' "$SUITE" "$MIRROR" "$PACKAGES" "$(sed -n '/^# --- image setup/,$p' "$0")" | sha256sum | cut -c1-16)

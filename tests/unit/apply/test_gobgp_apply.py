@@ -217,7 +217,7 @@ def test_the_pid_file_is_read_at_each_reload(conf, tmp_path):
     daemon = apply_gobgp.Gobgpd(fake.run_command, config_path=str(conf), pid_file=str(pid_file), kill=fake.kill)
     with pytest.raises(apply_gobgp.GobgpError, match="pid file"):
         apply_gobgp.apply(daemon, RR, "rr")
-    assert conf.read_text() == RR and not fake.signals    # written, not yet loaded: the next apply reloads it
+    assert not conf.exists() and not fake.signals     # no gobgpd to load it: nothing replaced
     pid_file.write_text("4343\n")
     apply_gobgp.apply(daemon, RR, "rr")
     assert fake.signals[-1] == (4343, signal.SIGHUP)
@@ -230,3 +230,19 @@ def test_the_replaced_file_keeps_its_owner_and_group(conf):
     apply_gobgp.apply(gobgpd(fake), RR, "rr")
     stat = conf.stat()
     assert (stat.st_gid, stat.st_mode & 0o777) == (4242, 0o640)
+
+
+def test_nothing_is_replaced_while_gobgpd_is_not_running(conf):
+    """The service's reconcile may run before the role starts gobgpd: it must not create the file (root-owned, which
+    gobgpd's own user could not read) nor change one a stopped gobgpd would read at its next start."""
+    fake = FakeGobgpd(conf)
+    daemon = apply_gobgp.Gobgpd(lambda argv: (0, "0\n", "") if argv[0] == "systemctl" else fake.run_command(argv),
+                                config_path=str(conf), kill=fake.kill)
+    with pytest.raises(apply_gobgp.GobgpError, match="not running"):
+        apply_gobgp.apply(daemon, RR, "rr")
+    assert not conf.exists() and not fake.signals
+    conf.write_text(LEAF)
+    with pytest.raises(apply_gobgp.GobgpError, match="not running"):
+        apply_gobgp.apply(daemon, RR, "rr")
+    assert conf.read_text() == LEAF
+    assert apply_gobgp.apply(daemon, RR, "rr", check_mode=True)["changed"]    # check mode needs no daemon

@@ -92,9 +92,9 @@ class Gobgpd:
                              % (self.service, (err or out or "").strip()[:200]))
         return pid
 
-    def reload(self):
+    def reload(self, pid=None):
         try:
-            self.kill(self.main_pid(), signal.SIGHUP)
+            self.kill(pid or self.main_pid(), signal.SIGHUP)
         except OSError as exc:
             raise GobgpError("cannot signal gobgpd to reload: %s" % (exc.strerror or exc)) from None
 
@@ -137,10 +137,13 @@ def apply(gobgpd, candidate, role, check_mode=False, export_any=False, timeout=R
         if changed and check_mode:
             return {"changed": True, "before": before, "after": candidate, "commands": []}
         if changed:
+            # A gobgpd that is not running would read the file only when it starts, as its owner sees it: replace
+            # nothing then (the roles write its first file, root:gobgpd, before they start it).
+            pid = gobgpd.main_pid()
             if before != candidate:
                 os.replace(path, gobgpd.config_path)
                 path = None
-            gobgpd.reload()
+            gobgpd.reload(pid)
             differences = _wait_held(gobgpd, doc, role, export_any, timeout)
             if differences:
                 raise GobgpError("gobgpd does not hold the candidate after the reload (%s): %s"
