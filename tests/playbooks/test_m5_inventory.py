@@ -219,3 +219,26 @@ def test_preflight_playbook_passes_on_m5(env, tmp_path):
     text = dest.read_text()
     assert text.startswith("# Preflight report: m5\n") and "| Validation | **PASS** |" in text
     assert "used on askari, ubongo" in text
+
+
+def test_check_vault_covers_the_m5_names_on_a_real_vault(tmp_path):
+    """An encrypted vault made before the NetBird entry existed: `make check-vault INVENTORY=inventories/m5` fails."""
+    password = tmp_path / "vault-pass"
+    password.write_text("pw-" + os.urandom(8).hex() + "\n")
+    password.chmod(0o600)
+    value = "s3cr3t-" + os.urandom(8).hex()
+    plain = tmp_path / "vault.plain"
+    plain.write_text(yaml.safe_dump({"vault": {"sam": {"api_token": value}}}))
+    vault = tmp_path / "vault.yml"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    subprocess.run([str(BIN / "ansible-vault"), "encrypt", "--vault-password-file", str(password), "--output",
+                    str(vault), str(plain)], check=True, env=env, capture_output=True)
+    env["ANSIBLE_VAULT_PASSWORD_FILE"] = str(password)
+    check = [sys.executable, str(ROOT / "tools" / "check_vault.py")]
+    proc = subprocess.run([*check, str(vault)], env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr   # nothing in it is CHANGEME
+    proc = subprocess.run([*check, "--inventory", str(INVENTORY), str(vault)], env=env, capture_output=True,
+                          text=True, check=False)
+    assert proc.returncode == 1
+    assert "missing: vault.netbird.setup_key (needed by askari, ubongo)\n" in proc.stdout
+    assert value not in proc.stdout + proc.stderr
