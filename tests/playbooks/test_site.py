@@ -11,8 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-CONCERNS = ["sam_rr : Preflight", "sam_rr : FRR", "sam_rr : Enrollment service", "sam_rr : Desired state",
-            "sam_leaf : Preflight", "sam_leaf : FRR", "sam_leaf : Enrollment and desired state",
+CONCERNS = ["sam_rr : Preflight", "sam_rr : BGP daemon", "sam_rr : Enrollment service", "sam_rr : Desired state",
+            "sam_leaf : Preflight", "sam_leaf : BGP daemon", "sam_leaf : Enrollment and desired state",
             "sam_leaf : Data plane", "sam_leaf : BGP toward the RRs"]
 
 pytestmark = pytest.mark.skipif(not (ROOT / "roles" / "base").is_dir(), reason="roles/base is not in this tree yet")
