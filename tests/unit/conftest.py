@@ -146,3 +146,18 @@ def resign(doc, key=TOKEN):
 @pytest.fixture
 def mesh():
     return copy.deepcopy(base_mesh())
+
+
+@pytest.fixture
+def rrs():
+    """rrs(**kw) starts an enroll_fake.FakeRR (an RR on loopback HTTP); every one started is stopped afterwards."""
+    from enroll_fake import FakeRR  # noqa: PLC0415 - only the enrollment tests need the fake's server
+    started = []
+
+    def start(**kw):
+        started.append(FakeRR(**kw))
+        return started[-1]
+
+    yield start
+    for rr in started:
+        rr.stop()

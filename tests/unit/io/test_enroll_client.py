@@ -9,7 +9,7 @@ import stat
 
 import pytest
 from conftest import base_mesh, find
-from enroll_fake import ADMIN_TOKEN, API_TOKEN, JOIN_TOKEN, FakeRR
+from enroll_fake import ADMIN_TOKEN, API_TOKEN, JOIN_TOKEN
 
 from boma_mesh_utils.sam.core import lease, payload, wire
 from boma_mesh_utils.sam.core.fields import parse_time
@@ -24,20 +24,6 @@ SECRETS = (API_TOKEN, ADMIN_TOKEN, JOIN_TOKEN.decode())
 @pytest.fixture
 def spec():
     return copy.deepcopy(find(base_mesh(), "SAMEnrollmentClaim", "leaf-b")["spec"])
-
-
-@pytest.fixture
-def rrs():
-    started = []
-
-    def start(**kw):
-        rr = FakeRR(**kw)
-        started.append(rr)
-        return rr
-
-    yield start
-    for rr in started:
-        rr.stop()
 
 
 def dead_url():

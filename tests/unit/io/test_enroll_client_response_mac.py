@@ -5,7 +5,7 @@ import datetime
 
 import pytest
 from conftest import base_mesh, find
-from enroll_fake import API_TOKEN, JOIN_TOKEN, FakeRR
+from enroll_fake import API_TOKEN, JOIN_TOKEN
 
 from boma_mesh_utils.sam.core import lease, wire
 from boma_mesh_utils.sam.io import enroll_client
@@ -16,19 +16,6 @@ NOW = datetime.datetime(2026, 11, 23, 12, 0, tzinfo=datetime.timezone.utc)
 @pytest.fixture
 def spec():
     return copy.deepcopy(find(base_mesh(), "SAMEnrollmentClaim", "leaf-b")["spec"])
-
-
-@pytest.fixture
-def rrs():
-    started = []
-
-    def start(**kw):
-        started.append(FakeRR(**kw))
-        return started[-1]
-
-    yield start
-    for rr in started:
-        rr.stop()
 
 
 def run(endpoints, spec, **kw):

@@ -2,27 +2,13 @@
 
 import copy
 
-import pytest
 from ansible.module_utils import _internal as module_utils_internal
 from conftest import base_mesh, find
-from enroll_fake import ADMIN_TOKEN, API_TOKEN, JOIN_TOKEN, FakeRR
+from enroll_fake import ADMIN_TOKEN, API_TOKEN, JOIN_TOKEN
 from inprocess import collection_on_path, run_module
 
 _COLLECTION_BASE = collection_on_path()
 SECRETS = (API_TOKEN, ADMIN_TOKEN, JOIN_TOKEN.decode())
-
-
-@pytest.fixture
-def rrs():
-    started = []
-
-    def start(**kw):
-        started.append(FakeRR(**kw))
-        return started[-1]
-
-    yield start
-    for rr in started:
-        rr.stop()
 
 
 def enroll(rr, state_file, **extra):
