@@ -81,6 +81,14 @@ class LabRun:
         assert res.returncode == 0, f"{host}: {commands}: rc={res.returncode}\n{res.stdout}\n{res.stderr}"
         return res.stdout
 
+    def announce_hostile(self, leaf, prefixes):
+        """A compromised leaf (as molecule/mesh/verify.yml): its FRR export filter opened, ``prefixes`` announced."""
+        asn = re.search(r"^router bgp (\d+)", self.vtysh(leaf, "show running-config"), re.MULTILINE).group(1)
+        commands = ["configure terminal"]
+        commands += ["ip prefix-list SAM-OWN seq %d permit %s" % (900 + i, p) for i, p in enumerate(prefixes)]
+        commands += [f"router bgp {asn}", "address-family ipv4 unicast"] + [f"network {p}" for p in prefixes]
+        self.vtysh(leaf, *commands)
+
     def json(self, host, command):
         out = self.vtysh(host, command)
         return json.loads(out) if out.strip() else {}

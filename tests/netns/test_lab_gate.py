@@ -100,12 +100,7 @@ def _peer_status(gate, rr, admitted):
 
 def test_3_hostile_announcements_are_received_but_rejected_on_both_rrs(gate):
     leaf = HOSTILE_LEAF
-    asn = re.search(r"^router bgp (\d+)", gate.vtysh(leaf, "show running-config"), re.MULTILINE).group(1)
-    # A compromised leaf (as molecule/mesh/verify.yml): its export filter opened, the networks announced.
-    commands = ["configure terminal"]
-    commands += ["ip prefix-list SAM-OWN seq %d permit %s" % (900 + i, p) for i, p in enumerate(HOSTILE)]
-    commands += [f"router bgp {asn}", "address-family ipv4 unicast"] + [f"network {p}" for p in HOSTILE]
-    gate.vtysh(leaf, *commands)
+    gate.announce_hostile(leaf, HOSTILE)
     address = gate.tunnel[leaf]
     for rr in RRS:
         def received(rr=rr):

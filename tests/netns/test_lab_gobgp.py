@@ -84,12 +84,7 @@ def test_2_a_second_mesh_run_changes_nothing(lab):
 
 def test_3_a_hostile_leafs_set_is_received_and_refused_on_both_rrs(lab):
     leaf, address = HOSTILE_LEAF, lab.tunnel[HOSTILE_LEAF]
-    asn = re.search(r"^router bgp (\d+)", lab.vtysh(leaf, "show running-config"), re.M).group(1)
-    # A compromised leaf (as test_lab_gate): its export filter opened, the networks announced.
-    commands = ["configure terminal"]
-    commands += ["ip prefix-list SAM-OWN seq %d permit %s" % (900 + i, p) for i, p in enumerate(HOSTILE)]
-    commands += [f"router bgp {asn}", "address-family ipv4 unicast"] + [f"network {p}" for p in HOSTILE]
-    lab.vtysh(leaf, *commands)
+    lab.announce_hostile(leaf, HOSTILE)
     for rr in RRS:
         if _gobgp(lab, rr):
             def received(rr=rr):
