@@ -29,7 +29,7 @@ APT_PACKAGES := openssl git make iproute2 iputils-ping frr frr-pythontools gobgp
 .PHONY: help setup apt venv collection lint lint-python lint-ansible sanity docs-check docs changelog-lint \
         test test-all test-unit test-service test-agent-long test-playbooks test-netns bench clean \
         kernel-setup test-kernel molecule-setup test-molecule check-argspecs check-tags \
-        init-vault edit-vault check-vault lab lab-down lab-status lab-host test-lab
+        init-vault edit-vault check-vault check-netbird-pin lab lab-down lab-status lab-host test-lab
 
 help:
 	@echo "make setup   - create .venv, install pinned Python and Debian packages, samctl (safe to re-run)"
@@ -38,6 +38,7 @@ help:
 	@echo "make lint    - ruff, ansible-lint (production), ansible-test sanity, ansible-doc, changelog lint"
 	@echo "make docs    - the docs site (antsibull-docs, Sphinx) in .build/docs/html; fails on any warning"
 	@echo "make bench   - print performance figures (bench/)"
+	@echo "make check-netbird-pin - the NetBird agent pin against the apt repository (INVENTORY=inventories/m5; exit 0 current, 1 older, 2 missing, 3 unchecked)"
 	@echo "make lab     - the runbook topology in a qemu guest with Debian's kernel, left running (root; lab-down, lab-status)"
 	@echo "make test-lab - the slow lane: the lab's Full Topology Gate in the guest (about 15 min)"
 
@@ -165,6 +166,11 @@ edit-vault:
 # INVENTORY=inventories/m5 (or several, space-separated): also the names those hosts read must be present and set.
 check-vault:
 	$(BIN)/python tools/check_vault.py $(foreach i,$(INVENTORY),--inventory $(i)) $(VAULT)
+
+# The NetBird pin (base__mesh_version) against what netbird_agent's apt repository offers; needs that repository
+# reachable. INVENTORY=inventories/m5 checks its enrolling hosts' pins (default: the role default); ARCH=arm64.
+check-netbird-pin:
+	$(BIN)/python tools/check_netbird_pin.py $(if $(INVENTORY),--inventory $(INVENTORY)) --arch $(or $(ARCH),amd64)
 
 # Podman containers from the local image (docs/molecule.md); molecule calls ansible-config, so .venv/bin is on PATH.
 test-molecule: collection molecule-setup
