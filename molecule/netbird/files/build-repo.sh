@@ -1,6 +1,8 @@
 #!/bin/sh
-# A local signed apt repository in $1 with a test-double `netbird` (the fake CLI, $2) in three versions,
-# so the pin has something to hold back. A throwaway ed25519 key signs Release; its public half is $1/public.key.
+# A local signed apt repository in $1 with a test-double `netbird` (the fake CLI, $2) in three versions, so the
+# pin has something to hold back. A throwaway ed25519 key signs Release; its public half is $1/public.key.
+# The double's `status --json` prints the real agent's field names (management, signal, netbirdIp, fqdn, peers),
+# which boma.mesh.netbird_info reads in converge (base's mesh check) and verify.
 set -eu
 repo=$1 fake=$2
 work=$(mktemp -d)
@@ -15,7 +17,7 @@ for version in 0.58.1 0.59.0 0.60.0; do
   chmod 0755 "$pkg/usr/bin/netbird"
   printf '[Unit]\nDescription=NetBird (test double)\n[Service]\nExecStart=/usr/bin/netbird service run\n[Install]\nWantedBy=multi-user.target\n' \
     > "$pkg/lib/systemd/system/netbird.service"
-  printf 'Package: netbird\nVersion: %s\nArchitecture: all\nMaintainer: boma.mesh tests <tests@boma.invalid>\nDepends: python3\nDescription: NetBird agent test double (records argv and env)\n' \
+  printf 'Package: netbird\nVersion: %s\nArchitecture: all\nMaintainer: boma.mesh tests <tests@boma.invalid>\nDepends: python3\nDescription: NetBird agent test double (records argv and env; status --json in the real field names)\n' \
     "$version" > "$pkg/DEBIAN/control"
   dpkg-deb --root-owner-group --build "$pkg" "$repo/pool/netbird_${version}_all.deb" >/dev/null
 done
