@@ -11,6 +11,7 @@ both hosts, redirected to a local connection with the live step gated off (`base
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,9 +25,10 @@ BIN = Path(sys.executable).parent
 INVENTORY = ROOT / "inventories" / "m5"
 HOSTS = {"ubongo", "askari"}
 FAKE_NETBIRD = ROOT / "tests" / "fixtures" / "netbird" / "netbird"
-# What the mesh concern is made of: base's preflight and mesh files (main.yml holds their includes) and the
-# role it delegates to. A firewall, sshd or SAM task would come from any other file.
-ALLOWED_FILES = ("roles/base/tasks/main.yml", "roles/base/tasks/preflight.yml", "roles/base/tasks/mesh.yml")
+# What the mesh concern is made of: base's preflight and mesh*.yml files (main.yml holds their includes) and
+# the role it delegates to. A firewall, sshd or SAM task would come from any other file.
+ALLOWED_FILES = ("roles/base/tasks/main.yml", "roles/base/tasks/preflight.yml")
+ALLOWED_MESH = re.compile(r"roles/base/tasks/mesh(_[a-z_]+)?\.yml")
 ALLOWED_DIRS = ("roles/netbird_agent/",)
 ALLOWED_ROLES = {"base", "netbird_agent", "boma.mesh.base", "boma.mesh.netbird_agent"}
 
@@ -97,7 +99,7 @@ def allowed(event):
         return True  # the vault load
     if event["action"] == "ansible.builtin.validate_argument_spec" and event["role"] in ALLOWED_ROLES:
         return True  # base's and netbird_agent's argument validation, which Ansible places at the play
-    return rel in ALLOWED_FILES or rel.startswith(ALLOWED_DIRS)
+    return rel in ALLOWED_FILES or bool(ALLOWED_MESH.fullmatch(rel)) or rel.startswith(ALLOWED_DIRS)
 
 
 def plays(listing):
@@ -185,6 +187,10 @@ def test_tags_mesh_runs_nothing_but_the_mesh_concern(env, tmp_path):
 @pytest.mark.parametrize(("path", "action", "role", "ok"), [
     ("/c/ansible_collections/boma/mesh/roles/base/tasks/mesh.yml:4", "ansible.builtin.include_role", "boma.mesh.base",
      True),
+    ("/c/ansible_collections/boma/mesh/roles/base/tasks/mesh_verify.yml:4", "boma.mesh.netbird_info",
+     "boma.mesh.base", True),
+    ("/c/ansible_collections/boma/mesh/roles/base/tasks/meshfirewall.yml:4", "ansible.builtin.template",
+     "boma.mesh.base", False),
     ("/c/ansible_collections/boma/mesh/roles/netbird_agent/tasks/install.yml:9", "ansible.builtin.apt",
      "boma.mesh.netbird_agent", True),
     # A future firewall or sshd concern of base, or any SAM role, must not answer to --tags mesh on these hosts.
