@@ -9,7 +9,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: netbird_info
 short_description: Report the NetBird agent's mesh state (management, signal, mesh IP, peers)
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Runs C(netbird status --json) (an argument list, never a shell) and reports what the agent says about this
     host, namely the daemon status, whether the management and signal services are connected, the mesh IP
