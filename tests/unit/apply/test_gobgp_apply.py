@@ -246,3 +246,23 @@ def test_nothing_is_replaced_while_gobgpd_is_not_running(conf):
         apply_gobgp.apply(daemon, RR, "rr")
     assert conf.read_text() == LEAF
     assert apply_gobgp.apply(daemon, RR, "rr", check_mode=True)["changed"]    # check mode needs no daemon
+
+
+def test_a_gobgpd_whose_api_is_not_answering_yet_is_waited_for(conf):
+    """Right after systemd started it (ready before its gRPC server accepts) the read-back is asked again."""
+    conf.write_text(RR)
+    fake = FakeGobgpd(conf, loaded=RR)
+    refusals = {"left": 3}
+
+    def run_command(argv):
+        if argv[-1] == "global" and refusals["left"]:
+            refusals["left"] -= 1
+            return 1, "", '{"error":"context deadline exceeded"}'
+        return fake.run_command(argv)
+
+    daemon = apply_gobgp.Gobgpd(run_command, config_path=str(conf), pid=4242, kill=fake.kill)
+    assert apply_gobgp.apply(daemon, RR, "rr", timeout=5)["changed"] is False
+    assert refusals["left"] == 0
+    refusals["left"] = 10**6
+    with pytest.raises(apply_gobgp.GobgpError, match="context deadline exceeded"):
+        apply_gobgp.apply(daemon, RR, "rr", timeout=0.3)

@@ -104,6 +104,18 @@ class Gobgpd:
             raise GobgpError("%s failed: %s" % (" ".join(argv[len(self.cli()):]), (err or out).strip()[:300]))
         return out
 
+    def answering(self, timeout):
+        """``gobgp -j global`` once gobgpd's API answers: gobgpd tells systemd it is ready before its gRPC server
+        accepts, so a read right after the role started it may fail. Raises the last error after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.show("global")
+            except GobgpError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
     def show(self, *args):
         """gobgp -j ARGS as JSON (None when it prints nothing)."""
         out = self.run(self.cli() + ["-j"] + list(args))
@@ -132,6 +144,8 @@ def apply(gobgpd, candidate, role, check_mode=False, export_any=False, timeout=R
         changed = before != candidate
         commands = []
         if not changed:
+            if not check_mode:
+                gobgpd.answering(timeout)
             differences = held_differences(gobgpd, doc, role, export_any)
             changed = bool(differences)      # the file is right, the daemon is not: reload it (repair)
         if changed and check_mode:
@@ -179,7 +193,12 @@ def _wait_held(gobgpd, doc, role, export_any, timeout):
     """held_differences until there are none or ``timeout`` s passed (gobgpd reloads asynchronously)."""
     deadline = time.monotonic() + timeout
     while True:
-        differences = held_differences(gobgpd, doc, role, export_any)
+        try:
+            differences = held_differences(gobgpd, doc, role, export_any)
+        except GobgpError:       # its API is busy with the reload: ask again until the deadline
+            if time.monotonic() > deadline:
+                raise
+            differences = ["no answer yet"]
         if not differences or time.monotonic() > deadline:
             return differences
         time.sleep(0.2)
