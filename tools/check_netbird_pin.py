@@ -84,8 +84,8 @@ def _verrevcmp(a, b):
 
 
 def _split(version):
-    epoch, _, rest = version.partition(":") if ":" in version else ("0", "", version)
-    upstream, _, revision = rest.rpartition("-") if "-" in rest else (rest, "", "")
+    epoch, _sep, rest = version.partition(":") if ":" in version else ("0", "", version)
+    upstream, _sep, revision = rest.rpartition("-") if "-" in rest else (rest, "", "")
     return int(epoch or 0), upstream, revision
 
 
@@ -123,7 +123,7 @@ def stanzas(text):
         elif line[0] in " \t" and last:
             current[last] += "\n" + line.strip()
         elif ":" in line:
-            last, _, value = line.partition(":")
+            last, _sep, value = line.partition(":")
             last = last.strip()
             current[last] = value.strip()
     if current:
@@ -229,7 +229,7 @@ def targets(args):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="check_netbird_pin.py", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="check_netbird_pin.py", description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--inventory", "-i", type=Path, metavar="DIR",
                         help="static YAML inventory: the pins of its enrolling hosts (default: the role default)")
     parser.add_argument("--version", help="check this version instead of the configured pin (before a bump)")

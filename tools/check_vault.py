@@ -157,7 +157,7 @@ def load_inventories(paths):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="check_vault.py", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="check_vault.py", description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("vault", nargs="?", type=Path,
                         default=Path(__file__).resolve().parents[1] / "vault" / "vault.yml")
     parser.add_argument("--inventory", "-i", action="append", default=[], type=Path, metavar="DIR",

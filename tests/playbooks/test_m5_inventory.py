@@ -142,8 +142,8 @@ def test_tags_mesh_lists_only_base_on_the_m5_hosts(env):
     busy = [p for p in listed if p["hosts"]]
     assert all(set(p["hosts"]) == HOSTS for p in busy)
     # The SAM plays match no m5 host, so their `mesh`-tagged tasks never run here.
-    assert [p["tasks"][0].split(" : ")[0] for p in listed if not p["hosts"]] == ["boma.mesh.sam_rr",
-                                                                               "boma.mesh.sam_leaf"]
+    idle = [p["tasks"][0].split(" : ")[0] for p in listed if not p["hosts"]]
+    assert idle == ["boma.mesh.sam_rr", "boma.mesh.sam_leaf"]
     tasks = [t for p in busy for t in p["tasks"]]
     assert tasks[0].startswith("Load the vault")
     assert all(t.startswith("boma.mesh.base : ") for t in tasks[1:]), tasks

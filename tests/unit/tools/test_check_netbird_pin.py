@@ -109,8 +109,8 @@ def test_missing_pin_exits_2(tmp_path, versions, state):
 
 
 def test_other_packages_and_architectures_are_ignored(tmp_path):
-    url = make_repo(tmp_path, ["0.59.0"], extra=[("netbird-ui", "0.70.0", "amd64"), ("netbird", "0.70.0", "arm64"),
-                                                  ("netbird", "0.59.0", "amd64")])
+    extra = [("netbird-ui", "0.70.0", "amd64"), ("netbird", "0.70.0", "arm64"), ("netbird", "0.59.0", "amd64")]
+    url = make_repo(tmp_path, ["0.59.0"], extra=extra)
     code, out, _err = run("--repo-url", url, "--version", "0.59.0")
     assert code == 0 and "offered: 0.59.0 (newest 0.59.0)" in out
 
