@@ -1,45 +1,13 @@
 """netbird_enroll in-process against a fake `netbird` on PATH that records argv and env (tests/fixtures/netbird)."""
 
-import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 from inprocess import collection_on_path, run_module
 
 _COLLECTION_BASE = collection_on_path()
-FAKE = Path(__file__).resolve().parents[2] / "fixtures" / "netbird" / "netbird"
 KEY = "NBSETUPKEY-5f0c1d2e-test-only-9a8b"
 URL = "https://netbird.askari.example"
-
-
-@pytest.fixture
-def agent(tmp_path, monkeypatch):
-    """A fake agent: bin/netbird on PATH, its state file and its call log."""
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    shutil.copy(FAKE, bindir / "netbird")
-    monkeypatch.setenv("PATH", "%s:%s" % (bindir, os.environ["PATH"]))
-    monkeypatch.setenv("NETBIRD_FAKE_STATE", str(tmp_path / "state.json"))
-    monkeypatch.setenv("NETBIRD_FAKE_LOG", str(tmp_path / "calls.jsonl"))
-    monkeypatch.delenv("NB_SETUP_KEY", raising=False)
-
-    class Agent:
-        @staticmethod
-        def set(**state):
-            (tmp_path / "state.json").write_text(json.dumps(state))
-
-        @staticmethod
-        def calls():
-            log = tmp_path / "calls.jsonl"
-            return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-
-        @staticmethod
-        def state():
-            return json.loads((tmp_path / "state.json").read_text())
-
-    return Agent
 
 
 def enroll(check=False, **extra):

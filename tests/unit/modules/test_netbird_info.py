@@ -1,38 +1,11 @@
 """netbird_info in-process: the fake agent (tests/fixtures/netbird) on PATH, and one-line agents for the fail paths."""
 
 import importlib
-import json
-import os
-import shutil
-from pathlib import Path
 
 import pytest
 from inprocess import collection_on_path, run_module
 
 _COLLECTION_BASE = collection_on_path()
-FAKE = Path(__file__).resolve().parents[2] / "fixtures" / "netbird" / "netbird"
-
-
-@pytest.fixture
-def agent(tmp_path, monkeypatch):
-    """The fake agent on PATH; set(**state) writes its state file, calls() reads its call log."""
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    shutil.copy(FAKE, bindir / "netbird")
-    monkeypatch.setenv("PATH", "%s:%s" % (bindir, os.environ["PATH"]))
-    monkeypatch.setenv("NETBIRD_FAKE_STATE", str(tmp_path / "state.json"))
-    monkeypatch.setenv("NETBIRD_FAKE_LOG", str(tmp_path / "calls.jsonl"))
-
-    class Agent:
-        @staticmethod
-        def set(**state):
-            (tmp_path / "state.json").write_text(json.dumps(state))
-
-        @staticmethod
-        def calls():
-            return [json.loads(line)["argv"] for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
-
-    return Agent
 
 
 def script(tmp_path, body):
@@ -56,7 +29,7 @@ def test_connected_agent_is_ready_and_nothing_changes(agent):
     assert result["ip"] == "100.64.0.7/16" and result["address"] == "100.64.0.7"
     assert result["fqdn"].endswith(".netbird.selfhosted") and result["version"] == "0.59.0"
     assert (result["peers_total"], result["peers_connected"]) == (3, 2)
-    assert agent.calls() == [["status", "--json"]], "only the status is read"
+    assert [c["argv"] for c in agent.calls()] == [["status", "--json"]], "only the status is read"
 
 
 def test_check_mode_reads_the_same(agent):
