@@ -1,7 +1,12 @@
-"""Shared builders: one valid dual-RR mesh (the runbook's addresses) that tests mutate."""
+"""Shared builders and fixtures: one valid dual-RR mesh (the runbook's addresses) that tests mutate, fake RRs
+(rrs) and the fake NetBird agent (netbird_agent)."""
 
 import copy
 import datetime
+import json
+import os
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -161,3 +166,36 @@ def rrs():
     yield start
     for rr in started:
         rr.stop()
+
+
+NETBIRD_FAKE = Path(__file__).resolve().parents[1] / "fixtures" / "netbird" / "netbird"
+
+
+@pytest.fixture
+def netbird_agent(tmp_path, monkeypatch):
+    """The fake NetBird agent (tests/fixtures/netbird/netbird) as bin/netbird on PATH: set(**state) writes its
+    state file, calls() reads its call log (one {argv, env} per call), state() the state it kept. NB_SETUP_KEY is
+    unset: a test sets it when it wants it."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    shutil.copy(NETBIRD_FAKE, bindir / "netbird")
+    monkeypatch.setenv("PATH", "%s:%s" % (bindir, os.environ["PATH"]))
+    monkeypatch.setenv("NETBIRD_FAKE_STATE", str(tmp_path / "state.json"))
+    monkeypatch.setenv("NETBIRD_FAKE_LOG", str(tmp_path / "calls.jsonl"))
+    monkeypatch.delenv("NB_SETUP_KEY", raising=False)
+
+    class Agent:
+        @staticmethod
+        def set(**state):
+            (tmp_path / "state.json").write_text(json.dumps(state))
+
+        @staticmethod
+        def calls():
+            log = tmp_path / "calls.jsonl"
+            return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+        @staticmethod
+        def state():
+            return json.loads((tmp_path / "state.json").read_text())
+
+    return Agent

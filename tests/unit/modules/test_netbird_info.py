@@ -21,41 +21,41 @@ def info(check=False, **args):
     return result
 
 
-def test_connected_agent_is_ready_and_nothing_changes(agent):
-    agent.set(daemon="Connected", connected=True, url="https://netbird.example:443")
+def test_connected_agent_is_ready_and_nothing_changes(netbird_agent):
+    netbird_agent.set(daemon="Connected", connected=True, url="https://netbird.example:443")
     result = info(required_peers=["askari", "ubongo.netbird.selfhosted"])
     assert result["changed"] is False and result["ready"] is True and result["problems"] == []
     assert result["management"]["connected"] and result["signal"]["connected"]
     assert result["ip"] == "100.64.0.7/16" and result["address"] == "100.64.0.7"
     assert result["fqdn"].endswith(".netbird.selfhosted") and result["version"] == "0.59.0"
     assert (result["peers_total"], result["peers_connected"]) == (3, 2)
-    assert [c["argv"] for c in agent.calls()] == [["status", "--json"]], "only the status is read"
+    assert [c["argv"] for c in netbird_agent.calls()] == [["status", "--json"]], "only the status is read"
 
 
-def test_check_mode_reads_the_same(agent):
-    agent.set(daemon="Connected", connected=True, url="https://netbird.example:443")
+def test_check_mode_reads_the_same(netbird_agent):
+    netbird_agent.set(daemon="Connected", connected=True, url="https://netbird.example:443")
     result = info(check=True)
     assert result["changed"] is False and result["ready"] is True
 
 
-def test_required_peer_idle_or_unknown_is_named(agent):
-    agent.set(daemon="Connected", connected=True, url="https://netbird.example:443")
+def test_required_peer_idle_or_unknown_is_named(netbird_agent):
+    netbird_agent.set(daemon="Connected", connected=True, url="https://netbird.example:443")
     result = info(required_peers=["askari", "mamba", "ghost"])
     assert result["ready"] is False
     assert result["problems"] == ["peers not connected: mamba (Idle), ghost (not a peer)"]
     assert result["missing_peers"] == ["mamba", "ghost"]
 
 
-def test_disconnected_agent_is_reported_not_failed(agent):
-    agent.set(daemon="Idle", connected=False, url="https://netbird.example:443")
+def test_disconnected_agent_is_reported_not_failed(netbird_agent):
+    netbird_agent.set(daemon="Idle", connected=False, url="https://netbird.example:443")
     result = info()
     assert not result.get("failed") and result["ready"] is False
     assert result["problems"] == ["daemon status Idle", "management not connected", "signal not connected",
                                   "no mesh IP"]
 
 
-def test_login_text_is_reported_not_failed(agent):
-    agent.set(daemon="NeedsLogin", connected=False, url=None, format="text")
+def test_login_text_is_reported_not_failed(netbird_agent):
+    netbird_agent.set(daemon="NeedsLogin", connected=False, url=None, format="text")
     result = info()
     assert result["format"] == "text" and result["ready"] is False
     assert result["problems"][0] == "daemon status NeedsLogin"
