@@ -14,6 +14,8 @@ import time
 
 import pytest
 
+from boma_mesh_utils.sam.core.bgp_status import ESTABLISHED
+from boma_mesh_utils.sam.core.bgp_status_gobgp import STATES
 from boma_mesh_utils.sam.io import admin_client
 
 from .labrun import LEAVES, RRS, lab_session, poll, topology
@@ -52,7 +54,8 @@ def rr_rib(run, rr):
 def rr_sessions(run, rr):
     """{neighbor address: Established?} of the RR's sessions."""
     if _gobgp(run, rr):
-        return {(n.get("state") or {}).get("neighbor_address"): (n.get("state") or {}).get("session_state") == 6
+        return {(n.get("state") or {}).get("neighbor_address"):
+                STATES.get((n.get("state") or {}).get("session_state")) == ESTABLISHED
                 for n in topology.gobgp(run.lab, rr, "neighbor") or ()}
     return {address: row.get("state") == "Established" for address, row in run.summary(rr).items()}
 

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from support.worktree import worktree_env
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 INVENTORY = ROOT / "inventories" / "m5"
@@ -71,12 +73,7 @@ class CallbackModule(CallbackBase):
 def env(tmp_path_factory):
     # Our own collections path (a symlink to the working tree), as test_site.py: .build is rebuilt by other lanes.
     base = tmp_path_factory.mktemp("m5")
-    (base / "ansible_collections" / "boma").mkdir(parents=True)
-    (base / "ansible_collections" / "boma" / "mesh").symlink_to(ROOT)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-    env.update({"ANSIBLE_COLLECTIONS_PATH": str(base), "ANSIBLE_HOME": str(base / "home"),
-                "ANSIBLE_LOCAL_TEMP": str(base / "tmp"), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0"})
-    return env
+    return worktree_env(base, ANSIBLE_LOCAL_TEMP=str(base / "tmp"), ANSIBLE_RETRY_FILES_ENABLED="0")
 
 
 def playbook(env, *args, timeout=300):

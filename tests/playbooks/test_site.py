@@ -2,12 +2,13 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """playbooks/site.yml parses with both example inventories and `--tags mesh` reaches every role concern."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from support.worktree import worktree_env
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -20,12 +21,7 @@ pytestmark = pytest.mark.skipif(not (ROOT / "roles" / "base").is_dir(), reason="
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    base = tmp_path_factory.mktemp("site")
-    (base / "ansible_collections" / "boma").mkdir(parents=True)
-    (base / "ansible_collections" / "boma" / "mesh").symlink_to(ROOT)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-    env.update({"ANSIBLE_COLLECTIONS_PATH": str(base), "ANSIBLE_HOME": str(base / "home"), "ANSIBLE_NOCOLOR": "1"})
-    return env
+    return worktree_env(tmp_path_factory.mktemp("site"))
 
 
 @pytest.mark.parametrize("inventory", ["cloudedge", "pve-minimal"])

@@ -88,6 +88,8 @@ from labnet import (  # noqa: E402, F401 - re-exported
 from labvars import identities, run_dir, saved_rr_bgp, write_lab_vars  # noqa: E402, F401 - re-exported
 from netns.procs import _netns_list, _remove_frr_tmp, _remove_netns  # noqa: E402
 
+from boma_mesh_utils.sam.core.bgp_status_gobgp import STATES as GOBGP_STATES  # noqa: E402
+
 API_PREFIX = "/api/control.routerd.net/v1alpha1"
 
 
@@ -152,9 +154,8 @@ def _vtysh(frr, command):
 def _gobgp_status(lab, host, row):
     row["frr"] = gobgp_running(lab, host)
     if row["frr"]:
-        states = {6: "Established", 1: "Idle", 2: "Connect", 3: "Active", 4: "OpenSent", 5: "OpenConfirm"}
         row["sessions"] = {(n.get("state") or {}).get("neighbor_address"):
-                           states.get((n.get("state") or {}).get("session_state"), "?")
+                           GOBGP_STATES.get((n.get("state") or {}).get("session_state"), "?")
                            for n in gobgp(lab, host, "neighbor") or ()}
         row["routes"] = sorted(gobgp(lab, host, "global", "rib", "-a", "ipv4") or {}, key=ipaddress.ip_network)
         row["fib"] = []       # an RR's gobgpd installs nothing in the kernel (no zebra)

@@ -7,7 +7,7 @@ import pytest
 from conftest import base_mesh, find
 from enroll_fake import API_TOKEN, JOIN_TOKEN
 
-from boma_mesh_utils.sam.core import lease, wire
+from boma_mesh_utils.sam.core import lease
 from boma_mesh_utils.sam.io import enroll_client
 
 NOW = datetime.datetime(2026, 11, 23, 12, 0, tzinfo=datetime.timezone.utc)
@@ -66,10 +66,10 @@ def test_an_unsigned_refusal_is_not_definitive_with_optional(rrs, spec):
 
 def test_a_routerd_claim_digest_is_taken_only_from_an_answer_without_a_mac(spec):
     """routerd's RR states samenrollment.ClaimDigest (identity digest lines + expiresAt + revoked)."""
-    ours, theirs = lease.claim_digest(spec), wire.routerd_claim_digest(spec)
+    ours, theirs = lease.claim_digest(spec), lease.routerd_claim_digest(spec)
     assert ours != theirs and theirs.startswith("sha256:")
-    assert wire.routerd_claim_digest(dict(spec, expiresAt=" ", revoked=False)) == theirs
-    assert wire.routerd_claim_digest(dict(spec, revoked=True)) != theirs
+    assert lease.routerd_claim_digest(dict(spec, expiresAt=" ", revoked=False)) == theirs
+    assert lease.routerd_claim_digest(dict(spec, revoked=True)) != theirs
     ctx = enroll_client._context("leaf-b", spec, API_TOKEN, JOIN_TOKEN, 2, None, "optional")
     assert ctx["routerd_digest"] == theirs and ctx["digest"] == ours
 

@@ -144,9 +144,8 @@ def apply(gobgpd, candidate, role, check_mode=False, export_any=False, timeout=R
         changed = before != candidate
         commands = []
         if not changed:
-            if not check_mode:
-                gobgpd.answering(timeout)
-            differences = held_differences(gobgpd, doc, role, export_any)
+            glob = None if check_mode else gobgpd.answering(timeout)
+            differences = held_differences(gobgpd, doc, role, export_any, glob)
             changed = bool(differences)      # the file is right, the daemon is not: reload it (repair)
         if changed and check_mode:
             return {"changed": True, "before": before, "after": candidate, "commands": []}
@@ -226,11 +225,12 @@ def expected(doc, role, export_any=False):
     }
 
 
-def held_differences(gobgpd, doc, role, export_any=False):
-    """What gobgpd holds against the candidate, as a list of differences (empty: it runs the candidate)."""
+def held_differences(gobgpd, doc, role, export_any=False, glob=None):
+    """What gobgpd holds against the candidate, as a list of differences (empty: it runs the candidate); ``glob``:
+    ``gobgp -j global`` when the caller has just read it."""
     want = expected(doc, role, export_any)
     problems = []
-    held = gobgpd.show("global") or {}
+    held = (glob if glob is not None else gobgpd.show("global")) or {}
     if (held.get("asn"), held.get("router_id")) != want["global"]:
         # gobgpd reads [global.config] only when it starts; a reload keeps the old AS and router ID
         problems.append("AS and router ID %s/%s, expected %s/%s: gobgpd applies [global.config] only when it starts;"

@@ -28,11 +28,27 @@ class Decision:
     not_before: object = None   # datetime: earliest next attempt while backing off
 
 
+def _identity_text(spec, payload=None):
+    hmac_text = go_trim(str(spec.get("joinHMAC") or "")) if isinstance(spec, dict) else ""
+    return (canonical_payload(spec) if payload is None else payload) + "\njoinHMAC=" + hmac_text
+
+
+def _sha256(text):
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def claim_digest(spec, payload=None):
     """routerd's client identity digest: sha256 over the signed payload (``payload`` if built) plus the joinHMAC."""
-    hmac_text = go_trim(str(spec.get("joinHMAC") or "")) if isinstance(spec, dict) else ""
-    text = (canonical_payload(spec) if payload is None else payload) + "\njoinHMAC=" + hmac_text
-    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return _sha256(_identity_text(spec, payload))
+
+
+def routerd_claim_digest(spec):
+    """The ``claimDigest`` routerd's RR states in a topology answer (its samenrollment.ClaimDigest of the claim it
+    holds): claim_digest's text plus expiresAt and revoked.  Ours states claim_digest, so a leaf that talks to a
+    routerd RR must know both forms (io/enroll_client, response_mac optional)."""
+    spec = spec if isinstance(spec, dict) else {}
+    return _sha256(_identity_text(spec) + "\nexpiresAt=" + go_trim(str(spec.get("expiresAt") or ""))
+                   + "\nrevoked=" + ("true" if spec.get("revoked") is True else "false"))
 
 
 def refresh_decision(state, claim_spec, now, window=REFRESH_WINDOW):

@@ -15,8 +15,6 @@ import hashlib
 import hmac
 import re
 
-from .payload import canonical_payload, go_trim
-
 API_PREFIX = "/api/control.routerd.net/v1alpha1"
 CONTROL_API_VERSION = "control.routerd.net/v1alpha1"
 CLAIM_API_VERSION = "mobility.routerd.net/v1alpha1"
@@ -144,14 +142,3 @@ def response_mac_header(key, body, status, method, target, nonce, digest):
     if nonce is None:
         return response_mac(key, body)
     return response_mac_v2(key, status, method, target, nonce, digest, body)
-
-
-def routerd_claim_digest(spec):
-    """The ``claimDigest`` routerd's RR states in a topology answer (its samenrollment.ClaimDigest of the claim it
-    holds): the signed payload, joinHMAC, expiresAt and revoked.  Ours states lease.claim_digest, which leaves the
-    last two out, so a leaf that talks to a routerd RR must know both forms."""
-    spec = spec if isinstance(spec, dict) else {}
-    lines = [canonical_payload(spec), "joinHMAC=" + go_trim(str(spec.get("joinHMAC") or "")),
-             "expiresAt=" + go_trim(str(spec.get("expiresAt") or "")),
-             "revoked=" + ("true" if spec.get("revoked") is True else "false")]
-    return "sha256:" + hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()

@@ -203,7 +203,7 @@ def _context(claim_name, claim_spec, api_token, join_key, timeout, ca_file, resp
         raise ValueError("SAMEnrollmentClaim/%s spec.rrSetRef must name a SAMRRSet" % claim_name)
     return {"name": check_name(claim_name), "spec": claim_spec, "rrset": check_name(rrset, "RRSet name"),
             "token": bearer_token(api_token), "key": join_key, "digest": lease.claim_digest(claim_spec),
-            "routerd_digest": wire.routerd_claim_digest(claim_spec), "timeout": timeout, "ca_file": ca_file,
+            "routerd_digest": lease.routerd_claim_digest(claim_spec), "timeout": timeout, "ca_file": ca_file,
             "mac": response_mac, "verified": {}}
 
 
